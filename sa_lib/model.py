@@ -1,0 +1,210 @@
+"""The exemplar-based colorization network of Fig. 1: a U-Net guided by (super-)attention to a reference.
+
+Variants (the ablation of Table 1):
+- "none":     the U-Net alone, no reference.
+- "standard": dense attention at the bottleneck (stride 8) between target and reference.
+- "super":    super-attention at the first three levels (strides 1, 2, 4), the paper's model.
+
+Data flow for a target L* (B, 1, H, W) and a reference sRGB (B, 3, H', W'):
+the siamese U-Net encoder f encodes the target L and the reference L (the target's luminance first
+remapped to the reference's mean and std, as in the authors' code); the frozen colour encoder phi encodes
+the reference RGB; at each attention level the block matches f_T against f_R and carries phi_R to the
+target; the decoder concatenates [upsampled, attention hints, skip] at each level; a tanh head predicts
+ab. forward() returns (ab in Lab units, intermediates), with every attention map and superpixel grid.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .attention import DEFAULT_TAU, StandardAttention, SuperAttention
+from .color import AB_SCALE, normalize_l
+from .encoders import ENCODERS, build_color_encoder
+from .superpixels import SLIC_COMPACTNESS, SuperpixelPyramid
+
+VARIANTS = ("none", "standard", "super")
+SUPER_LEVELS = (0, 1, 2)  # super-attention at the first three levels (strides 1, 2, 4)
+BOTTLENECK = 3  # standard attention at the bottleneck (stride 8)
+
+
+@dataclass
+class ColorizerConfig:
+    """Everything needed to rebuild the network; stored (as JSON) inside every checkpoint.
+
+    The defaults are the cheap demo profile (CPU-sized widths, EfficientNet-Lite0 colour encoder);
+    `ColorizerConfig.paper()` gives the authors' sizes with VGG19.
+    """
+
+    variant: str = "super"
+    encoder: str = "effnet_lite0"
+    widths: tuple[int, int, int, int] = (16, 32, 64, 128)  # U-Net channels at strides 1, 2, 4, 8
+    encoder_convs: tuple[int, int, int, int] = (2, 2, 2, 2)  # 3x3 conv+BN+ReLU per encoder level
+    decoder_convs: int = 2  # 3x3 convs after the 1x1 fusion of each decoder level
+    tau: float = DEFAULT_TAU
+    slic_compactness: float = SLIC_COMPACTNESS
+    match_luminance: bool = True
+    extra: dict = field(default_factory=dict)  # free-form provenance (profile name...), never read by the net
+
+    def __post_init__(self):
+        self.widths, self.encoder_convs = tuple(self.widths), tuple(self.encoder_convs)
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {self.encoder!r}; choose one of {', '.join(ENCODERS)}")
+        if len(self.widths) != 4 or len(self.encoder_convs) != 4 or min(self.widths) < 1:
+            raise ValueError("widths and encoder_convs need 4 positive entries (strides 1, 2, 4, 8)")
+
+    @classmethod
+    def paper(cls, variant: str = "super", encoder: str = "vgg19") -> "ColorizerConfig":
+        """The authors' sizes: widths 64/128/256/512, 2/2/3/3 encoder convs, 3 decoder convs, VGG19."""
+        return cls(variant=variant, encoder=encoder, widths=(64, 128, 256, 512), encoder_convs=(2, 2, 3, 3),
+                   decoder_convs=3)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ColorizerConfig":
+        return cls(**json.loads(text))
+
+
+def conv_block(in_channels: int, out_channels: int, n_convs: int) -> nn.Sequential:
+    """n x (3x3 conv + BatchNorm + ReLU)."""
+    layers = []
+    for i in range(n_convs):
+        layers += [nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, 3, padding=1, bias=False),
+                   nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
+
+
+def match_luminance(target: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Remap each target's luminance (B, 1, H, W) to its reference's per-image mean and std."""
+    t_mean, t_std = target.mean(dim=(2, 3), keepdim=True), target.std(dim=(2, 3), keepdim=True)
+    r_mean, r_std = reference.mean(dim=(2, 3), keepdim=True), reference.std(dim=(2, 3), keepdim=True)
+    return (target - t_mean) / (t_std + 1e-6) * r_std + r_mean
+
+
+class Colorizer(nn.Module):
+    """Phi(T_L | R) -> T_ab. See the module docstring for the data flow."""
+
+    def __init__(self, config: ColorizerConfig, pretrained: bool = True):
+        super().__init__()
+        self.config = config
+        w = config.widths
+        self.encoder = nn.ModuleList([conv_block(1 if i == 0 else w[i - 1], w[i], config.encoder_convs[i])
+                                      for i in range(4)])  # siamese: shared by target L and reference L
+        self.attention_levels = {"none": (), "standard": (BOTTLENECK,), "super": SUPER_LEVELS}[config.variant]
+        self.color_encoder = (build_color_encoder(config.encoder, pretrained)
+                              if self.attention_levels else None)
+        if config.variant == "super":
+            self.attention = nn.ModuleDict({str(l): SuperAttention(
+                w[l], self.color_encoder.channels[l], w[l], w[l], config.tau) for l in SUPER_LEVELS})
+        elif config.variant == "standard":
+            self.attention = nn.ModuleDict({str(BOTTLENECK): StandardAttention(
+                w[BOTTLENECK], self.color_encoder.channels[BOTTLENECK], w[BOTTLENECK], w[BOTTLENECK])})
+            self.bottleneck_fusion = nn.Conv2d(2 * w[BOTTLENECK], w[BOTTLENECK], 1)
+        else:
+            self.attention = nn.ModuleDict()
+        self.upsample = nn.ModuleList([nn.ConvTranspose2d(w[l + 1], w[l], 4, stride=2, padding=1)
+                                       for l in range(3)])
+        has_hints = [l in self.attention_levels for l in range(3)]
+        self.fusion = nn.ModuleList([nn.Conv2d((3 if has_hints[l] else 2) * w[l], w[l], 1) for l in range(3)])
+        self.decoder = nn.ModuleList([conv_block(w[l], w[l], config.decoder_convs) for l in range(3)])
+        self.head = nn.Conv2d(w[0], 2, 1)
+
+    def encode(self, luminance: torch.Tensor) -> list[torch.Tensor]:
+        """U-Net encoder f: (B, 1, H, W) in [0, 1] -> features at strides 1, 2, 4, 8."""
+        features, x = [], luminance
+        for i, block in enumerate(self.encoder):
+            x = block(x if i == 0 else F.max_pool2d(x, 2))
+            features.append(x)
+        return features
+
+    def forward(self, target_l: torch.Tensor, reference_rgb: torch.Tensor | None = None,
+                target_superpixels: SuperpixelPyramid | None = None,
+                reference_superpixels: SuperpixelPyramid | None = None) -> tuple[torch.Tensor, dict]:
+        """Predict the target's ab.
+
+        target_l: (B, 1, H, W) L* in [0, 100]. reference_rgb: (B, 3, H', W') sRGB in [0, 1], required unless
+        variant "none". Superpixel pyramids (3 levels) may be precomputed (e.g. in DataLoader workers); they
+        are computed here with SLIC otherwise. Returns ab (B, 2, H, W) in Lab units and intermediates:
+        "attention": {level: (B, S_T, S_R) map}, "target_superpixels" / "reference_superpixels" (pyramids),
+        "target_counts" / "reference_counts" (for super-attention: real superpixels per image per level).
+        """
+        if target_l.dim() != 4 or target_l.shape[1] != 1:
+            raise ValueError(f"target_l must be (B, 1, H, W), got {tuple(target_l.shape)}")
+        if min(target_l.shape[-2:]) < 8:
+            raise ValueError(f"target is too small ({tuple(target_l.shape[-2:])}); need at least 8 x 8 pixels")
+        intermediates: dict = {"attention": {}}
+        t_in = normalize_l(target_l)  # (B, 1, H, W) in [0, 1]
+        hints: dict[int, torch.Tensor] = {}
+        if self.attention_levels:
+            if reference_rgb is None:
+                raise ValueError(f"variant {self.config.variant!r} needs a reference image")
+            from .color import rgb_to_lab
+
+            r_in = normalize_l(rgb_to_lab(reference_rgb)[:, :1])  # (B, 1, H', W') reference L in [0, 1]
+            if self.config.match_luminance:
+                t_in_encoder = match_luminance(t_in, r_in)
+            else:
+                t_in_encoder = t_in
+            f_t, f_r = self.encode(t_in_encoder), self.encode(r_in)
+            phi_r = self.color_encoder(reference_rgb, {l: f_r[l].shape[-2:] for l in self.attention_levels})
+            hints = self._attend(f_t, f_r, phi_r, t_in, r_in, target_superpixels, reference_superpixels,
+                                 intermediates)
+        else:
+            f_t = self.encode(t_in)
+
+        x = f_t[BOTTLENECK]
+        if BOTTLENECK in hints:
+            x = self.bottleneck_fusion(torch.cat([x, hints[BOTTLENECK]], dim=1))
+        for level in (2, 1, 0):
+            skip = f_t[level]
+            x = self.upsample[level](x)
+            if x.shape[-2:] != skip.shape[-2:]:  # odd sizes: the max-pool floored, so resize to the skip
+                x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            parts = [x, hints[level], skip] if level in hints else [x, skip]
+            x = self.decoder[level](self.fusion[level](torch.cat(parts, dim=1)))
+        ab = torch.tanh(self.head(x)) * AB_SCALE  # (B, 2, H, W) a*, b* in Lab units
+        return ab, intermediates
+
+    def _attend(self, f_t, f_r, phi_r, t_in, r_in, target_sp, reference_sp, intermediates) -> dict:
+        """Run the attention blocks; returns hints per level and records maps and superpixels."""
+        hints = {}
+        if self.config.variant == "standard":
+            hints[BOTTLENECK], attn = self.attention[str(BOTTLENECK)](f_t[BOTTLENECK], f_r[BOTTLENECK],
+                                                                      phi_r[BOTTLENECK])
+            intermediates["attention"][BOTTLENECK] = attn  # (B, H_T W_T, H_R W_R)
+            return hints
+        levels = len(SUPER_LEVELS)
+        if target_sp is None:
+            target_sp = SuperpixelPyramid.from_gray(t_in, levels, self.config.slic_compactness)
+        if reference_sp is None:
+            reference_sp = SuperpixelPyramid.from_gray(r_in, levels, self.config.slic_compactness)
+        for level in SUPER_LEVELS:
+            t_lab, r_lab = target_sp.labels[level], reference_sp.labels[level]
+            if t_lab.shape[-2:] != f_t[level].shape[-2:] or r_lab.shape[-2:] != f_r[level].shape[-2:]:
+                raise ValueError(f"superpixel grid of level {level} does not match the feature map size")
+            hints[level], attn = self.attention[str(level)](
+                f_t[level], f_r[level], phi_r[level], t_lab, r_lab,
+                target_sp.counts[level], reference_sp.counts[level])
+            intermediates["attention"][level] = attn  # (B, S_T, S_R)
+        intermediates.update(target_superpixels=target_sp, reference_superpixels=reference_sp,
+                             target_counts=target_sp.counts, reference_counts=reference_sp.counts)
+        return hints
+
+
+def build_model(variant: str = "super", encoder: str = "effnet_lite0", pretrained: bool = True,
+                config: ColorizerConfig | None = None, **overrides) -> Colorizer:
+    """Named factory: build_model("super" | "standard" | "none", encoder=..., pretrained=...).
+
+    `pretrained=False` builds the same network with a randomly initialised colour encoder (tests, offline
+    VGG). `config` (e.g. ColorizerConfig.paper()) sets the sizes; variant/encoder/overrides replace fields.
+    """
+    base = config or ColorizerConfig()
+    return Colorizer(replace(base, variant=variant, encoder=encoder, **overrides), pretrained=pretrained)
