@@ -10,11 +10,11 @@ PROFILE     ?= demo
 DEPS_HASH   := $(shell sha256sum pyproject.toml | cut -c1-12)
 STAMP       := $(VENV)/.installed-$(DEPS_HASH)
 
-.PHONY: help setup test paper clean
+.PHONY: help setup test paper clean data-coco demo-annotations references train-demo
 
 help: ## List the targets with what they do
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
-	  awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
+	  awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-17s %s\n", $$1, $$2}'
 
 setup: $(STAMP) ## Create .venv and install the project (editable) with its notebook and dev extras
 $(STAMP): pyproject.toml
@@ -30,6 +30,22 @@ test: setup ## Run the whole test suite (CPU, offline)
 
 paper: setup ## Regenerate the tables and figures (PROFILE=demo offline on the CPU; PROFILE=paper on a GPU)
 	$(PY) -m sa_lib.paper --profile $(PROFILE)
+
+COCO_SPLITS ?= val train
+data-coco: setup ## Download, verify (md5) and extract COCO 2017 into SUPERATTN_DATA/coco (default ~/.cache/superattn); COCO_SPLITS=val for val only
+	$(PY) -m sa_lib.coco download --splits $(COCO_SPLITS)
+
+demo-annotations: setup ## Regenerate data/demo/annotations.json (automatic object masks of the demo photos)
+	$(PY) -m sa_lib.demo_annotations
+
+references: setup ## Rank the top-4 references of every target (PROFILE=demo|paper) and write the evaluation pairs
+	$(PY) -m sa_lib.references --profile $(PROFILE)
+
+VARIANTS ?= none standard super
+train-demo: setup ## Train the demo checkpoints on this CPU and write checkpoints/demo-{none,standard,super}
+	for v in $(VARIANTS); do \
+	  $(PY) -m sa_lib.train --profile demo --variant $$v --export checkpoints/demo-$$v.safetensors || exit 1; \
+	done
 
 clean: ## Remove build outputs (keeps .venv)
 	rm -rf build .pytest_cache

@@ -1,0 +1,120 @@
+"""Checkpoints: safetensors weights with the model config inside, a JSON sidecar, atomic writes.
+
+A checkpoint is `NAME.safetensors` (the trainable weights; the frozen colour encoder is rebuilt from its
+own source) whose metadata holds the `ColorizerConfig` as JSON, so loading needs nothing else, plus
+`NAME.json` beside it (config, config hash, step, metrics) for people and tools. Loading never unpickles:
+safetensors only. Resumable training state (optimizer, RNG) is a separate local file, see sa_lib.train.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from .model import Colorizer, ColorizerConfig
+
+CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+FORMAT = "superattn-colorizer-1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used: missing, corrupt, not ours, or of another variant."""
+
+
+def config_hash(config: ColorizerConfig) -> str:
+    """Short stable hash of the network's config (the provenance field `extra` excluded)."""
+    fields = json.loads(config.to_json())
+    fields.pop("extra", None)
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call write(tmp_path) then rename onto `path`: readers never see a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def trainable_state(model: Colorizer) -> dict[str, torch.Tensor]:
+    """The weights a checkpoint stores: everything but the frozen colour encoder."""
+    return {k: v for k, v in model.state_dict().items() if not k.startswith("color_encoder.")}
+
+
+def save_checkpoint(path: Path | str, model: Colorizer, step: int = 0, metrics: dict | None = None,
+                    half: bool = False) -> None:
+    """Write path (.safetensors) and its .json sidecar atomically. half=True stores floats as fp16."""
+    path = Path(path)
+    config = model.config
+    tensors = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
+               for k, v in trainable_state(model).items()}
+    meta = {"format": FORMAT, "config": config.to_json(), "config_hash": config_hash(config), "step": str(step)}
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+    sidecar = {"config": json.loads(config.to_json()), "config_hash": config_hash(config), "step": step,
+               "metrics": metrics or {}, "dtype": "float16" if half else "float32"}
+    atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(sidecar, indent=2) + "\n"))
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    """A shipped name ("demo-super") or a path -> the .safetensors file."""
+    path = Path(name_or_path)
+    if path.suffix != ".safetensors" and not path.exists():
+        shipped = CHECKPOINT_DIR / f"{name_or_path}.safetensors"
+        if shipped.is_file():
+            return shipped
+        known = sorted(p.stem for p in CHECKPOINT_DIR.glob("*.safetensors"))
+        raise CheckpointError(f"unknown checkpoint {str(name_or_path)!r}; shipped: {', '.join(known) or 'none'}")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    return path
+
+
+def read_config(name_or_path: str | Path) -> ColorizerConfig:
+    """The config stored inside a checkpoint (reads the header only)."""
+    path = resolve(name_or_path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({err})") from None
+    if meta.get("format") != FORMAT or "config" not in meta:
+        raise CheckpointError(f"{path} is not a superattn colorizer checkpoint")
+    try:
+        return ColorizerConfig.from_json(meta["config"])
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path} holds an invalid config ({err})") from None
+
+
+def load_checkpoint(name_or_path: str | Path, device: str | torch.device = "cpu",
+                    expect_variant: str | None = None, pretrained_encoder: bool = True) -> Colorizer:
+    """Rebuild the model from a checkpoint alone; refuse a corrupt file or one of another variant."""
+    path = resolve(name_or_path)
+    config = read_config(path)
+    if expect_variant is not None and config.variant != expect_variant:
+        raise CheckpointError(f"{path} holds variant {config.variant!r}, expected {expect_variant!r}")
+    model = Colorizer(config, pretrained=pretrained_encoder)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path} is corrupt ({err})") from None
+    expected = trainable_state(model)
+    if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in state):
+        raise CheckpointError(f"{path} does not match its own config (weights missing or of the wrong shape)")
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=False)
+    return model.to(device).eval()

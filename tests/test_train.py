@@ -1,0 +1,98 @@
+"""Trainer: kill-and-resume equals uninterrupted, DDP with 2 gloo processes, bad configurations."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from sa_lib.checkpoint import load_checkpoint, save_checkpoint, trainable_state
+from sa_lib.model import build_model
+from sa_lib.train import ConfigError, ResumableBatches, profile_config, train
+
+
+def smoke(tmp_path, name, variant="super", **overrides):
+    return profile_config("smoke", variant, out=str(tmp_path / name), progress=False, **overrides)
+
+
+def weights(path):
+    return trainable_state(load_checkpoint(path, pretrained_encoder=True))
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    straight = smoke(tmp_path, "straight", max_steps=4)
+    train(straight)
+    first_half = smoke(tmp_path, "resumed", max_steps=2)
+    train(first_half)  # "killed" after step 2: only its checkpoint and state survive
+    train(smoke(tmp_path, "resumed", max_steps=4), resume=True)
+    a, b = weights(tmp_path / "straight" / "last.safetensors"), weights(tmp_path / "resumed" / "last.safetensors")
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-6), key
+    log = (tmp_path / "resumed" / "log.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in log[1:]] == ["1", "2", "3", "4"]  # appended, not restarted
+
+
+def test_batches_resume_mid_epoch_and_shard_across_ranks():
+    full = list(ResumableBatches(10, 4, seed=3, start_step=0, total_steps=6))
+    assert list(ResumableBatches(10, 4, seed=3, start_step=4, total_steps=6)) == full[4:]
+    assert len({i for _, i in full[0] + full[1]}) == 8  # one epoch = 2 batches of distinct images
+    shards = [list(ResumableBatches(10, 4, 3, 0, 6, rank=r, world=2)) for r in (0, 1)]
+    for step in range(6):
+        assert sorted(shards[0][step] + shards[1][step]) == sorted(full[step])
+
+
+def test_training_loss_is_logged_and_validation_runs(tmp_path):
+    config = smoke(tmp_path, "run", variant="none", max_steps=2)
+    metrics = train(config)
+    assert metrics["step"] == 2 and "val_psnr_ab" in metrics and "val_gtref_psnr_ab" in metrics
+    header = (tmp_path / "run" / "log.csv").read_text().splitlines()[0]
+    assert header.startswith("step,epoch,loss")
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"variant": "supper"}, "unknown variant"),
+    ({"batch_size": 0}, "batch size must be at least 1"),
+    ({"data": "imagenet"}, "unknown data"),
+])
+def test_bad_configuration_fails_at_once(tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        variant = overrides.pop("variant", "super")
+        profile_config("smoke", variant, out=str(tmp_path), **overrides)
+
+
+def test_resume_refuses_a_checkpoint_of_another_variant(tmp_path):
+    run = tmp_path / "run"
+    save_checkpoint(run / "last.safetensors", build_model("none"))
+    torch.save({"optimizer": {}, "step": 1, "rng": {}}, run / "last.state.pt")
+    with pytest.raises(ConfigError, match="is a 'none' checkpoint"):
+        train(smoke(tmp_path, "run", variant="super"), resume=True)
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        train(smoke(tmp_path, "empty"), resume=True)
+
+
+def test_cli_bad_configuration_is_one_line_exit_2(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "sa_lib.train", "--profile", "smoke", "--variant", "supper",
+                             "--out", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "unknown variant" in result.stderr
+
+
+def test_ddp_two_gloo_processes(tmp_path):
+    """torchrun, 2 CPU processes with gloo, each taking half of every batch; rank 0 logs and checkpoints.
+
+    (Weights are not compared with a single process: BatchNorm statistics are per process under DDP.)
+    """
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                             "--master-port", "29533", "-m", "sa_lib.train", "--profile", "smoke",
+                             "--variant", "standard", "--steps", "2", "--no-progress",
+                             "--out", str(tmp_path / "ddp")], capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    log = (tmp_path / "ddp" / "log.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in log[1:]] == ["1", "2"]  # one writer: rank 0
+    torch.manual_seed(0)
+    initial = trainable_state(build_model("standard"))
+    trained = weights(tmp_path / "ddp" / "last.safetensors")
+    assert all(torch.isfinite(v).all() for v in trained.values() if v.is_floating_point())
+    assert not torch.equal(initial["head.weight"], trained["head.weight"])
