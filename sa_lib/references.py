@@ -23,13 +23,18 @@ paper computes HIS_ref.
     python -m sa_lib.references --profile demo    # offline: data/demo/references.json + eval_pairs.csv
     python -m sa_lib.references --profile paper   # COCO 2017 with VGG19 (weights downloaded once)
 
-Image names in the outputs are relative to the image folder (demo: `data/demo/images`), or, when the
-images come from several folders (COCO train2017 + val2017), to their common parent (`train2017/...`).
+Image names in the outputs are relative to their dataset's image folder (COCO's `file_name`): candidates
+are in the pool's folder (demo: `data/demo/images`; paper: `train2017`), targets in theirs.
+
+Raw L2 (the paper's, the default) lets candidates with small feature maps (smooth regions, such as wide
+strips of sky or grass stretched to 224x224) sit close to everything: on the demo one such crop is in 110
+of the 252 top-4 lists. `normalize=True` (`--normalize`) ranks by the L2 distance between unit-norm feature
+maps (cosine order) instead, which removes these hubs; it is a departure from the paper, hence off by default.
 
 Cost: the features take N x D floats in memory (D = 15,680 for effnet_lite0, 100,352 for VGG19), and the
-ranking is brute force, targets x candidates x D. The demo (about 250 photos and their crops) takes
-seconds. Full COCO with VGG19 (about 120k images plus their large objects) needs on the order of 100 GB
-for the features (half with `--half`) and a GPU for the distances.
+ranking is brute force, targets x candidates x D. The demo (252 photos, 834 candidates) takes about 20 s on
+a 2-core CPU. With VGG19 a candidate's features take 400 KB in float32, 200 KB with `--half`: COCO train2017
+(118k images plus their large objects) needs tens of GB of memory for them and a GPU for the distances.
 """
 
 from __future__ import annotations
@@ -97,6 +102,7 @@ class References:
     targets: dict[int, list[tuple[int, float]]]  # target image id -> [(candidate index, L2 distance)], nearest first
     images: dict[int, str] = field(default_factory=dict)  # image id -> file name, every target and candidate image
     min_area_fraction: float = OBJECT_MIN_AREA_FRACTION
+    normalized: bool = False  # distances between unit-norm feature maps (True) or raw ones (False, the paper's)
 
     def top(self, image_id: int) -> list[tuple[Candidate, float]]:
         """The ranked references of target `image_id`, nearest first."""
@@ -109,39 +115,35 @@ def _as_list(datasets: Datasets) -> list[CocoLikeDataset]:
     return [datasets] if isinstance(datasets, CocoLikeDataset) else list(datasets)
 
 
-def _image_root(datasets: Sequence[CocoLikeDataset]) -> Path:
-    """The folder image names are relative to: the image folder, or the common parent of several."""
-    dirs = sorted({os.path.abspath(ds.image_dir) for ds in datasets})
-    return Path(dirs[0]) if len(dirs) == 1 else Path(os.path.commonpath(dirs))
-
-
-def _catalog(datasets: Sequence[CocoLikeDataset], root: Path) -> tuple[dict[int, CocoLikeDataset], dict[int, str]]:
-    """image id -> the dataset that holds it, and image id -> its name relative to `root`; sorted by id.
+def _catalog(datasets: Sequence[CocoLikeDataset]) -> tuple[dict[int, CocoLikeDataset], dict[int, str]]:
+    """image id -> the dataset that holds it, and image id -> its name in its image folder; sorted by id.
 
     Image ids identify images across datasets (true of COCO 2017's train and val); an id that names two
     different files is an error.
     """
     owner: dict[int, CocoLikeDataset] = {}
     names: dict[int, str] = {}
+    paths: dict[int, str] = {}
     for ds in datasets:
         for image_id in ds.image_ids:
-            name = Path(os.path.relpath(os.path.abspath(ds.record(image_id).path), root)).as_posix()
-            if names.setdefault(image_id, name) != name:
-                raise ValueError(f"image id {image_id} names two files: {names[image_id]} and {name}")
+            path = Path(ds.record(image_id).path)
+            if paths.setdefault(image_id, os.path.abspath(path)) != os.path.abspath(path):
+                raise ValueError(f"image id {image_id} names two files: {paths[image_id]} and {path}")
+            names.setdefault(image_id, path.relative_to(ds.image_dir).as_posix())
             owner.setdefault(image_id, ds)
     order = sorted(owner)
     return {i: owner[i] for i in order}, {i: names[i] for i in order}
 
 
 def build_candidates(datasets: Datasets, min_area_fraction: float = OBJECT_MIN_AREA_FRACTION,
-                     root: Path | None = None, progress: bool = False) -> list[Candidate]:
+                     progress: bool = False) -> list[Candidate]:
     """Every whole image, then its objects larger than `min_area_fraction`, by image id: the candidate pool.
 
     Within an image, objects keep the annotation file's order; duplicate boxes and boxes equal to the
     whole image are dropped.
     """
     datasets = _as_list(datasets)
-    owner, names = _catalog(datasets, root or _image_root(datasets))
+    owner, names = _catalog(datasets)
     candidates: list[Candidate] = []
     for image_id, ds in tqdm(owner.items(), desc="candidates", unit="img", disable=not progress):
         record = ds.record(image_id)
@@ -290,17 +292,16 @@ def rank_references(candidate_features: torch.Tensor, target_features: torch.Ten
 def build_references(pool: Datasets, targets: Datasets | None = None, *, encoder: str = "effnet_lite0",
                      feature_fn: FeatureFn | None = None, k: int = DEFAULT_K, image_size: int = IMAGE_SIZE,
                      batch_size: int = 32, num_workers: int = 0, feature_dtype: torch.dtype = torch.float32,
-                     device: torch.device | str | None = None,
+                     device: torch.device | str | None = None, normalize: bool = False,
                      min_area_fraction: float = OBJECT_MIN_AREA_FRACTION, progress: bool = True) -> References:
     """Candidates of `pool`, their features, and the top-k of every whole image of `targets` (default: pool).
 
     `feature_fn` replaces the encoder (tests inject simple features); otherwise `encoder` is built with
     pretrained weights (may raise `sa_lib.hub.AssetUnavailable` for VGG offline). A target that is also a
-    pool image reuses its whole-image features.
+    pool image reuses its whole-image features. `normalize` scales every feature map to unit L2 norm first.
     """
     pool_list = _as_list(pool)
     target_list = pool_list if targets is None else _as_list(targets)
-    root = _image_root(pool_list + target_list)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if feature_fn is None:
@@ -308,10 +309,10 @@ def build_references(pool: Datasets, targets: Datasets | None = None, *, encoder
 
         feature_fn = encoder_feature_fn(build_color_encoder(encoder, pretrained=True, max_level=FEATURE_LEVEL),
                                         device)
-    _, names = _catalog(pool_list + target_list, root)  # raises if one id names two files
-    pool_owner, _ = _catalog(pool_list, root)
-    target_owner, target_names = _catalog(target_list, root)
-    candidates = build_candidates(pool_list, min_area_fraction, root=root, progress=progress)
+    _, names = _catalog(pool_list + target_list)  # raises if one id names two files
+    pool_owner, _ = _catalog(pool_list)
+    target_owner, target_names = _catalog(target_list)
+    candidates = build_candidates(pool_list, min_area_fraction, progress=progress)
     if not candidates:
         raise ValueError("the candidate pool is empty")
     features = compute_features(pool_owner, candidates, feature_fn, image_size, batch_size, num_workers,
@@ -325,6 +326,9 @@ def build_references(pool: Datasets, targets: Datasets | None = None, *, encoder
     extra_row = {c.image_id: row for row, c in enumerate(missing)}
     target_features = torch.stack([features[whole[i]] if i in whole else extra[extra_row[i]]
                                    for i in target_ids]) if target_ids else features[:0]  # (T, D)
+    if normalize:
+        features = torch.nn.functional.normalize(features.float(), dim=1).to(features.dtype)  # (N, D)
+        target_features = torch.nn.functional.normalize(target_features.float(), dim=1).to(features.dtype)
 
     idx, dist = rank_references(features, target_features, [c.image_id for c in candidates], target_ids, k,
                                 device=device)
@@ -332,7 +336,7 @@ def build_references(pool: Datasets, targets: Datasets | None = None, *, encoder
               for row, image_id in enumerate(target_ids)}
     return References(encoder=encoder, image_size=image_size, k=k, candidates=candidates, targets=ranked,
                       images=names,
-                      min_area_fraction=min_area_fraction)
+                      min_area_fraction=min_area_fraction, normalized=normalize)
 
 
 # ---------------------------------------------------------------------------------------------------- files
@@ -342,6 +346,9 @@ def _write_atomic(path: Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
@@ -352,7 +359,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def _distance(d: float) -> float:
-    return float(f"{d:.6g}")  # 6 significant digits: stable text, far below the gaps that order references
+    return float(f"{d:.5g}")  # 5 significant digits: float noise (batch size, BLAS) stays out of the file
 
 
 def write_references(path: Path | str, references: References) -> None:
@@ -363,13 +370,15 @@ def write_references(path: Path | str, references: References) -> None:
         "description": ("Ranked reference candidates (paper section 4), written by `python -m sa_lib.references`. "
                         "candidates: whole images (box null) and object crops (box [x, y, w, h] in pixels); "
                         "targets: image id -> [[candidate index, L2 distance between the flattened deepest "
-                        "feature maps], ...], nearest first, candidates of the target's own image excluded; "
+                        "feature maps (unit-norm ones if normalized)], ...], nearest first, candidates of the "
+                        "target's own image excluded; "
                         "images: image id -> file name."),
         "encoder": r.encoder,
         "feature_level": FEATURE_LEVEL,
         "image_size": r.image_size,
         "k": r.k,
         "min_area_fraction": r.min_area_fraction,
+        "normalized": r.normalized,
     }
     lines = ["{"] + [f"  {json.dumps(key)}: {json.dumps(value)}," for key, value in head.items()]
 
@@ -405,7 +414,7 @@ def load_references(path: Path | str) -> References:
     targets = {int(i): [(int(ci), float(d)) for ci, d in ranked] for i, ranked in data["targets"].items()}
     return References(encoder=data["encoder"], image_size=int(data["image_size"]), k=int(data["k"]),
                       candidates=candidates, targets=targets, images=images,
-                      min_area_fraction=float(data["min_area_fraction"]))
+                      min_area_fraction=float(data["min_area_fraction"]), normalized=bool(data["normalized"]))
 
 
 def write_eval_pairs(path: Path | str, references: References, dataset: CocoLikeDataset) -> int:
@@ -485,25 +494,30 @@ def _run(args: argparse.Namespace) -> None:
     if args.profile == "demo":
         from .datasets import demo_dataset
 
-        # References are inputs, not labels: every demo photo is a target, and the pool is every demo photo
-        # and its objects, so a val target may draw a train photo (never a crop of itself).
-        pool, val = [demo_dataset("all")], demo_dataset("val")
+        # As for COCO: the pool is the train photos and their objects, so no val photo's colours are ever
+        # shown during training; every photo (train and val) is a target, val ones draw train references.
+        train, val = demo_dataset("train"), demo_dataset("val")
+        pool, targets = [train], [train, val]
         out = args.out or DEMO_DIR / "references.json"
         eval_out = args.eval_pairs or DEMO_DIR / "eval_pairs.csv"
     else:
-        from .coco import coco_dir, coco_dataset  # imported only here: the demo never needs it
+        from .coco import coco_dataset, coco_root  # imported only here: the demo never needs it
 
-        # As in the demo: targets and pool are train2017 + val2017 (COCO image ids are unique across both).
-        pool = [coco_dataset("train"), coco_dataset("val")]
-        val = pool[1]
-        out = args.out or coco_dir() / "references.json"
-        eval_out = args.eval_pairs or coco_dir() / "eval_pairs.csv"
+        # Pool: train2017 and its objects, the photos training loads references from. Targets: train2017
+        # (training pairs) and val2017 (evaluation pairs, references from the train pool).
+        train, val = coco_dataset("train"), coco_dataset("val")
+        pool, targets = [train], [train, val]
+        out = args.out or coco_root() / "references-train.json"
+        eval_out = args.eval_pairs or coco_root() / "eval_pairs.csv"
     start = time.perf_counter()
-    print(f"[references] profile {args.profile}, encoder {encoder_name} (level {FEATURE_LEVEL}), "
+    print(f"[references] profile {args.profile}, encoder {encoder_name} (level {FEATURE_LEVEL}"
+          f"{', normalized' if args.normalize else ''}), "
           f"{IMAGE_SIZE}x{IMAGE_SIZE}, k={args.k}, device {device}", file=sys.stderr, flush=True)
-    references = build_references(pool, encoder=encoder_name, feature_fn=encoder_feature_fn(encoder, device),
-                                  k=args.k, batch_size=args.batch_size, num_workers=args.workers,
-                                  feature_dtype=torch.float16 if args.half else torch.float32, device=device)
+    references = build_references(pool, targets, encoder=encoder_name, feature_fn=encoder_feature_fn(encoder, device),
+                                  k=args.k, batch_size=args.batch_size or (32 if device.startswith("cuda") else 4),
+                                  num_workers=args.workers,
+                                  feature_dtype=torch.float16 if args.half else torch.float32, device=device,
+                                  normalize=args.normalize)
     write_references(out, references)
     n_pairs = write_eval_pairs(eval_out, references, val)
     n_objects = sum(c.box is not None for c in references.candidates)
@@ -519,15 +533,25 @@ def main(argv: list[str] | None = None) -> None:
                         help="demo: offline photos + effnet_lite0; paper: COCO 2017 + vgg19")
     parser.add_argument("--encoder", help="override the profile's encoder (effnet_lite0, vgg19, vgg19_bn)")
     parser.add_argument("--out", type=Path,
-                        help="references JSON (demo: data/demo/references.json; paper: <COCO dir>/references.json)")
+                        help="references JSON (demo: data/demo/references.json; "
+                             "paper: <COCO root>/references-train.json)")
     parser.add_argument("--eval-pairs", type=Path,
-                        help="val evaluation pairs CSV (demo: data/demo/eval_pairs.csv; paper: <COCO dir>/eval_pairs.csv)")
+                        help="val evaluation pairs CSV (demo: data/demo/eval_pairs.csv; "
+                             "paper: <COCO root>/eval_pairs.csv)")
     parser.add_argument("--k", type=_positive, default=DEFAULT_K, help="references kept per target")
-    parser.add_argument("--batch-size", type=_positive, default=32, help="crops per encoder batch")
+    parser.add_argument("--batch-size", type=_positive,
+                        help="crops per encoder batch (default: 32 on a GPU, 4 on a CPU, where small batches "
+                             "measured faster: 18 ms/crop at 4 against 37 at 32 with effnet_lite0 on 2 cores)")
     parser.add_argument("--workers", type=int, default=0, help="image-decoding processes (0: in this process)")
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
+                        help="rank by L2 between unit-norm feature maps (default for demo: on, since raw L2 on "
+                             "EfficientNet features makes a few smooth strips the nearest of everything; "
+                             "paper: off, the paper's raw L2)")
     parser.add_argument("--half", action="store_true", help="keep features in float16 (halves their memory)")
     args = parser.parse_args(argv)
+    if args.normalize is None:
+        args.normalize = args.profile == "demo"
     try:
         _run(args)
     except (OSError, ValueError, ImportError, AssetUnavailable) as err:
