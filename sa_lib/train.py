@@ -234,9 +234,10 @@ def rng_state() -> dict[str, torch.Tensor]:
 
 
 def validate(model, val, pool, pairs: list[dict], size: int, limit: int, device) -> dict[str, float]:
-    """Mean PSNR(ab), CIEDE2000 and HIS(prediction, reference) on the first `limit` evaluation pairs, plus
-    PSNR(ab) and CIEDE2000 with the target's own ground truth as reference (what `super` must exploit)."""
-    from .metrics import ciede2000, his, psnr_ab
+    """Means over the first `limit` evaluation pairs, at the training size: PSNR(ab), CIEDE2000 and dHIS =
+    |mean HIS(prediction, reference) - mean HIS(truth, reference)|, with the pair's ranked reference and
+    ("gtref_") with the target's own ground truth as reference, which a reference-using model must exploit."""
+    from .metrics import ciede2000, delta_his, his, psnr_ab
 
     by_name = {val.record(i).path.name: i for i in val.image_ids}
     pool_by_name = {pool.record(i).path.name: i for i in pool.image_ids}
@@ -252,12 +253,16 @@ def validate(model, val, pool, pairs: list[dict], size: int, limit: int, device)
             for name, ref in (("", reference), ("gtref_", target)):
                 ab, _ = model(target_l, ref)
                 pred = combine_l_ab(target_l, ab.float())[0].permute(1, 2, 0).cpu().numpy()
+                ref_np = ref[0].permute(1, 2, 0).cpu().numpy()
                 scores.setdefault(f"val_{name}psnr_ab", []).append(psnr_ab(pred, truth))
                 scores.setdefault(f"val_{name}ciede2000", []).append(ciede2000(pred, truth))
-                if not name:
-                    scores.setdefault("val_his_pred_ref", []).append(his(pred, ref[0].permute(1, 2, 0).cpu().numpy()))
+                scores.setdefault(f"val_{name}his_pred_ref", []).append(his(pred, ref_np))
+                scores.setdefault(f"val_{name}his_gt_ref", []).append(his(truth, ref_np))
     model.train()
-    return {k: float(np.mean(v)) for k, v in scores.items()}
+    means = {k: float(np.mean(v)) for k, v in scores.items()}
+    for name in ("", "gtref_"):
+        means[f"val_{name}delta_his"] = delta_his(scores[f"val_{name}his_pred_ref"], scores[f"val_{name}his_gt_ref"])
+    return means
 
 
 def train(config: TrainConfig, resume: bool = False) -> dict:
@@ -383,7 +388,7 @@ class _Logger:
     """CSV log (always) and TensorBoard (when installed), written by rank 0 only."""
 
     FIELDS = ["step", "epoch", "loss", "smooth_l1", "perceptual", "images_per_s", "val_psnr_ab", "val_ciede2000",
-              "val_his_pred_ref", "val_gtref_psnr_ab", "val_gtref_ciede2000"]
+              "val_delta_his", "val_gtref_psnr_ab", "val_gtref_ciede2000", "val_gtref_delta_his"]
 
     def __init__(self, out: Path, config: TrainConfig, active: bool, append: bool):
         self.active, self.tensorboard = active, None
