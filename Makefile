@@ -10,7 +10,7 @@ PROFILE     ?= demo
 DEPS_HASH   := $(shell sha256sum pyproject.toml | cut -c1-12)
 STAMP       := $(VENV)/.installed-$(DEPS_HASH)
 
-.PHONY: help setup test paper clean data-coco demo-annotations references train-demo
+.PHONY: help setup test paper clean data-coco demo-annotations references train-demo model-card
 
 help: ## List the targets with what they do
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -46,6 +46,10 @@ train-demo: setup ## Train the demo checkpoints on this CPU and write checkpoint
 	for v in $(VARIANTS); do \
 	  $(PY) -m sa_lib.train --profile demo --variant $$v --export checkpoints/demo-$$v.safetensors || exit 1; \
 	done
+	$(PY) -m sa_lib.model_card
+
+model-card: setup ## Re-measure the shipped demo checkpoints and rewrite checkpoints/MODEL_CARD.md
+	$(PY) -m sa_lib.model_card
 
 clean: ## Remove build outputs (keeps .venv)
 	rm -rf build .pytest_cache

@@ -1,0 +1,122 @@
+"""Write checkpoints/MODEL_CARD.md: what the shipped demo checkpoints are, and how they use the reference.
+
+    python -m sa_lib.model_card        # (make model-card) evaluates checkpoints/demo-{none,standard,super}
+
+Every number is measured by this command on the committed demo evaluation pairs (data/demo/eval_pairs.csv,
+each val photo with its top-1 ranked reference) and again with each target's own ground truth as reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import sys
+from datetime import date
+from pathlib import Path
+
+import torch
+
+from .checkpoint import CHECKPOINT_DIR, CheckpointError, load_checkpoint
+from .model import VARIANTS
+from .train import open_data, profile_config, validate
+
+COLUMNS = [("psnr_ab", "PSNR(ab) ↑", "{:.2f}"), ("ciede2000", "CIEDE2000 ↓", "{:.2f}"),
+           ("delta_his", "dHIS ↓", "{:.3f}")]
+
+
+def evaluate_checkpoints(folder: Path = CHECKPOINT_DIR) -> dict[str, dict]:
+    """variant -> {"metrics", "sidecar", "sha256", "size_mb"} for every demo-VARIANT checkpoint in `folder`."""
+    config = profile_config("demo")
+    _, pool, val, _, pairs = open_data(config)
+    results = {}
+    for variant in VARIANTS:
+        path = folder / f"demo-{variant}.safetensors"
+        if not path.is_file():
+            continue
+        model = load_checkpoint(path, expect_variant=variant)
+        torch.manual_seed(0)
+        results[variant] = {
+            "metrics": validate(model, val, pool, pairs, config.image_size, len(pairs), "cpu"),
+            "sidecar": json.loads(path.with_suffix(".json").read_text()),
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "size_mb": path.stat().st_size / 1e6,
+        }
+    return results
+
+
+def _row(variant: str, metrics: dict, prefix: str) -> str:
+    cells = [fmt.format(metrics[f"val_{prefix}{key}"]) for key, _, fmt in COLUMNS]
+    return f"| {variant} | " + " | ".join(cells) + " |"
+
+
+def render(results: dict[str, dict], n_train: int, n_pairs: int) -> str:
+    config = profile_config("demo")
+    header = "| variant | " + " | ".join(name for _, name, _ in COLUMNS) + " |"
+    rule = "|---" * (len(COLUMNS) + 1) + "|"
+    lines = [
+        "# Model card: the shipped demo checkpoints", "",
+        "Three variants of the paper's colorizer (Table 1's ablation) trained with the `demo` profile on this "
+        "project's offline demo photos. They exist so that everything runs offline on a CPU; they are NOT the "
+        "paper's COCO model and their numbers are not comparable with the paper's.", "",
+        "## Training", "",
+        f"- Data: the {n_train} train photos of `data/demo` (see `data/demo/README.md`), targets resized to "
+        f"{config.image_size}x{config.image_size}; references drawn by the paper's sampler (the target itself "
+        f"with p = {config.p_self}, else one of its top-4 from `data/demo/references.json`, ranked by "
+        "`sa-references --profile demo`).",
+        f"- Settings (`sa-train --profile demo`): batch {config.batch_size}, {config.max_steps} steps, Adam lr "
+        f"{config.lr}, betas {tuple(config.betas)}, loss {config.lambda_l1} x SmoothL1(ab) + "
+        f"{config.lambda_perceptual} x effnet_feature_distance (LPIPS-VGG's weights cannot be had offline), "
+        "colour encoder EfficientNet-Lite0 (ImageNet, frozen), U-Net widths "
+        f"{'/'.join(map(str, config.model.widths))}.",
+        "- Machine: the project's 2-core CPU (no GPU); reproduce with `make train-demo` (deterministic on the "
+        "CPU: a re-run gives the same weights up to floating-point noise).", "",
+        "| variant | steps | wall time | file | size | sha256 |", "|---|---|---|---|---|---|",
+    ]
+    for variant, r in results.items():
+        minutes = r["sidecar"]["metrics"].get("wall_time_s", float("nan")) / 60
+        lines.append(f"| {variant} | {r['sidecar']['step']} | {minutes:.0f} min | `demo-{variant}.safetensors` | "
+                     f"{r['size_mb']:.1f} MB | `{r['sha256'][:16]}` |")
+    lines += ["", "## Does the model use the reference?", "",
+              f"Measured on the {n_pairs} demo evaluation pairs (`data/demo/eval_pairs.csv`: each val photo with "
+              f"its top-1 ranked reference, never a val photo) at {config.image_size}x{config.image_size}. "
+              "dHIS = |mean HIS(prediction, reference) - mean HIS(ground truth, reference)| over the pairs "
+              "(`sa_lib.metrics`). With the ground truth as reference, a model that uses the reference can copy "
+              "the right colours; one that ignores it cannot.", "",
+              "**With the ranked (different) reference**", "", header, rule,
+              *[_row(v, r["metrics"], "") for v, r in results.items()], "",
+              "**With the target's own ground truth as reference**", "", header, rule,
+              *[_row(v, r["metrics"], "gtref_") for v, r in results.items()], ""]
+    if "super" in results and "none" in results:
+        s, n = results["super"]["metrics"], results["none"]["metrics"]
+        lines += [
+            "Differences, `super` minus `none` (measured above, not hand-written):", "",
+            f"- ground-truth reference: PSNR(ab) {s['val_gtref_psnr_ab'] - n['val_gtref_psnr_ab']:+.2f} dB, "
+            f"CIEDE2000 {s['val_gtref_ciede2000'] - n['val_gtref_ciede2000']:+.2f}, "
+            f"dHIS {s['val_gtref_delta_his'] - n['val_gtref_delta_his']:+.3f};",
+            f"- ranked reference: PSNR(ab) {s['val_psnr_ab'] - n['val_psnr_ab']:+.2f} dB, "
+            f"CIEDE2000 {s['val_ciede2000'] - n['val_ciede2000']:+.2f}, "
+            f"dHIS {s['val_delta_his'] - n['val_delta_his']:+.3f}.", ""]
+    lines += [f"Generated {date.today()} by `python -m sa_lib.model_card` on {platform.machine()} "
+              f"({torch.get_num_threads()} threads).", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR / "MODEL_CARD.md")
+    args = parser.parse_args(argv)
+    try:
+        results = evaluate_checkpoints()
+    except (CheckpointError, FileNotFoundError) as err:
+        sys.exit(f"error: {err}")
+    if not results:
+        sys.exit(f"error: no demo checkpoints in {CHECKPOINT_DIR}; run `make train-demo` first")
+    train, _, _, _, pairs = open_data(profile_config("demo"))
+    args.out.write_text(render(results, len(train), len(pairs)))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
