@@ -1,6 +1,6 @@
 """`make paper`: regenerate the project's figures and tables for a profile.
 
-What exists so far (later work adds the training, Table 1/2 and the notebooks):
+What it makes so far (Table 1/2 and the notebooks come with later work):
 - figures/superpixel_levels.png: the SLIC grids of the three attention levels on demo photos;
 - figures/model_summary.md: parameters and measured forward time of every variant.
 

@@ -96,3 +96,38 @@ def test_ddp_two_gloo_processes(tmp_path):
     trained = weights(tmp_path / "ddp" / "last.safetensors")
     assert all(torch.isfinite(v).all() for v in trained.values() if v.is_floating_point())
     assert not torch.equal(initial["head.weight"], trained["head.weight"])
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
+    """A run killed with SIGKILL mid-training resumes from its last checkpoint to the uninterrupted result."""
+    import json
+    import signal
+    import time
+
+    args = ["--profile", "smoke", "--variant", "none", "--steps", "16", "--no-progress"]
+    train(smoke(tmp_path, "straight", variant="none", max_steps=16))
+    killed = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "sa_lib.train", *args, "--out", str(killed)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sidecar = killed / "last.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (sidecar.is_file() and json.loads(sidecar.read_text())["step"] >= 4):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    step_at_kill = json.loads(sidecar.read_text())["step"]
+    assert 4 <= step_at_kill < 16, "the run was not killed mid-training"
+    result = subprocess.run([sys.executable, "-m", "sa_lib.train", *args, "--out", str(killed), "--resume"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    a, b = weights(tmp_path / "straight" / "last.safetensors"), weights(killed / "last.safetensors")
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-6), key
+
+
+def test_cli_missing_data_dir_is_one_line_exit_1(tmp_path):
+    env = {**os.environ, "SUPERATTN_DEMO_DIR": str(tmp_path / "nowhere")}
+    result = subprocess.run([sys.executable, "-m", "sa_lib.train", "--profile", "smoke", "--out", str(tmp_path / "r"),
+                             "--no-progress"], capture_output=True, text=True, env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0 and "nowhere" in result.stderr
