@@ -26,6 +26,20 @@ def centre_and_normalise(super_features: torch.Tensor) -> torch.Tensor:
     return F.normalize(centred, dim=1, eps=1e-6)
 
 
+def share_initialisation(query: nn.Module, key: nn.Module) -> None:
+    """Start the key projection as a copy of the query projection (they then train independently).
+
+    At initialisation the learned similarity is then eq. 3's plain correlation in a random projection:
+    a superpixel matches its identical twin (M = 1), so with the ground truth as reference (a quarter of
+    the training pairs) the attention is right from the first step and the decoder learns to use the
+    colour hints. With independent random projections and tau = 0.01 the softmax starts saturated on
+    arbitrary superpixels and the hints are noise the decoder learns to ignore.
+    """
+    with torch.no_grad():
+        key.weight.copy_(query.weight)
+        key.bias.copy_(query.bias)
+
+
 class SuperAttention(nn.Module):
     """Super-attention block: learned correlation between target and reference super-features.
 
@@ -45,6 +59,7 @@ class SuperAttention(nn.Module):
         self.query = nn.Conv1d(feature_channels, key_channels, kernel_size=1)
         self.key = nn.Conv1d(feature_channels, key_channels, kernel_size=1)
         self.value = nn.Conv1d(color_channels, value_channels, kernel_size=1)
+        share_initialisation(self.query, self.key)
 
     def forward(self, target_features: torch.Tensor, reference_features: torch.Tensor,
                 reference_colors: torch.Tensor, target_labels: torch.Tensor, reference_labels: torch.Tensor,
@@ -81,6 +96,7 @@ class StandardAttention(nn.Module):
         self.query = nn.Conv2d(feature_channels, key_channels, kernel_size=1)
         self.key = nn.Conv2d(feature_channels, key_channels, kernel_size=1)
         self.value = nn.Conv2d(color_channels, value_channels, kernel_size=1)
+        share_initialisation(self.query, self.key)  # same start as SuperAttention, for a fair ablation
 
     def forward(self, target_features: torch.Tensor, reference_features: torch.Tensor,
                 reference_colors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

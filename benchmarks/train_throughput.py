@@ -1,0 +1,84 @@
+"""Training throughput (images/s) of a profile's model, loss and optimizer step, on this machine.
+
+    python benchmarks/train_throughput.py --profile paper --variant super --steps 10
+
+Measures the training step alone (forward, loss, backward, Adam) on real demo photos at the profile's size
+and batch, with SLIC grids precomputed as the DataLoader workers do. The colour encoder's weights do not
+change the cost, so where they cannot be had (VGG19 offline) it runs with random weights and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from datetime import date
+
+import torch
+
+from sa_lib.color import rgb_to_lab
+from sa_lib.datasets import demo_dataset
+from sa_lib.hub import AssetUnavailable
+from sa_lib.losses import ColorizationLoss, EncoderFeatureDistance, build_perceptual
+from sa_lib.model import build_model
+from sa_lib.superpixels import SuperpixelPyramid
+from sa_lib.train import load_resized, profile_config, to_tensor
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="paper", choices=["demo", "paper"])
+    parser.add_argument("--variant", default="super")
+    parser.add_argument("--steps", type=int, default=10)
+    args = parser.parse_args()
+    config = profile_config(args.profile, args.variant)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    pretrained, note = True, ""
+    try:
+        model = build_model(args.variant, encoder=config.model.encoder, config=config.model)
+    except AssetUnavailable:
+        model, note = build_model(args.variant, encoder=config.model.encoder, config=config.model,
+                                  pretrained=False), f" ({config.model.encoder} with random weights: offline)"
+        pretrained = False
+    model = model.to(device).train()
+    try:
+        perceptual = build_perceptual(config.perceptual)
+    except AssetUnavailable:
+        perceptual, note = EncoderFeatureDistance(), note + " (effnet_feature_distance instead of LPIPS-VGG: offline)"
+    loss_fn = ColorizationLoss(perceptual).to(device)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+
+    photos = demo_dataset("train")
+    ids = photos.image_ids[: 2 * config.batch_size]
+    images = torch.stack([to_tensor(load_resized(photos, i, config.image_size)) for i in ids])
+    target, reference = images[: config.batch_size].to(device), images[config.batch_size:].to(device)
+    lab = rgb_to_lab(target)
+    sp = {}
+    if args.variant == "super":
+        sp = {"target_superpixels": SuperpixelPyramid.from_gray(lab[:, :1] / 100),
+              "reference_superpixels": SuperpixelPyramid.from_gray(rgb_to_lab(reference)[:, :1] / 100)}
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda" and config.amp)
+    times = []
+    for step in range(args.steps + 2):  # two warm-up steps
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        with autocast:
+            ab, _ = model(lab[:, :1], reference, **sp)
+        loss = loss_fn(ab.float(), lab[:, :1], lab[:, 1:])["total"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    step_time = sorted(times[2:])[len(times[2:]) // 2]
+    machine = torch.cuda.get_device_name() if device == "cuda" else \
+        f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+    print(f"{date.today()} | {machine} | profile {args.profile} | {args.variant} | batch {config.batch_size} | "
+          f"{config.image_size}x{config.image_size} | median step {step_time * 1000:.0f} ms | "
+          f"{config.batch_size / step_time:.1f} images/s{note}")
+
+
+if __name__ == "__main__":
+    main()
