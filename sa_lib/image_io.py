@@ -90,8 +90,10 @@ def read_image(path: str | os.PathLike, role: str = "target") -> np.ndarray:
         raise ImageInputError(_too_large_message(who, None)) from exc
     except Image.UnidentifiedImageError as exc:
         raise ImageInputError(_not_an_image_message(path, who)) from exc
-    except OSError as exc:  # permission denied, I/O error, ...
-        raise ImageInputError(f"{who} cannot be read: {_one_line(exc.strerror or exc)}") from exc
+    except OSError as exc:
+        if exc.errno is not None:  # permission denied, I/O error, ...
+            raise ImageInputError(f"{who} cannot be read: {_one_line(exc.strerror or exc)}") from exc
+        raise ImageInputError(f"{who} is truncated or corrupt: {_one_line(exc)}") from exc  # from a plugin
     except MemoryError:
         raise
     except Exception as exc:  # a broken header can raise nearly anything inside a plugin
@@ -164,11 +166,8 @@ def _too_large_message(who: str, size: tuple[int, int] | None) -> str:
 def _check_size(image: Image.Image, who: str) -> None:
     """MIN_SIDE / MAX_PIXELS from the header size; report width x height as displayed (EXIF)."""
     width, height = image.size
-    try:
-        if image.getexif().get(0x0112) in (5, 6, 7, 8):  # orientations that swap the axes
-            width, height = height, width
-    except Exception:
-        pass
+    if _header_orientation(image) in (5, 6, 7, 8):  # orientations that swap the axes
+        width, height = height, width
     if width * height > MAX_PIXELS:
         raise ImageInputError(_too_large_message(who, (width, height)))
     if min(width, height) < MIN_SIDE:
@@ -177,14 +176,26 @@ def _check_size(image: Image.Image, who: str) -> None:
         )
 
 
+def _header_orientation(image: Image.Image) -> int | None:
+    """EXIF orientation from data already parsed with the header (Image.getexif() on a PNG decodes)."""
+    try:
+        raw = image.info.get("exif")
+        if raw:
+            exif = Image.Exif()
+            exif.load(raw)
+            return exif.get(0x0112)
+        tags = getattr(image, "tag_v2", None)  # TIFF keeps orientation among its own tags
+        return tags.get(0x0112) if tags is not None else None
+    except Exception:
+        return None
+
+
 def _to_float_rgb(image: Image.Image) -> np.ndarray:
     """Any decoded Pillow image -> (H, W, 3) float32 sRGB in [0, 1]. ValueError if the mode is unknown."""
     mode = image.mode
     if mode.startswith("I;16") or mode in ("I", "F"):
         data = np.asarray(image).astype(np.float32)
-        if mode == "I":  # 32-bit container; in practice 16-bit data (older Pillow opened 16-bit PNG so)
-            data = data / 65535.0
-        elif mode != "F":
+        if mode != "F":  # I;16*: 16-bit. I: 32-bit container holding 16-bit data (old Pillow's 16-bit PNG)
             data = data / 65535.0
         gray = np.clip(np.nan_to_num(data, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
         return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2), dtype=np.float32)
@@ -196,10 +207,9 @@ def _to_float_rgb(image: Image.Image) -> np.ndarray:
     if mode in ("1", "L"):
         gray = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
         return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))
-    if mode in ("CMYK", "RGB"):
-        image = _to_srgb(image)
-    rgb = image if image.mode == "RGB" else image.convert("RGB")  # P, YCbCr, RGBX, HSV, ...
-    return np.asarray(rgb, dtype=np.float32) / 255.0
+    if mode != "CMYK" and mode != "RGB":  # P, YCbCr, RGBX, HSV, ... (CMYK goes through its ICC profile)
+        image = image.convert("RGB")
+    return np.asarray(_to_srgb(image), dtype=np.float32) / 255.0
 
 
 def _to_srgb(image: Image.Image) -> Image.Image:
@@ -286,7 +296,8 @@ def write_image_atomic(path: str | os.PathLike, rgb: np.ndarray) -> None:
         except OSError:
             pass
         if isinstance(exc, OSError):
-            raise ImageOutputError(f"output {where} could not be written: {_one_line(exc.strerror or exc)}") from exc
+            reason = _one_line(exc.strerror or exc)
+            raise ImageOutputError(f"output {where} could not be written: {reason}") from exc
         raise
     _fsync_folder(folder)
 
@@ -306,7 +317,14 @@ def _to_uint8(rgb: np.ndarray) -> np.ndarray:
 
 
 def _current_umask() -> int:
-    """The process umask (read by setting and restoring it: there is no portable getter)."""
+    """The process umask: from /proc on Linux, else by setting and restoring it (no portable getter)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

@@ -56,3 +56,14 @@ def test_standard_attention_is_dense_over_positions():
     out, attn = block(torch.randn(2, 6, 7, 5), torch.randn(2, 6, 4, 6), torch.randn(2, 4, 4, 6))
     assert out.shape == (2, 3, 7, 5) and attn.shape == (2, 35, 24)
     assert torch.allclose(attn.sum(-1), torch.ones(2, 35))
+
+
+def test_fresh_blocks_start_with_key_equal_to_query_so_identical_superpixels_match():
+    for block in (SuperAttention(6, 4, 5, 3), StandardAttention(6, 4, 5, 3)):
+        assert torch.equal(block.key.weight, block.query.weight) and torch.equal(block.key.bias, block.query.bias)
+        assert block.key.weight.data_ptr() != block.query.weight.data_ptr()  # copies: they train independently
+    block = SuperAttention(8, 8, 8, 8)
+    labels = _grid_labels(8, 8, 2)[None]
+    features = superpixel_unpool(torch.randn(1, 8, 16), labels)
+    _, attn = block(features, features, features, labels, labels, torch.tensor([16]), torch.tensor([16]))
+    assert (attn[0].argmax(-1) == torch.arange(16)).all()  # each superpixel's best match is itself

@@ -1,0 +1,216 @@
+"""Colorize a gray target from a colour reference: the Python API and the `sa-colorize` command.
+
+    sa-colorize TARGET REFERENCE -o OUT.png [--checkpoint demo-super] [--mode fast|highres] [--explain F.png]
+    sa-colorize TARGET_DIR REFERENCE -o OUT_DIR          # every image of a folder, one reference
+    sa-colorize --pairs PAIRS.csv -o OUT_DIR             # CSV rows: target,reference
+
+Any size and aspect ratio. Only ab is predicted: the output is rebuilt from the target's own full-resolution
+L*, so it has the target's size, orientation and detail. A colour target is used through its L* only.
+`fast` (default) predicts ab at a working size (long side 256 px by default) and upsamples it onto the
+full-resolution L*; `highres` runs the network and the super-attention at the image's own resolution.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import functools
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .checkpoint import CheckpointError, load_checkpoint
+from .color import combine_l_ab, rgb_to_lab
+from .image_io import ImageInputError, ImageOutputError, read_image, write_image_atomic
+from .model import Colorizer
+
+MODES = ("fast", "highres")
+DEFAULT_WORKING_SIZE = 256
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
+
+
+class UsageError(ValueError):
+    """A mistake in how the command was called (exit code 2)."""
+
+
+@dataclass
+class Colorization:
+    """The result and what produced it: the image, and the model's intermediates at the working size."""
+
+    image: Image.Image
+    intermediates: dict
+    target_l: torch.Tensor  # (1, 1, h, w) L* at the size the network ran
+    reference: torch.Tensor  # (1, 3, h', w') sRGB at the size the network ran
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise UsageError(f"unknown device {device!r}; choose auto, cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for, but no CUDA GPU is available")
+    return torch.device(device)
+
+
+@functools.lru_cache(maxsize=4)
+def load_model(checkpoint: str = "demo-super", device: str = "auto") -> Colorizer:
+    """The colorizer of a shipped checkpoint name or a .safetensors path, cached per (checkpoint, device)."""
+    return load_checkpoint(checkpoint, device=resolve_device(device))
+
+
+def as_rgb_array(image: str | Path | Image.Image | np.ndarray, role: str) -> np.ndarray:
+    """Paths, PIL images or arrays (H, W) / (H, W, 3|4), uint8 or float in [0, 1] -> (H, W, 3) float32."""
+    if isinstance(image, (str, Path)):
+        return read_image(image, role=role)
+    if isinstance(image, Image.Image):
+        array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    else:
+        array = np.asarray(image)
+        if array.ndim == 2:
+            array = np.repeat(array[..., None], 3, axis=2)
+        if array.ndim != 3 or array.shape[2] not in (3, 4):
+            raise ImageInputError(f"{role} array must be (H, W), (H, W, 3) or (H, W, 4), got {array.shape}")
+        array = array[..., :3]
+        array = array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else array.astype(np.float32)
+    if min(array.shape[:2]) < 32:
+        raise ImageInputError(f"{role} image is {array.shape[1]}x{array.shape[0]} px; the smallest side must be "
+                              "at least 32 px")
+    return np.clip(array, 0.0, 1.0)
+
+
+def working_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
+    """(h, w) with the long side `long_side` (never upscaled) and the aspect ratio kept, sides >= 32."""
+    scale = min(1.0, long_side / max(height, width))
+    return max(32, round(height * scale)), max(32, round(width * scale))
+
+
+def _resize(x: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == shape:
+        return x
+    return F.interpolate(x, size=shape, mode="bilinear", align_corners=False, antialias=True)
+
+
+def colorize_detailed(target, reference, checkpoint: str = "demo-super", device: str = "auto",
+                      mode: str = "fast", working_size: int = DEFAULT_WORKING_SIZE) -> Colorization:
+    """colorize(), also returning the attention maps and superpixels (for --explain and notebooks)."""
+    if mode not in MODES:
+        raise UsageError(f"unknown mode {mode!r}; choose fast or highres")
+    if working_size < 32:
+        raise UsageError(f"working size must be at least 32 px, got {working_size}")
+    model = load_model(str(checkpoint), device)
+    dev = next(model.parameters()).device
+    target_rgb = torch.from_numpy(as_rgb_array(target, "target")).permute(2, 0, 1)[None].to(dev)  # (1, 3, H, W)
+    reference_rgb = torch.from_numpy(as_rgb_array(reference, "reference")).permute(2, 0, 1)[None].to(dev)
+    with torch.inference_mode():
+        full_l = rgb_to_lab(target_rgb)[:, :1]  # (1, 1, H, W): the target's own L*, kept at full resolution
+        if mode == "fast":
+            net_l = _resize(full_l, working_shape(*full_l.shape[-2:], working_size))
+            net_ref = _resize(reference_rgb, working_shape(*reference_rgb.shape[-2:], working_size))
+        else:
+            net_l, net_ref = full_l, reference_rgb
+        ab, intermediates = model(net_l, net_ref)
+        rgb = combine_l_ab(full_l, ab.float())[0]  # ab upsampled onto the full-resolution L*
+    pixels = (rgb.permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+    return Colorization(Image.fromarray(pixels), intermediates, net_l.cpu(), net_ref.cpu())
+
+
+def colorize(target, reference, checkpoint: str = "demo-super", device: str = "auto", mode: str = "fast",
+             working_size: int = DEFAULT_WORKING_SIZE) -> Image.Image:
+    """Colorize `target` (path, PIL image or array; colour targets are used through their L*) from
+    `reference`. Returns an RGB PIL image of the target's size."""
+    return colorize_detailed(target, reference, checkpoint, device, mode, working_size).image
+
+
+# ------------------------------------------------------------------------------------------------------- CLI
+
+
+def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path, Path]]:
+    """(target, reference, output) triples from the command line; usage mistakes raise UsageError."""
+    out = Path(args.output)
+    if args.pairs:
+        if not out.is_dir():
+            raise UsageError(f"output folder does not exist: {out}")
+        pairs_file = Path(args.pairs)
+        if not pairs_file.is_file():
+            raise UsageError(f"pairs file not found: {pairs_file}")
+        rows = [r for r in csv.reader(open(pairs_file, newline="")) if r and not r[0].startswith("#")]
+        if rows and rows[0][:2] == ["target", "reference"]:
+            rows = rows[1:]
+        base = pairs_file.parent
+        return [(base / r[0], base / r[1], out / (Path(r[0]).stem + ".png")) for r in rows]
+    if args.target is None or args.reference is None:
+        raise UsageError("give TARGET and REFERENCE, or --pairs FILE")
+    target = Path(args.target)
+    if target.is_dir():
+        if not out.is_dir():
+            raise UsageError(f"output folder does not exist: {out}")
+        files = sorted(p for p in target.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise UsageError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {target}")
+        return [(f, Path(args.reference), out / (f.stem + ".png")) for f in files]
+    if out.is_dir():
+        raise UsageError(f"output path is a directory: {out} (give a file name, e.g. {out / 'result.png'})")
+    if not out.parent.is_dir():
+        raise UsageError(f"output folder does not exist: {out.parent}")
+    return [(target, Path(args.reference), out)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`sa-colorize`: one line on stderr per problem; exit 2 for usage errors, 1 if any image failed."""
+    parser = argparse.ArgumentParser(prog="sa-colorize", description=__doc__.splitlines()[0])
+    parser.add_argument("target", nargs="?", help="gray (or colour) target image, or a folder of them")
+    parser.add_argument("reference", nargs="?", help="colour reference image")
+    parser.add_argument("-o", "--output", required=True, help="output image (or folder for folder/pairs input)")
+    parser.add_argument("--pairs", help="CSV file of target,reference rows (paths relative to the file)")
+    parser.add_argument("--checkpoint", default="demo-super", help="shipped name (demo-super) or .safetensors")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--mode", default="fast", choices=MODES)
+    parser.add_argument("--working-size", type=int, default=DEFAULT_WORKING_SIZE,
+                        help="fast mode: long side (px) at which ab is predicted")
+    parser.add_argument("--explain", help="also write a figure of where the colours came from (single pair)")
+    args = parser.parse_args(argv)
+    try:
+        jobs = _jobs(args)
+        resolve_device(args.device)
+        if args.explain and len(jobs) != 1:
+            raise UsageError("--explain works for a single target")
+        load_model(args.checkpoint, args.device)
+    except UsageError as err:
+        parser.exit(2, f"sa-colorize: error: {err}\n")
+    except CheckpointError as err:
+        unknown = str(err).startswith("unknown checkpoint")
+        parser.exit(2 if unknown else 1, f"sa-colorize: error: {err}\n")
+
+    failures = 0
+    progress = None
+    if len(jobs) > 1:
+        from tqdm.auto import tqdm
+
+        progress = tqdm(total=len(jobs), unit="image", desc="colorize")
+    for target, reference, output in jobs:
+        try:
+            result = colorize_detailed(target, reference, args.checkpoint, args.device, args.mode, args.working_size)
+            write_image_atomic(output, np.asarray(result.image, dtype=np.float32) / 255.0)
+            if args.explain:
+                from .explain import explain_figure
+
+                explain_figure(result, args.explain)
+        except (ImageInputError, ImageOutputError, UsageError) as err:
+            failures += 1
+            print(f"sa-colorize: error: {err}", file=sys.stderr)
+        except (RuntimeError, MemoryError) as err:  # e.g. out of memory in highres mode
+            failures += 1
+            print(f"sa-colorize: error: {target}: {' '.join(str(err).split())[:200]}", file=sys.stderr)
+        if progress is not None:
+            progress.update(1)
+    if progress is not None:
+        progress.close()
+    if failures:
+        print(f"sa-colorize: {failures} of {len(jobs)} image(s) failed", file=sys.stderr)
+        sys.exit(1)

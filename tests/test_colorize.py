@@ -1,0 +1,162 @@
+"""sa-colorize and sa_lib.colorize: any size, the target's own L*, and a clear one-line error for bad input."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sa_lib.checkpoint import save_checkpoint
+from sa_lib.colorize import colorize, colorize_detailed, main
+from sa_lib.model import build_model
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """Small random-weight checkpoints (the CLI must not depend on training having happened)."""
+    folder = tmp_path_factory.mktemp("ckpt")
+    torch.manual_seed(0)
+    for variant in ("super", "none"):
+        save_checkpoint(folder / f"{variant}.safetensors", build_model(variant))
+    (folder / "corrupt.safetensors").write_bytes(b"\x01" * 100)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    from sa_lib.demo_data import load_split
+
+    folder = tmp_path_factory.mktemp("photos")
+    paths = load_split("val")
+    target = Image.open(paths[0]).convert("RGB").resize((150, 70))  # wide, non-square
+    target.convert("L").save(folder / "target.png")
+    target.save(folder / "target_colour.jpg", quality=98)
+    Image.open(paths[1]).convert("RGB").resize((90, 120)).save(folder / "reference.jpg")
+    return folder
+
+
+def run(argv, capsys):
+    """Run the CLI in-process; returns (exit code, stderr)."""
+    try:
+        main([str(a) for a in argv])
+        code = 0
+    except SystemExit as exit_info:
+        code = exit_info.code
+    return code, capsys.readouterr().err
+
+
+def lightness(image) -> np.ndarray:
+    from skimage.color import rgb2lab
+
+    return rgb2lab(np.asarray(image, dtype=np.float64) / 255.0)[..., 0]
+
+
+@pytest.mark.parametrize("mode", ["fast", "highres"])
+def test_output_has_target_size_and_its_own_lightness(mode, photos, checkpoints):
+    out = colorize(photos / "target.png", photos / "reference.jpg", checkpoint=checkpoints / "super.safetensors",
+                   mode=mode, working_size=64)
+    assert out.size == (150, 70) and out.mode == "RGB"
+    gray = Image.open(photos / "target.png").convert("RGB")
+    assert np.median(np.abs(lightness(out) - lightness(gray))) < 1.0  # L* kept (only gamut clipping moves it)
+
+
+def test_accepts_pil_and_arrays_and_uses_only_the_l_of_a_colour_target(photos, checkpoints):
+    ckpt = checkpoints / "super.safetensors"
+    colour = Image.open(photos / "target_colour.jpg")
+    from_path = colorize(photos / "target_colour.jpg", photos / "reference.jpg", checkpoint=ckpt)
+    from_pil = colorize(colour, Image.open(photos / "reference.jpg"), checkpoint=ckpt)
+    from_array = colorize(np.asarray(colour), np.asarray(Image.open(photos / "reference.jpg")), checkpoint=ckpt)
+    assert np.array_equal(np.asarray(from_path), np.asarray(from_pil))
+    assert np.array_equal(np.asarray(from_pil), np.asarray(from_array))
+    gray_result = colorize(colour.convert("L"), Image.open(photos / "reference.jpg"), checkpoint=ckpt)
+    assert np.abs(np.asarray(gray_result, float) - np.asarray(from_pil, float)).mean() < 3  # L* is all it sees
+
+
+def test_fast_mode_runs_the_network_at_the_working_size(photos, checkpoints):
+    result = colorize_detailed(photos / "target.png", photos / "reference.jpg",
+                               checkpoint=checkpoints / "super.safetensors", working_size=64)
+    assert tuple(result.target_l.shape[-2:]) == (32, 64) and result.image.size == (150, 70)
+
+
+def test_cli_single_pair_and_explain(photos, checkpoints, tmp_path, capsys):
+    code, err = run([photos / "target.png", photos / "reference.jpg", "-o", tmp_path / "out.jpg",
+                     "--checkpoint", checkpoints / "super.safetensors", "--explain", tmp_path / "why.png"], capsys)
+    assert code == 0, err
+    assert Image.open(tmp_path / "out.jpg").size == (150, 70)
+    assert Image.open(tmp_path / "why.png").size[0] > 400
+
+
+def test_cli_explain_needs_super_attention(photos, checkpoints, tmp_path, capsys):
+    code, err = run([photos / "target.png", photos / "reference.jpg", "-o", tmp_path / "out.png",
+                     "--checkpoint", checkpoints / "none.safetensors", "--explain", tmp_path / "why.png"], capsys)
+    assert code == 1 and "super-attention" in err
+    assert not (tmp_path / "why.png").exists()
+
+
+def _bad_inputs(folder):
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.png").write_text("not an image")
+    Image.new("L", (20, 500)).save(folder / "tiny.png")
+    Image.new("1", (12000, 9000)).save(folder / "huge.png")  # 108 megapixels, a few KB on disk
+    return {"missing.png": "does not exist", "empty.png": "empty", "notes.png": "not a readable image",
+            "tiny.png": "at least 32 px", "huge.png": "100 megapixels"}
+
+
+def test_cli_bad_inputs_one_line_exit_1_nothing_written(photos, checkpoints, tmp_path, capsys):
+    for name, message in _bad_inputs(tmp_path).items():
+        out = tmp_path / f"out-{name}"
+        code, err = run([tmp_path / name, photos / "reference.jpg", "-o", out,
+                         "--checkpoint", checkpoints / "super.safetensors"], capsys)
+        assert code == 1 and message in err, (name, err)
+        assert err.count("\n") == 2 and "Traceback" not in err  # the error and the summary line
+        assert not out.exists() and not list(tmp_path.glob(".out-*"))
+
+
+@pytest.mark.parametrize("argv_tail, code, message", [
+    (["--checkpoint", "demo-nope"], 2, "unknown checkpoint"),
+    (["--checkpoint", "{ckpt}/corrupt.safetensors"], 1, "not a readable safetensors"),
+    (["--mode", "turbo"], 2, "invalid choice"),
+])
+def test_cli_checkpoint_and_usage_errors(argv_tail, code, message, photos, checkpoints, tmp_path, capsys):
+    tail = [a.format(ckpt=checkpoints) for a in argv_tail]
+    got, err = run([photos / "target.png", photos / "reference.jpg", "-o", tmp_path / "o.png", *tail], capsys)
+    assert got == code and message in err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_cli_output_path_errors_are_usage_errors(photos, checkpoints, tmp_path, capsys):
+    ckpt = ["--checkpoint", checkpoints / "super.safetensors"]
+    code, err = run([photos / "target.png", photos / "reference.jpg", "-o", tmp_path / "no" / "o.png", *ckpt], capsys)
+    assert code == 2 and "does not exist" in err
+    code, err = run([photos / "target.png", photos / "reference.jpg", "-o", tmp_path, *ckpt], capsys)
+    assert code == 2 and "is a directory" in err
+
+
+def test_cli_folder_mode_goes_on_after_a_bad_file(photos, checkpoints, tmp_path, capsys):
+    targets, out = tmp_path / "targets", tmp_path / "out"
+    targets.mkdir(), out.mkdir()
+    Image.open(photos / "target.png").save(targets / "a.png")
+    Image.open(photos / "target.png").resize((64, 96)).save(targets / "c.jpg")
+    (targets / "b.png").write_text("broken")
+    code, err = run([targets, photos / "reference.jpg", "-o", out, "--checkpoint", checkpoints / "super.safetensors"],
+                    capsys)
+    assert code == 1 and "b.png" in err and "1 of 3 image(s) failed" in err
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "c.png"]
+
+
+def test_cli_pairs_file(photos, checkpoints, tmp_path, capsys):
+    pairs = photos / "pairs.csv"
+    pairs.write_text("target,reference\ntarget.png,reference.jpg\ntarget_colour.jpg,reference.jpg\n")
+    code, err = run(["--pairs", pairs, "-o", tmp_path, "--checkpoint", checkpoints / "super.safetensors"], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["target.png", "target_colour.png"]
+
+
+def test_python_dash_m_reports_without_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "sa_lib", str(tmp_path / "missing.png"), str(tmp_path / "r.png"),
+                             "-o", str(tmp_path / "o.png"), "--checkpoint", "demo-nope"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
