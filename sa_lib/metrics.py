@@ -113,7 +113,7 @@ def his(a: np.ndarray, b: np.ndarray) -> float:
     Measures how well the colour distribution of ``a`` matches that of ``b``
     (e.g. a colorization and its reference); images may differ in size.
     """
-    return float(np.minimum(ab_histogram(a), ab_histogram(b)).sum())
+    return min(1.0, float(np.minimum(ab_histogram(a), ab_histogram(b)).sum()))  # clip float round-off above 1
 
 
 def delta_his(his_pred_ref: Sequence[float], his_gt_ref: Sequence[float]) -> float:

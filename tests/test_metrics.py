@@ -240,3 +240,11 @@ def test_lpips_identical_is_zero_when_available():
     a = rand_img(12, 32, 32)
     assert lpips_distance(a, a) == pytest.approx(0.0, abs=1e-6)
     assert lpips_distance(a, rand_img(13, 32, 32)) > 0.0
+
+
+def test_his_of_an_image_with_itself_never_exceeds_one():
+    """Float round-off must not push HIS above 1 (delta_his rejects values outside [0, 1])."""
+    for seed in range(20):
+        img = rand_img(100 + seed, 37, 53).astype(np.float32)
+        assert his(img, img) <= 1.0
+        assert delta_his([his(img, img)], [his(img, img)]) == 0.0
