@@ -207,6 +207,10 @@ def main(argv: list[str] | None = None) -> None:
         except (RuntimeError, MemoryError) as err:  # e.g. out of memory in highres mode
             failures += 1
             print(f"sa-colorize: error: {target}: {' '.join(str(err).split())[:200]}", file=sys.stderr)
+        except KeyboardInterrupt:
+            print(f"sa-colorize: interrupted at {target}; finished outputs are complete, none is half-written",
+                  file=sys.stderr)
+            sys.exit(130)
         if progress is not None:
             progress.update(1)
     if progress is not None:
