@@ -54,7 +54,8 @@ def explain_figure(result, path: str | Path, level: int = 0) -> None:
     colour = np.asarray(result.image.resize(gray.shape[1::-1]), dtype=np.float32) / 255.0
 
     rows = pick_superpixels(t_labels)
-    fig, axes = plt.subplots(len(rows), 3, figsize=(10, 3.2 * len(rows)), squeeze=False)
+    row_height = 10 / 3 * max(gray.shape[0] / gray.shape[1], reference.shape[0] / reference.shape[1]) + 0.5
+    fig, axes = plt.subplots(len(rows), 3, figsize=(10, row_height * len(rows) + 0.6), squeeze=False)
     for ax_row, label in zip(axes, rows):
         mask = t_labels == label
         outline = find_boundaries(mask, mode="outer")
