@@ -72,6 +72,8 @@ def render(results: dict[str, dict], n_train: int, n_pairs: int) -> str:
         f"{'/'.join(map(str, config.model.widths))}.",
         "- Machine: the project's 2-core CPU (no GPU); reproduce with `make train-demo` (deterministic on the "
         "CPU: a re-run gives the same weights up to floating-point noise).", "",
+        "Wall time is that of the run that wrote the file (from its `.json` sidecar), on a machine that other "
+        "work may have shared.", "",
         "| variant | steps | wall time | file | size | sha256 |", "|---|---|---|---|---|---|",
     ]
     for variant, r in results.items():
@@ -97,7 +99,13 @@ def render(results: dict[str, dict], n_train: int, n_pairs: int) -> str:
             f"dHIS {s['val_gtref_delta_his'] - n['val_gtref_delta_his']:+.3f};",
             f"- ranked reference: PSNR(ab) {s['val_psnr_ab'] - n['val_psnr_ab']:+.2f} dB, "
             f"CIEDE2000 {s['val_ciede2000'] - n['val_ciede2000']:+.2f}, "
-            f"dHIS {s['val_delta_his'] - n['val_delta_his']:+.3f}.", ""]
+            f"dHIS {s['val_delta_his'] - n['val_delta_his']:+.3f}.", "",
+            "Reading dHIS: it compares how close the prediction's colour histogram is to the reference's with "
+            "how close the ground truth's is. A model that ignores the reference (`none`) can score well on it "
+            "by chance; a model that transfers the reference's colours moves HIS(prediction, reference) "
+            f"{'above' if s['val_his_pred_ref'] > s['val_his_gt_ref'] else 'below'} the ground truth's "
+            f"({s['val_his_pred_ref']:.3f} against {s['val_his_gt_ref']:.3f} for `super` with the ranked "
+            "reference), which dHIS counts as an error in either direction.", ""]
     lines += [f"Generated {date.today()} by `python -m sa_lib.model_card` on {platform.machine()} "
               f"({torch.get_num_threads()} threads).", ""]
     return "\n".join(lines)
