@@ -10,7 +10,7 @@ PROFILE     ?= demo
 DEPS_HASH   := $(shell sha256sum pyproject.toml | cut -c1-12)
 STAMP       := $(VENV)/.installed-$(DEPS_HASH)
 
-.PHONY: help setup test paper clean data-coco demo-annotations references train-demo model-card
+.PHONY: help setup test paper clean data-coco demo-annotations references train-demo model-card bench
 
 help: ## List the targets with what they do
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -50,6 +50,11 @@ train-demo: setup ## Train the demo checkpoints on this CPU and write checkpoint
 
 model-card: setup ## Re-measure the shipped demo checkpoints and rewrite checkpoints/MODEL_CARD.md
 	$(PY) -m sa_lib.model_card
+
+bench: setup ## Run the benchmarks (minutes; not part of the tests): see benchmarks/README.md
+	$(PY) benchmarks/end_to_end.py
+	for v in none standard super; do $(PY) benchmarks/train_throughput.py --profile demo --variant $$v; done
+	$(PY) benchmarks/complexity.py
 
 clean: ## Remove build outputs (keeps .venv)
 	rm -rf build .pytest_cache
