@@ -6,9 +6,10 @@
 
 Each step: a batch of targets, each with a reference drawn by the ReferenceSampler (itself, or one of its
 top-4), resized to the training size; SLIC grids are computed in the DataLoader workers, not in the step.
-Logs go to OUT/log.csv (and TensorBoard when installed); OUT/last.safetensors (+ .json) and
-OUT/last.state.pt (optimizer, RNG, position) are written atomically every `checkpoint_every` steps, and
-`--resume` continues from them so that the result equals an uninterrupted run.
+Logs go to OUT/log.csv (and TensorBoard when installed). Every `checkpoint_every` steps OUT/last.state.pt
+(weights, optimizer, RNG and step: all that resuming needs, in one file) and then OUT/last.safetensors
+(+ .json, for users) are written atomically; `--resume` continues from the state file so that the result
+equals an uninterrupted run, even after a kill at any moment.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 
-from .checkpoint import CheckpointError, atomic_write, config_hash, read_config, save_checkpoint
+from .checkpoint import CheckpointError, atomic_write, config_hash, save_checkpoint, trainable_state
 from .color import combine_l_ab, rgb_to_lab
 from .losses import ColorizationLoss, build_perceptual
 from .model import VARIANTS, ColorizerConfig, build_model
@@ -285,7 +286,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     optimizer = torch.optim.Adam(params, lr=config.lr, betas=config.betas)
     start_step = 0
     if resume:
-        start_step = _restore(config, model, optimizer, out, last)
+        start_step = _restore(config, model, optimizer, out)
     trained = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
 
     train_set, pool, val, references, pairs = open_data(config)
@@ -349,20 +350,22 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     return {"step": step, "wall_time_s": round(time.perf_counter() - started, 1), **metrics}
 
 
-def _restore(config: TrainConfig, model, optimizer, out: Path, last: Path) -> int:
-    """Load the last checkpoint and training state of `out`; returns the step to continue from."""
-    state_file = out / "last.state.pt"
-    if not last.is_file() or not state_file.is_file():
-        raise ConfigError(f"nothing to resume in {out} (no last.safetensors / last.state.pt)")
-    saved = read_config(last)
-    if saved.variant != config.variant:
-        raise ConfigError(f"{last} is a {saved.variant!r} checkpoint, this run trains {config.variant!r}")
-    if config_hash(saved) != config_hash(config.model):
-        raise ConfigError(f"{last} was trained with another model config (hash {config_hash(saved)})")
-    from .checkpoint import load_checkpoint
+def _restore(config: TrainConfig, model, optimizer, out: Path) -> int:
+    """Load the training state of `out` (weights, optimizer, RNG, step); returns the step to continue from.
 
-    model.load_state_dict(load_checkpoint(last).state_dict())
+    Everything comes from the one file last.state.pt, written atomically, so a run killed at any moment
+    resumes from a consistent step (last.safetensors, for users, may be one checkpoint newer or older).
+    """
+    state_file = out / "last.state.pt"
+    if not state_file.is_file():
+        raise ConfigError(f"nothing to resume in {out} (no last.state.pt)")
     state = torch.load(state_file, map_location="cpu", weights_only=True)  # our own file: tensors and numbers
+    saved = ColorizerConfig.from_json(state["config"])
+    if saved.variant != config.variant:
+        raise ConfigError(f"{state_file} is a {saved.variant!r} run, this run trains {config.variant!r}")
+    if config_hash(saved) != config_hash(config.model):
+        raise ConfigError(f"{state_file} was trained with another model config (hash {config_hash(saved)})")
+    model.load_state_dict(state["model"], strict=False)
     optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["rng"]["cpu"])
     if "cuda" in state["rng"] and torch.cuda.is_available():
@@ -371,9 +374,12 @@ def _restore(config: TrainConfig, model, optimizer, out: Path, last: Path) -> in
 
 
 def _save_state(model, optimizer, out: Path, last: Path, step: int, metrics: dict) -> None:
-    save_checkpoint(last, model, step=step, metrics=metrics)
-    state = {"optimizer": optimizer.state_dict(), "step": step, "rng": rng_state()}
+    """The resume file first (self-sufficient, atomic), then the user-facing checkpoint."""
+    state = {"model": {k: v.detach().cpu() for k, v in trainable_state(model).items()},
+             "optimizer": optimizer.state_dict(), "step": step, "rng": rng_state(),
+             "config": model.config.to_json()}
     atomic_write(out / "last.state.pt", lambda tmp: torch.save(state, tmp))
+    save_checkpoint(last, model, step=step, metrics=metrics)
 
 
 def _progress(config: TrainConfig, rank: int, start: int, total: int):
