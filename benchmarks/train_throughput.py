@@ -33,13 +33,12 @@ def main() -> None:
     args = parser.parse_args()
     config = profile_config(args.profile, args.variant)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    pretrained, note = True, ""
+    note = ""
     try:
         model = build_model(args.variant, encoder=config.model.encoder, config=config.model)
     except AssetUnavailable:
         model, note = build_model(args.variant, encoder=config.model.encoder, config=config.model,
                                   pretrained=False), f" ({config.model.encoder} with random weights: offline)"
-        pretrained = False
     model = model.to(device).train()
     try:
         perceptual = build_perceptual(config.perceptual)

@@ -26,7 +26,7 @@ from PIL import Image
 
 from .checkpoint import CheckpointError, load_checkpoint
 from .color import combine_l_ab, rgb_to_lab
-from .image_io import ImageInputError, ImageOutputError, read_image, write_image_atomic
+from .image_io import MIN_SIDE, ImageInputError, ImageOutputError, read_image, write_image_atomic
 from .model import Colorizer
 
 MODES = ("fast", "highres")
@@ -78,9 +78,9 @@ def as_rgb_array(image: str | Path | Image.Image | np.ndarray, role: str) -> np.
             raise ImageInputError(f"{role} array must be (H, W), (H, W, 3) or (H, W, 4), got {array.shape}")
         array = array[..., :3]
         array = array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else array.astype(np.float32)
-    if min(array.shape[:2]) < 32:
+    if min(array.shape[:2]) < MIN_SIDE:
         raise ImageInputError(f"{role} image is {array.shape[1]}x{array.shape[0]} px; the smallest side must be "
-                              "at least 32 px")
+                              f"at least {MIN_SIDE} px")
     return np.clip(array, 0.0, 1.0)
 
 

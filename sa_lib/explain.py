@@ -14,7 +14,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from skimage.segmentation import find_boundaries  # noqa: E402
 
 from .checkpoint import atomic_write  # noqa: E402

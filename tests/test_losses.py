@@ -1,5 +1,4 @@
 import urllib.error
-import warnings
 
 import pytest
 import torch
