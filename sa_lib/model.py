@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .attention import DEFAULT_TAU, StandardAttention, SuperAttention
-from .color import AB_SCALE, normalize_l
+from .color import AB_SCALE, normalize_l, rgb_to_lab
 from .encoders import ENCODERS, build_color_encoder
 from .superpixels import SLIC_COMPACTNESS, SuperpixelPyramid
 
@@ -146,13 +146,8 @@ class Colorizer(nn.Module):
         if self.attention_levels:
             if reference_rgb is None:
                 raise ValueError(f"variant {self.config.variant!r} needs a reference image")
-            from .color import rgb_to_lab
-
             r_in = normalize_l(rgb_to_lab(reference_rgb)[:, :1])  # (B, 1, H', W') reference L in [0, 1]
-            if self.config.match_luminance:
-                t_in_encoder = match_luminance(t_in, r_in)
-            else:
-                t_in_encoder = t_in
+            t_in_encoder = match_luminance(t_in, r_in) if self.config.match_luminance else t_in
             f_t, f_r = self.encode(t_in_encoder), self.encode(r_in)
             phi_r = self.color_encoder(reference_rgb, {l: f_r[l].shape[-2:] for l in self.attention_levels})
             hints = self._attend(f_t, f_r, phi_r, t_in, r_in, target_superpixels, reference_superpixels,
