@@ -51,10 +51,12 @@ class Colorization:
 def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+    if device not in ("cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
         raise UsageError(f"unknown device {device!r}; choose auto, cpu or cuda")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError("--device cuda was asked for, but no CUDA GPU is available")
+    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
+        raise UsageError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s)")
     return torch.device(device)
 
 
@@ -77,7 +79,12 @@ def as_rgb_array(image: str | Path | Image.Image | np.ndarray, role: str) -> np.
         if array.ndim != 3 or array.shape[2] not in (3, 4):
             raise ImageInputError(f"{role} array must be (H, W), (H, W, 3) or (H, W, 4), got {array.shape}")
         array = array[..., :3]
-        array = array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else array.astype(np.float32)
+        if np.issubdtype(array.dtype, np.integer):  # uint8, uint16 (16-bit files), ...: scale by the type's max
+            array = array.astype(np.float32) / np.iinfo(array.dtype).max
+        elif array.size and float(np.nanmax(array)) > 1.0 + 1e-6:
+            raise ImageInputError(f"{role} array is float with values above 1; give floats in [0, 1] or integers")
+        else:
+            array = array.astype(np.float32)
     if min(array.shape[:2]) < MIN_SIDE:
         raise ImageInputError(f"{role} image is {array.shape[1]}x{array.shape[0]} px; the smallest side must be "
                               f"at least {MIN_SIDE} px")
@@ -130,6 +137,16 @@ def colorize(target, reference, checkpoint: str = "demo-super", device: str = "a
 # ------------------------------------------------------------------------------------------------------- CLI
 
 
+def _unique_outputs(jobs: list[tuple[Path, Path, Path]]) -> list[tuple[Path, Path, Path]]:
+    """Refuse two targets that would write the same output file (e.g. x.jpg and x.png)."""
+    seen: dict[Path, Path] = {}
+    for target, _, output in jobs:
+        if output in seen:
+            raise UsageError(f"{seen[output]} and {target} would both be written to {output}; rename one")
+        seen[output] = target
+    return jobs
+
+
 def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path, Path]]:
     """(target, reference, output) triples from the command line; usage mistakes raise UsageError."""
     out = Path(args.output)
@@ -139,11 +156,15 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path, Path]]:
         pairs_file = Path(args.pairs)
         if not pairs_file.is_file():
             raise UsageError(f"pairs file not found: {pairs_file}")
-        rows = [r for r in csv.reader(open(pairs_file, newline="")) if r and not r[0].startswith("#")]
+        with open(pairs_file, newline="") as f:
+            rows = [r for r in csv.reader(f) if r and not r[0].startswith("#")]
         if rows and rows[0][:2] == ["target", "reference"]:
             rows = rows[1:]
+        for number, row in enumerate(rows, start=1):
+            if len(row) < 2:
+                raise UsageError(f"{pairs_file}: row {number} needs target,reference")
         base = pairs_file.parent
-        return [(base / r[0], base / r[1], out / (Path(r[0]).stem + ".png")) for r in rows]
+        return _unique_outputs([(base / r[0], base / r[1], out / (Path(r[0]).stem + ".png")) for r in rows])
     if args.target is None or args.reference is None:
         raise UsageError("give TARGET and REFERENCE, or --pairs FILE")
     target = Path(args.target)
@@ -153,7 +174,7 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path, Path]]:
         files = sorted(p for p in target.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise UsageError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {target}")
-        return [(f, Path(args.reference), out / (f.stem + ".png")) for f in files]
+        return _unique_outputs([(f, Path(args.reference), out / (f.stem + ".png")) for f in files])
     if out.is_dir():
         raise UsageError(f"output path is a directory: {out} (give a file name, e.g. {out / 'result.png'})")
     if not out.parent.is_dir():
@@ -180,12 +201,16 @@ def main(argv: list[str] | None = None) -> None:
         resolve_device(args.device)
         if args.explain and len(jobs) != 1:
             raise UsageError("--explain works for a single target")
+        if args.explain and Path(args.explain).suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg"):
+            raise UsageError(f"--explain {args.explain}: use a .png, .jpg, .pdf or .svg file name")
         load_model(args.checkpoint, args.device)
     except UsageError as err:
         parser.exit(2, f"sa-colorize: error: {err}\n")
     except CheckpointError as err:
         unknown = str(err).startswith("unknown checkpoint")
         parser.exit(2 if unknown else 1, f"sa-colorize: error: {err}\n")
+    except (OSError, RuntimeError) as err:
+        parser.exit(1, f"sa-colorize: error: {' '.join(str(err).split())[:200]}\n")
 
     failures = 0
     progress = None

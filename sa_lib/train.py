@@ -303,7 +303,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
                         persistent_workers=False, pin_memory=device.type == "cuda")
     loss_fn = ColorizationLoss(build_perceptual(config.perceptual), config.lambda_l1,
                                config.lambda_perceptual).to(device)
-    log = _Logger(out, config, rank == 0, append=resume and start_step > 0)
+    log = _Logger(out, config, rank == 0, resume_step=start_step if resume else None)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda" and config.amp)
 
     metrics: dict[str, float] = {}
@@ -396,14 +396,23 @@ class _Logger:
     FIELDS = ["step", "epoch", "loss", "smooth_l1", "perceptual", "images_per_s", "val_psnr_ab", "val_ciede2000",
               "val_delta_his", "val_gtref_psnr_ab", "val_gtref_ciede2000", "val_gtref_delta_his"]
 
-    def __init__(self, out: Path, config: TrainConfig, active: bool, append: bool):
+    def __init__(self, out: Path, config: TrainConfig, active: bool, resume_step: int | None):
         self.active, self.tensorboard = active, None
         if not active:
             return
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(asdict(config), indent=2, default=list) + "\n")
         path = out / "log.csv"
-        self.file = open(path, "a" if append and path.exists() else "w", newline="")
+        if resume_step is not None and path.exists():
+            # Rows logged after the checkpoint we resume from are redone: drop them so the log equals an
+            # uninterrupted run's.
+            with open(path, newline="") as f:
+                kept = [row for row in csv.DictReader(f) if int(row["step"]) <= resume_step]
+            with open(path, "w", newline="") as f:
+                writer = csv.DictWriter(f, self.FIELDS, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(kept)
+        self.file = open(path, "a" if resume_step is not None and path.exists() else "w", newline="")
         self.writer = csv.DictWriter(self.file, self.FIELDS, extrasaction="ignore")
         if self.file.tell() == 0:
             self.writer.writeheader()
@@ -459,8 +468,8 @@ def main(argv: list[str] | None = None) -> None:
     except (ConfigError, CheckpointError) as err:
         print(f"sa-train: error: {err}", file=sys.stderr)
         sys.exit(2)
-    except (FileNotFoundError, RuntimeError) as err:
-        print(f"sa-train: error: {' '.join(str(err).split())[:300]}", file=sys.stderr)
+    except (OSError, RuntimeError, KeyError, ValueError) as err:
+        print(f"sa-train: error: {type(err).__name__}: {' '.join(str(err).split())[:300]}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("sa-train: interrupted; continue with --resume", file=sys.stderr)

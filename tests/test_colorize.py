@@ -160,3 +160,32 @@ def test_python_dash_m_reports_without_traceback(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+
+
+def test_cli_refuses_colliding_outputs_bad_pairs_rows_and_explain_formats(photos, checkpoints, tmp_path, capsys):
+    ckpt = ["--checkpoint", checkpoints / "super.safetensors"]
+    targets, out = tmp_path / "targets", tmp_path / "out"
+    targets.mkdir(), out.mkdir()
+    Image.open(photos / "target.png").save(targets / "x.png")
+    Image.open(photos / "target.png").convert("RGB").save(targets / "x.jpg")
+    code, err = run([targets, photos / "reference.jpg", "-o", out, *ckpt], capsys)
+    assert code == 2 and "would both be written" in err and not list(out.iterdir())
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("target,reference\nonly_one_column.png\n")
+    code, err = run(["--pairs", pairs, "-o", out, *ckpt], capsys)
+    assert code == 2 and "row 1 needs target,reference" in err
+    code, err = run([photos / "target.png", photos / "reference.jpg", "-o", tmp_path / "o.png", "--explain",
+                     tmp_path / "why.txt", *ckpt], capsys)
+    assert code == 2 and ".png" in err and not (tmp_path / "o.png").exists()
+    code, err = run([photos / "target.png", photos / "reference.jpg", "-o", tmp_path / "o.png", "--device", "gpu"],
+                    capsys)
+    assert code == 2 and "unknown device" in err
+
+
+def test_integer_arrays_are_scaled_by_their_type(photos, checkpoints):
+    gray8 = np.asarray(Image.open(photos / "target.png"))
+    ckpt = checkpoints / "super.safetensors"
+    reference = Image.open(photos / "reference.jpg")
+    from_uint8 = colorize(gray8, reference, checkpoint=ckpt)
+    from_uint16 = colorize(gray8.astype(np.uint16) * 257, reference, checkpoint=ckpt)  # the same image in 16 bit
+    assert np.abs(np.asarray(from_uint8, float) - np.asarray(from_uint16, float)).max() <= 1

@@ -118,6 +118,8 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     result = subprocess.run([sys.executable, "-m", "sa_lib.train", *args, "--out", str(killed), "--resume"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
+    steps = [line.split(",")[0] for line in (killed / "log.csv").read_text().splitlines()[1:]]
+    assert steps == [str(s) for s in range(1, 17)]  # rows after the checkpoint were redone, not duplicated
     a, b = weights(tmp_path / "straight" / "last.safetensors"), weights(killed / "last.safetensors")
     for key in a:
         assert torch.allclose(a[key], b[key], atol=1e-6), key
