@@ -55,6 +55,7 @@ bench: setup ## Run the benchmarks (minutes; not part of the tests): see benchma
 	$(PY) benchmarks/end_to_end.py
 	for v in none standard super; do $(PY) benchmarks/train_throughput.py --profile demo --variant $$v; done
 	$(PY) benchmarks/complexity.py
+	$(PY) benchmarks/mode_quality.py
 
 clean: ## Remove build outputs (keeps .venv)
 	rm -rf build .pytest_cache
