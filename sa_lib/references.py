@@ -47,7 +47,6 @@ import math
 import os
 import random
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +59,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from .checkpoint import atomic_write
 from .datasets import OBJECT_MIN_AREA_FRACTION, CocoLikeDataset
 from .demo_data import DEMO_DIR
 from .hub import AssetUnavailable
@@ -341,23 +341,6 @@ def build_references(pool: Datasets, targets: Datasets | None = None, *, encoder
 
 # ---------------------------------------------------------------------------------------------------- files
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it over `path`: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def _distance(d: float) -> float:
     return float(f"{d:.5g}")  # 5 significant digits: float noise (batch size, BLAS) stays out of the file
 
@@ -393,7 +376,7 @@ def write_references(path: Path | str, references: References) -> None:
     block("targets", [f'"{i}": {json.dumps([[ci, _distance(d)] for ci, d in ranked])}'
                       for i, ranked in sorted(r.targets.items())], last=True)
     lines.append("}")
-    _write_atomic(Path(path), "\n".join(lines) + "\n")
+    atomic_write(Path(path), lambda tmp: tmp.write_text("\n".join(lines) + "\n", encoding="utf-8", newline=""))
 
 
 def load_references(path: Path | str) -> References:
@@ -437,7 +420,7 @@ def write_eval_pairs(path: Path | str, references: References, dataset: CocoLike
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(EVAL_PAIRS_HEADER)
     writer.writerows(rows)
-    _write_atomic(Path(path), buffer.getvalue())
+    atomic_write(Path(path), lambda tmp: tmp.write_text(buffer.getvalue(), encoding="utf-8", newline=""))
     return len(rows)
 
 
