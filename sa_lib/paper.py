@@ -32,7 +32,18 @@ from .hub import AssetUnavailable  # noqa: E402
 from .model import VARIANTS, ColorizerConfig, build_model  # noqa: E402
 from .superpixels import SuperpixelPyramid, n_segments_for  # noqa: E402
 
-FIGURES = Path(__file__).resolve().parent.parent / "figures"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FIGURES = REPO_ROOT / "figures"
+NOTEBOOK_PROFILES = ("smoke", "demo", "paper")
+
+
+def output_dir(figures_dir: str | Path) -> Path:
+    """The folder a notebook writes its figures and tables to: relative paths are taken from the repository
+    root (not the notebook's folder, which differs between nbval, papermill and JupyterLab); created."""
+    path = Path(figures_dir)
+    path = path if path.is_absolute() else REPO_ROOT / path
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 PROFILES = {"demo": ColorizerConfig(), "paper": ColorizerConfig.paper()}
 
 
