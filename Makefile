@@ -10,7 +10,7 @@ PROFILE     ?= demo
 DEPS_HASH   := $(shell sha256sum pyproject.toml | cut -c1-12)
 STAMP       := $(VENV)/.installed-$(DEPS_HASH)
 
-.PHONY: help setup test paper clean data-coco demo-annotations references train-demo model-card bench
+.PHONY: help setup test test-browser paper clean data-coco demo-annotations references train-demo model-card bench
 
 help: ## List the targets with what they do
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -25,11 +25,19 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-test: setup ## Run the whole test suite (CPU, offline)
-	$(PY) -m pytest -q
+test: setup ## Run the test suite and every notebook on its smoke parameters (nbval; CPU, offline)
+	$(PY) -m pytest -q tests notebooks
 
-paper: setup ## Regenerate the tables and figures (PROFILE=demo offline on the CPU; PROFILE=paper on a GPU)
-	$(PY) -m sa_lib.paper --profile $(PROFILE)
+CHROMIUM       ?= /usr/bin/chromium
+CHROMEDRIVER   ?= /usr/bin/chromedriver
+test-browser: setup ## Drive the attention explorer in JupyterLab with headless Chromium (needs Debian's chromium, chromium-driver)
+	@test -x $(CHROMIUM) && test -x $(CHROMEDRIVER) || { \
+	  echo "test-browser: $(CHROMIUM) or $(CHROMEDRIVER) is missing: apt-get install chromium chromium-driver" >&2; exit 1; }
+	$(PY) -m pytest -q browser_tests
+
+RETRAIN ?= 0
+paper: setup ## Run the notebooks and regenerate every figure and table (PROFILE=demo on the CPU; PROFILE=paper on a GPU; RETRAIN=1)
+	$(PY) -m sa_lib.paper --profile $(PROFILE) $(if $(filter 1 yes true,$(RETRAIN)),--retrain,)
 
 COCO_SPLITS ?= val train
 data-coco: setup ## Download, verify (md5) and extract COCO 2017 into SUPERATTN_DATA/coco (default ~/.cache/superattn); COCO_SPLITS=val for val only

@@ -1,11 +1,14 @@
-"""`make paper`: regenerate the project's figures and tables for a profile.
+"""`make paper`: regenerate every figure and table of the paper for a profile by running the notebooks.
 
-What it makes so far (Table 1/2 and the notebooks come with later work):
-- figures/superpixel_levels.png: the SLIC grids of the three attention levels on demo photos;
-- figures/model_summary.md: parameters and measured forward time of every variant.
+The notebooks in notebooks/ run in order with papermill; each gets the profile's parameters injected into
+its tagged `parameters` cell (see notebooks/README.md) and its executed copy is written to build/notebooks/.
+They write fig3..fig6, complexity.png, training_curves.png and the two tables into figures/. Two more
+outputs come from here: figures/superpixel_levels.png (the SLIC grids of the three attention levels) and
+figures/model_summary.md (parameters and measured forward time of every variant).
 
-    python -m sa_lib.paper --profile demo    # offline, CPU, EfficientNet-Lite0 colour encoder
-    python -m sa_lib.paper --profile paper   # the authors' sizes with VGG19 (weights downloaded once)
+    python -m sa_lib.paper --profile demo              # offline, CPU, shipped demo checkpoints (minutes)
+    python -m sa_lib.paper --profile demo --retrain    # ... and retrain the demo checkpoints first
+    python -m sa_lib.paper --profile paper             # the authors' protocol: COCO + VGG19 on a GPU
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ def output_dir(figures_dir: str | Path) -> Path:
     path = path if path.is_absolute() else REPO_ROOT / path
     path.mkdir(parents=True, exist_ok=True)
     return path
-PROFILES = {"demo": ColorizerConfig(), "paper": ColorizerConfig.paper()}
+PROFILES = {"smoke": ColorizerConfig(), "demo": ColorizerConfig(), "paper": ColorizerConfig.paper()}
 
 
 def load_photo(path: Path, size: int) -> torch.Tensor:
@@ -110,19 +113,83 @@ def model_summary(config: ColorizerConfig, photos: list[Path], out: Path, size: 
         "|---|---|---|---|---|", *rows, ""]))
 
 
+NOTEBOOKS = REPO_ROOT / "notebooks"
+BUILD_NOTEBOOKS = REPO_ROOT / "build" / "notebooks"
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised: the message names it, the failing exception and where the executed copy is."""
+
+
+def notebook_parameters(notebook: Path, profile: str, figures_dir: Path, device: str, retrain: bool) -> dict:
+    """What papermill injects into a notebook's `parameters` cell (the contract of notebooks/README.md)."""
+    parameters = {"profile": profile, "figures_dir": str(figures_dir), "device": device}
+    if notebook.stem.startswith("02_"):
+        parameters["retrain"] = retrain
+    return parameters
+
+
+def run_notebooks(profile: str, figures_dir: Path, device: str = "auto", retrain: bool = False,
+                  notebooks_dir: Path = NOTEBOOKS, executed_dir: Path = BUILD_NOTEBOOKS,
+                  only: list[str] | None = None) -> list[tuple[str, float]]:
+    """Execute every notebook (sorted by name) with papermill; returns (name, seconds) per notebook."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    notebooks = sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        notebooks = [nb for nb in notebooks if any(nb.stem.startswith(prefix) for prefix in only)]
+    if not notebooks:
+        raise NotebookFailed(f"no notebook to run in {notebooks_dir}" + (f" matching {only}" if only else ""))
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    timings = []
+    for number, notebook in enumerate(notebooks, 1):
+        executed = executed_dir / notebook.name
+        print(f"[paper] {number}/{len(notebooks)} {notebook.stem} (profile {profile})", flush=True)
+        start = time.perf_counter()
+        try:
+            papermill.execute_notebook(
+                str(notebook), str(executed), kernel_name="python3", progress_bar=True, cwd=str(notebooks_dir),
+                parameters=notebook_parameters(notebook, profile, figures_dir, device, retrain))
+        except PapermillExecutionError as err:
+            raise NotebookFailed(f"{notebook.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue} "
+                                 f"(executed copy: {executed})") from None
+        timings.append((notebook.stem, time.perf_counter() - start))
+        print(f"[paper]     {notebook.stem}: {timings[-1][1]:.0f} s", flush=True)
+    return timings
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="demo")
-    parser.add_argument("--out", type=Path, default=FIGURES, help="folder for figures and tables")
+    parser.add_argument("--out", type=Path, default=FIGURES, help="folder for figures and tables (default figures/)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda (passed to the notebooks)")
+    parser.add_argument("--retrain", action="store_true", help="retrain the checkpoints in 02_training")
+    parser.add_argument("--only", nargs="+", metavar="PREFIX", help="run only these notebooks (e.g. 03 05)")
+    parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS, help=argparse.SUPPRESS)
+    parser.add_argument("--executed", type=Path, default=BUILD_NOTEBOOKS, help=argparse.SUPPRESS)
+    parser.add_argument("--skip-extras", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    out = args.out
+    out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    photos = load_split("val")[:3]
-    print(f"[paper] profile {args.profile}: superpixel figure", flush=True)
-    superpixel_figure(photos, out / "superpixel_levels.png")
-    print("[paper] model summary (measuring every variant)", flush=True)
-    model_summary(PROFILES[args.profile], photos, out / "model_summary.md")
-    print(f"[paper] wrote {out / 'superpixel_levels.png'} and {out / 'model_summary.md'}")
+    start = time.perf_counter()
+    try:
+        timings = run_notebooks(args.profile, out, args.device, args.retrain, args.notebooks, args.executed,
+                                args.only)
+    except NotebookFailed as err:
+        sys.exit(f"error: {err}")
+    if not args.skip_extras:
+        photos = load_split("val")[:3]
+        print("[paper] superpixel figure and model summary", flush=True)
+        superpixel_figure(photos, out / "superpixel_levels.png")
+        model_summary(PROFILES[args.profile], photos, out / "model_summary.md")
+    total = time.perf_counter() - start
+    lines = [f"| {name} | {seconds:.0f} s |" for name, seconds in timings]
+    (args.executed / "timings.md").write_text("\n".join([
+        f"# make paper, profile {args.profile}: {total / 60:.1f} min on {date.today()}", "",
+        "| notebook | time |", "|---|---|", *lines, ""]))
+    print(f"[paper] done in {total / 60:.1f} min: figures and tables in {out}, executed notebooks in "
+          f"{args.executed}")
 
 
 if __name__ == "__main__":
