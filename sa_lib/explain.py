@@ -14,8 +14,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from skimage.segmentation import find_boundaries  # noqa: E402
 
+from .attention_maps import attention_on_reference, lit_reference, outlined  # noqa: E402, F401 (re-exported)
 from .checkpoint import atomic_write  # noqa: E402
 
 
@@ -30,12 +30,6 @@ def pick_superpixels(labels: np.ndarray, count: int = 4) -> list[int]:
         if label not in chosen:
             chosen.append(label)
     return chosen[:count]
-
-
-def attention_on_reference(attention_row: np.ndarray, reference_labels: np.ndarray) -> np.ndarray:
-    """(S_R,) attention weights -> (h, w) map over the reference pixels, scaled so its maximum is 1."""
-    weights = attention_row[reference_labels]
-    return weights / max(float(weights.max()), 1e-12)
 
 
 def explain_figure(result, path: str | Path, level: int = 0) -> None:
@@ -57,13 +51,8 @@ def explain_figure(result, path: str | Path, level: int = 0) -> None:
     fig, axes = plt.subplots(len(rows), 3, figsize=(10, row_height * len(rows) + 0.6), squeeze=False)
     for ax_row, label in zip(axes, rows):
         mask = t_labels == label
-        outline = find_boundaries(mask, mode="outer")
-        target_view = gray.copy()
-        target_view[outline] = (1.0, 0.1, 0.1)
-        lit = attention_on_reference(attn[label], r_labels)
-        reference_view = reference * (0.15 + 0.85 * lit[..., None])
-        result_view = colour.copy()
-        result_view[outline] = (1.0, 0.1, 0.1)
+        target_view, result_view = outlined(gray, mask), outlined(colour, mask)
+        reference_view = lit_reference(reference, attn[label], r_labels)
         top = attn[label].max()
         panels = [(target_view, f"target superpixel {label}"),
                   (reference_view, f"reference lit by its attention (max weight {top:.2f})"),

@@ -1,0 +1,116 @@
+"""sa_lib.explorer: the widget callbacks, driven in plain Python (no browser, no kernel)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_attention_maps import synthetic_pair
+
+from sa_lib import attention_maps as am
+from sa_lib.explorer import AttentionExplorer, parse_point
+
+PAIRS = [am.Pair(Path("a.jpg"), Path("b.jpg")), am.Pair(Path("c.jpg"), Path("d.jpg"), (0, 0, 4, 4))]
+
+
+@pytest.fixture
+def explorer():
+    calls = []
+
+    def compute(pair):
+        calls.append(pair)
+        pa = synthetic_pair(seed=len(calls))
+        if pair is PAIRS[1]:  # the second pair has more superpixels at level 0
+            pa.target_labels[0] = np.arange(16 * 24).reshape(16, 24) // 4  # 96 superpixels of 4 pixels
+            pa.attention[0] = np.full((96, pa.attention[0].shape[1]), 1 / pa.attention[0].shape[1])
+        return pa
+
+    e = AttentionExplorer(PAIRS, compute=compute)
+    e.calls = calls
+    return e
+
+
+def test_starts_on_the_superpixel_at_the_target_centre(explorer):
+    assert explorer.point == (8, 12) and explorer.label == am.superpixel_at(explorer.current, 0, 8, 12)
+    assert explorer.superpixel_slider.value == explorer.label
+    assert explorer.reference_image.value and explorer.matrix_image.value and "<img" in explorer.target_html.value
+
+
+def test_picking_a_superpixel_updates_the_highlight_and_the_attention_row(explorer):
+    before_mask, before_row = explorer.highlight_mask.copy(), explorer.shown_row.copy()
+    before = (explorer.target_html.value, explorer.reference_image.value, explorer.matrix_image.value)
+    explorer.superpixel_slider.value = 0  # as a person moving the slider: the observer runs select_superpixel
+    assert explorer.label == 0
+    np.testing.assert_array_equal(explorer.highlight_mask, am.superpixel_mask(explorer.current, 0, 0))
+    assert not np.array_equal(explorer.highlight_mask, before_mask)
+    np.testing.assert_array_equal(explorer.shown_row, explorer.current.attention[0][0])
+    assert not np.array_equal(explorer.shown_row, before_row)
+    after = (explorer.target_html.value, explorer.reference_image.value, explorer.matrix_image.value)
+    assert all(a != b for a, b in zip(before, after))  # every view was redrawn
+    y, x = explorer.point
+    assert explorer.highlight_mask[y, x] and explorer.point_box.value == f"{x}, {y}"
+    assert "superpixel <b>0</b>" in explorer.info.value and "sa-swatch" in explorer.info.value
+
+
+def test_the_reference_view_shows_the_row(explorer):
+    explorer.select_superpixel(5)
+    shown = np.asarray(Image.open(io.BytesIO(explorer.reference_image.value)), dtype=np.float32) / 255
+    expected = am.reference_view(explorer.current, 0, 5)
+    np.testing.assert_allclose(shown, expected, atol=1 / 255 + 1e-6)
+
+
+def test_a_click_or_typed_point_picks_the_superpixel_under_it(explorer):
+    explorer.point_box.value = "23, 15"  # what the target image's onclick writes: x, y
+    assert explorer.point == (15, 23)
+    assert explorer.label == explorer.current.superpixel_count(0) - 1 == explorer.superpixel_slider.value
+    explorer.select_point(0, 0)
+    assert explorer.label == 0
+    explorer.point_box.value = "not a point"
+    assert explorer.label == 0 and "x, y" in explorer.info.value
+
+
+def test_changing_level_keeps_the_point_and_updates_the_slider_range(explorer):
+    explorer.select_point(23, 15)
+    explorer.level_buttons.value = 2
+    assert explorer.level == 2 and explorer.point == (15, 23)
+    assert explorer.label == 1 and explorer.superpixel_slider.max == 1
+    explorer.level_buttons.value = 1
+    assert explorer.superpixel_slider.max == 3 and explorer.label == 3
+    np.testing.assert_array_equal(explorer.shown_row, explorer.current.attention[1][3])
+
+
+def test_changing_pair_computes_once_and_updates_the_slider_range(explorer):
+    assert len(explorer.calls) == 1 and explorer.superpixel_slider.max == 5
+    explorer.pair_dropdown.value = 1
+    assert explorer.pair_index == 1 and explorer.superpixel_slider.max == 95
+    assert explorer.label == am.superpixel_at(explorer.current, 0, 8, 12)
+    explorer.pair_dropdown.value = 0
+    explorer.pair_dropdown.value = 1
+    assert len(explorer.calls) == 2  # one model run per pair: moving between them hits the cache
+
+
+def test_rejects_out_of_range_picks(explorer):
+    with pytest.raises(ValueError):
+        explorer.select_superpixel(6)
+    with pytest.raises(ValueError):
+        explorer.select_pair(2)
+    with pytest.raises(ValueError):
+        explorer.select_level(3)
+
+
+def test_parse_point():
+    assert parse_point(" 12, 7 ") == (12, 7) and parse_point("3 4") == (3, 4)
+    with pytest.raises(ValueError):
+        parse_point("12")
+
+
+def test_explorer_for_the_smoke_profile_with_the_real_model():
+    e = AttentionExplorer.for_profile("smoke", device="cpu")
+    counts = [e.current.superpixel_count(level) for level in am.LEVELS]
+    assert e.superpixel_slider.max == counts[0] - 1 and counts[0] > counts[1] > counts[2]
+    before = e.reference_image.value
+    e.superpixel_slider.value = (e.label + 1) % counts[0]
+    assert e.reference_image.value != before
