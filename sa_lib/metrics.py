@@ -49,6 +49,7 @@ __all__ = [
     "colorfulness",
     "delta_his",
     "his",
+    "histogram_intersection",
     "lpips_available",
     "lpips_distance",
     "psnr_ab",
@@ -113,7 +114,17 @@ def his(a: np.ndarray, b: np.ndarray) -> float:
     Measures how well the colour distribution of ``a`` matches that of ``b``
     (e.g. a colorization and its reference); images may differ in size.
     """
-    return min(1.0, float(np.minimum(ab_histogram(a), ab_histogram(b)).sum()))  # clip float round-off above 1
+    return histogram_intersection(ab_histogram(a), ab_histogram(b))
+
+
+def histogram_intersection(h1: np.ndarray, h2: np.ndarray) -> float:
+    """sum(min(h1, h2)) of two normalised histograms (from `ab_histogram`), clipped to [0, 1].
+
+    Lets an evaluator reuse the histogram of an image (a reference) scored against many outputs.
+    """
+    if h1.shape != h2.shape:
+        raise ValueError(f"histograms must have the same shape, got {h1.shape} and {h2.shape}")
+    return min(1.0, float(np.minimum(h1, h2).sum()))  # clip float round-off above 1
 
 
 def delta_his(his_pred_ref: Sequence[float], his_gt_ref: Sequence[float]) -> float:
@@ -201,6 +212,7 @@ class LPIPSMetric:
         self.device = device
         self._model = None
         self._error: str | None = None
+        self.missing_weights = False  # True when the failure is the AlexNet file (offline), not a broken install
 
     def _load(self):
         if self._model is not None:
@@ -217,10 +229,16 @@ class LPIPSMetric:
                 return self._model
             except hub.AssetUnavailable as exc:
                 self._error = f"LPIPS(alex) unavailable: {exc}"
+                self.missing_weights = True
             except Exception as exc:  # a broken lpips install or checkpoint
                 reason = " ".join(str(exc).split())[:160]
                 self._error = f"LPIPS(alex) unavailable ({type(exc).__name__}: {reason})"
         raise MetricUnavailable(self._error)
+
+    @property
+    def reason(self) -> str | None:
+        """Why the metric is unavailable (one line), or None if it was built or never tried."""
+        return self._error
 
     def available(self) -> bool:
         """True if the LPIPS network could be built (tries once)."""

@@ -1,0 +1,711 @@
+"""One evaluator for every method: section 5's metrics over an evaluation pair file, Tables 1 and 2.
+
+    sa-evaluate --profile demo                 # shipped demo checkpoints, committed demo pairs (CPU, minutes)
+    sa-evaluate --profile smoke                # 4 pairs at 96 px (tests, notebooks)
+    sa-evaluate --profile paper                # COCO val pairs + checkpoints/paper-{none,standard,super}
+    sa-evaluate --profile demo --method deep_exemplar=outputs/de/ --method mine=outputs/mine/
+
+A method is either a colorizer -- a callable `(target_l, reference) -> rgb` that sees only the target's L*
+(H, W) in [0, 100] and the reference sRGB (h, w, 3) in [0, 1], never the ground truth's colours -- or a
+folder of another method's outputs, one image per pair named after the pair's target
+(`<target stem>.png|.jpg|...`, as `sa-colorize --pairs` writes them); a missing or extra file is reported.
+
+Every pair is scored the same way (conventions and reasons in docs/metrics.md): the target and the
+reference (its box crop, if any) are resized to EVAL_SIZE x EVAL_SIZE (224, the paper's size) with bicubic
+filtering, as in training; a folder output of another size is resized to it. SSIM, LPIPS(alex), PSNR(ab) and
+CIEDE2000 compare the output with the ground truth, colourfulness is the output's own, HIS compares the
+output with the reference, and dHIS = |mean HIS(output, reference) - HIS_ref| where HIS_ref = mean
+HIS(ground truth, reference) over the same pairs. Per-pair CSVs go to build/eval/<profile>/, the tables to
+--out (default figures/): table1_ablation.{md,csv} and table2_comparison.{md,csv}. Published numbers of the
+paper sit in their own columns, labelled "published (paper, COCO)", and are never mixed with measured ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from . import metrics
+from .checkpoint import CHECKPOINT_DIR, CheckpointError, atomic_write, load_checkpoint
+from .color import combine_l_ab, rgb_to_lab
+from .demo_data import DEMO_DIR
+from .hub import AssetUnavailable
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EVAL_SIZE = 224  # section 5 evaluates the 224 x 224 images the network was trained on
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
+VARIANTS = ("none", "standard", "super")
+TOP1, GTREF = "top-1", "ground truth"  # the two kinds of reference: the pair's ranked one, the target itself
+
+ColorizerFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+# Tables 1 and 2 of the paper: SSIM, LPIPS, dHIS on its 5000 COCO val pairs (never released); None = "-".
+PUBLISHED: dict[str, tuple[float, float, float | None]] = {
+    "none": (0.920, 0.164, None),
+    "standard": (0.921, 0.172, 0.081),
+    "super": (0.925, 0.160, 0.054),
+    "xcnet": (0.867, 0.270, 0.139),
+    "deep_exemplar": (0.894, 0.241, 0.127),
+    "just_attention": (0.896, 0.239, 0.125),
+}
+PUBLISHED_HIS_REF = 0.542  # the paper's HIS(ground truth, top-1 reference) on its COCO pairs
+EXTERNAL_METHODS = {"xcnet": "XCNET [29]", "deep_exemplar": "Deep Exemplar [13]",
+                    "just_attention": "Just Attention [15]"}  # cannot run here: outputs folder or published only
+VARIANT_NAMES = {"none": "Ours without reference", "standard": "Ours with standard attention",
+                 "super": "Ours (super-attention)"}
+
+
+class EvaluationError(RuntimeError):
+    """Something the evaluation needs is missing or broken (exit code 1)."""
+
+
+class UsageError(ValueError):
+    """A mistake in how the command was called (exit code 2)."""
+
+
+# ------------------------------------------------------------------------------------------------ profiles
+
+
+@dataclass(frozen=True)
+class EvalProfile:
+    """What a profile evaluates: which pairs, at which size, with which checkpoints and baseline features."""
+
+    name: str
+    size: int
+    limit: int | None  # evaluate only the first `limit` pairs (smoke)
+    checkpoint_prefix: str  # checkpoints <prefix>-<variant>
+    baseline_encoder: str  # deep features of the [17] baseline
+    data: str  # "demo" or "coco"
+
+
+PROFILES = {
+    "smoke": EvalProfile("smoke", 96, 4, "demo", "effnet_lite0", "demo"),
+    "demo": EvalProfile("demo", EVAL_SIZE, None, "demo", "effnet_lite0", "demo"),
+    "paper": EvalProfile("paper", EVAL_SIZE, None, "paper", "vgg19", "coco"),
+}
+
+
+def profile_settings(profile: str) -> EvalProfile:
+    if profile not in PROFILES:
+        raise UsageError(f"unknown profile {profile!r}; choose {', '.join(PROFILES)}")
+    return PROFILES[profile]
+
+
+def default_pairs(profile: EvalProfile) -> tuple[Path, Path, Path]:
+    """(pairs CSV, target image folder, reference image folder) of a profile."""
+    if profile.data == "demo":
+        return DEMO_DIR / "eval_pairs.csv", DEMO_DIR / "images", DEMO_DIR / "images"
+    from .coco import coco_root
+
+    root = coco_root()
+    return root / "eval_pairs.csv", root / "val2017", root / "train2017"
+
+
+# ------------------------------------------------------------------------------------------------- pairs
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One evaluation pair: a target photo and its reference (a whole photo or a box of one)."""
+
+    target: str  # file name as written in the CSV
+    reference: str
+    box: tuple[int, int, int, int] | None  # (x, y, w, h) crop of the reference, None for the whole image
+    target_path: Path
+    reference_path: Path
+
+    @property
+    def key(self) -> str:
+        """The name another method's output for this pair must have (without suffix): the target's stem."""
+        return Path(self.target).stem
+
+
+def _locate(name: str, folder: Path, csv_dir: Path) -> Path:
+    """An image named in a pairs CSV: in the profile's image folder, else relative to the CSV."""
+    for candidate in (folder / name, csv_dir / name):
+        if candidate.is_file():
+            return candidate
+    raise EvaluationError(f"image {name!r} of the pairs file is neither in {folder} nor in {csv_dir}")
+
+
+def read_pairs(pairs_csv: Path | str, target_dir: Path | str, reference_dir: Path | str,
+               limit: int | None = None) -> list[Pair]:
+    """The pairs of a CSV with columns target,reference[,ref_x,ref_y,ref_w,ref_h,...] (the first `limit`)."""
+    pairs_csv = Path(pairs_csv)
+    if not pairs_csv.is_file():
+        raise EvaluationError(f"pairs file not found: {pairs_csv}")
+    with open(pairs_csv, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"target", "reference"} <= set(rows[0]):
+        raise EvaluationError(f"{pairs_csv}: needs a header with target,reference columns and at least one row")
+    pairs = []
+    for number, row in enumerate(rows[:limit] if limit else rows, start=2):
+        try:
+            box = tuple(int(row[k]) for k in ("ref_x", "ref_y", "ref_w", "ref_h")) if row.get("ref_w") else None
+        except (TypeError, ValueError):
+            raise EvaluationError(f"{pairs_csv}: line {number} has a malformed reference box") from None
+        pairs.append(Pair(row["target"], row["reference"], box,
+                          _locate(row["target"], Path(target_dir), pairs_csv.parent),
+                          _locate(row["reference"], Path(reference_dir), pairs_csv.parent)))
+    keys = [p.key for p in pairs]
+    if len(set(keys)) != len(keys):
+        raise EvaluationError(f"{pairs_csv}: two pairs share a target name; outputs are matched by target name")
+    return pairs
+
+
+@dataclass
+class PairImages:
+    """One pair at the evaluation size: the ground truth, the L* a colorizer sees, and the reference."""
+
+    pair: Pair
+    truth: np.ndarray  # (S, S, 3) float32 sRGB in [0, 1]
+    target_l: np.ndarray  # (S, S) float32 L* in [0, 100], computed as the network's input is
+    reference: np.ndarray  # (S, S, 3) float32 sRGB in [0, 1]
+    truth_histogram: np.ndarray = field(default=None, repr=False)  # (21, 21) ab_histogram of the truth
+    reference_histogram: np.ndarray = field(default=None, repr=False)  # (21, 21) ab_histogram of the reference
+
+    def __post_init__(self) -> None:
+        if self.truth_histogram is None:
+            self.truth_histogram = metrics.ab_histogram(self.truth)
+        if self.reference_histogram is None:
+            self.reference_histogram = metrics.ab_histogram(self.reference)
+
+    def scoring_context(self, reference: str) -> tuple[np.ndarray, np.ndarray, float]:
+        """(reference image, its histogram, HIS(truth, reference)) for TOP1 or GTREF scoring."""
+        if reference == GTREF:
+            return self.truth, self.truth_histogram, metrics.histogram_intersection(self.truth_histogram,
+                                                                                    self.truth_histogram)
+        his_ref = metrics.histogram_intersection(self.truth_histogram, self.reference_histogram)
+        return self.reference, self.reference_histogram, his_ref
+
+
+def load_square(path: Path, size: int, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """(size, size, 3) float32 in [0, 1]: the photo (EXIF applied; its box crop) resized bicubically."""
+    with Image.open(path) as image:
+        image = ImageOps.exif_transpose(image).convert("RGB")
+        if box is not None:
+            x, y, w, h = box
+            image = image.crop((x, y, x + w, y + h))
+        image = image.resize((size, size), Image.BICUBIC)
+        return np.asarray(image, dtype=np.float32) / 255.0
+
+
+def load_pair_images(pair: Pair, size: int = EVAL_SIZE) -> PairImages:
+    truth = load_square(pair.target_path, size)
+    target_l = rgb_to_lab(torch.from_numpy(truth).permute(2, 0, 1)[None])[0, 0].numpy()  # (S, S) L*
+    return PairImages(pair, truth, target_l, load_square(pair.reference_path, size, pair.box))
+
+
+# ---------------------------------------------------------------------------------------------- methods
+
+
+def model_colorizer(checkpoint: str | Path, device: str = "auto") -> ColorizerFn:
+    """A checkpoint (shipped name or .safetensors path) as a colorizer: ab predicted at the given size and
+    recombined with the target's own L* (the `sa-colorize` recombination)."""
+    from .colorize import resolve_device
+
+    model = load_checkpoint(checkpoint, device=resolve_device(device))
+    dev = next(model.parameters()).device
+
+    def colorize(target_l: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        l_star = torch.from_numpy(np.ascontiguousarray(target_l, dtype=np.float32))[None, None].to(dev)  # (1,1,H,W)
+        ref = torch.from_numpy(np.ascontiguousarray(reference, dtype=np.float32)).permute(2, 0, 1)[None].to(dev)
+        with torch.inference_mode():
+            ab, _ = model(l_star, ref)
+            rgb = combine_l_ab(l_star, ab.float())[0]  # (3, H, W)
+        return rgb.permute(1, 2, 0).cpu().numpy()
+
+    return colorize
+
+
+def find_outputs(folder: Path, pairs: Sequence[Pair]) -> tuple[dict[str, Path], list[str], list[str]]:
+    """(key -> output file, missing pair keys, extra image files) of a folder of another method's outputs."""
+    if not folder.is_dir():
+        raise UsageError(f"outputs folder not found: {folder}")
+    files: dict[str, list[Path]] = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            files.setdefault(path.stem, []).append(path)
+    keys = {p.key for p in pairs}
+    ambiguous = [stem for stem, found in files.items() if stem in keys and len(found) > 1]
+    if ambiguous:
+        raise EvaluationError(f"{folder}: several files for {ambiguous[0]!r} "
+                              f"({', '.join(p.name for p in files[ambiguous[0]])}); keep one")
+    found = {key: files[key][0] for key in keys if key in files}
+    missing = [p.key for p in pairs if p.key not in found]
+    extra = [path.name for stem, paths in files.items() if stem not in keys for path in paths]
+    return found, missing, extra
+
+
+def _read_output(path: Path, size: int) -> np.ndarray:
+    """Another method's output as (size, size, 3) float32 in [0, 1] (resized bicubically if needed)."""
+    from .image_io import ImageInputError, read_image
+
+    try:
+        rgb = read_image(path, role="output")
+    except ImageInputError as err:
+        raise EvaluationError(str(err)) from None
+    if rgb.shape[:2] == (size, size):
+        return rgb
+    image = Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)).resize((size, size), Image.BICUBIC)
+    return np.asarray(image, dtype=np.float32) / 255.0
+
+
+# ---------------------------------------------------------------------------------------------- scoring
+
+METRIC_KEYS = ("ssim", "lpips", "his_pred_ref", "his_gt_ref", "psnr_ab", "ciede2000", "colorfulness")
+
+
+def score(pred: np.ndarray, truth: np.ndarray, reference: np.ndarray,
+          lpips: metrics.LPIPSMetric | None, reference_histogram: np.ndarray | None = None,
+          his_gt_ref: float | None = None) -> dict[str, float]:
+    """Every per-pair metric of one output (NaN for LPIPS when it is unavailable).
+
+    `reference_histogram` (ab_histogram of the reference) and `his_gt_ref` may be passed when known: they
+    depend on the pair only, not on the method.
+    """
+    pred = np.clip(np.asarray(pred, dtype=np.float64), 0.0, 1.0)
+    lpips_value = float("nan")
+    if lpips is not None and lpips.available():
+        lpips_value = lpips(pred, truth)
+    ref_hist = metrics.ab_histogram(reference) if reference_histogram is None else reference_histogram
+    if his_gt_ref is None:
+        his_gt_ref = metrics.histogram_intersection(metrics.ab_histogram(truth), ref_hist)
+    return {
+        "ssim": metrics.ssim(pred, truth),
+        "lpips": lpips_value,
+        "his_pred_ref": metrics.histogram_intersection(metrics.ab_histogram(pred), ref_hist),
+        "his_gt_ref": his_gt_ref,
+        "psnr_ab": metrics.psnr_ab(pred, truth),
+        "ciede2000": metrics.ciede2000(pred, truth),
+        "colorfulness": metrics.colorfulness(pred),
+    }
+
+
+@dataclass
+class MethodResult:
+    """Per-pair scores of one method with one kind of reference, and what its folder lacked or had extra."""
+
+    name: str
+    reference: str  # TOP1 or GTREF
+    rows: list[dict] = field(default_factory=list)  # {"target", "reference", *METRIC_KEYS}
+    n_total: int = 0
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, float]:
+        """Means over the scored pairs; dHIS from the HIS lists of those same pairs."""
+        if not self.rows:
+            return {"pairs": 0}
+        out = {key: float(np.mean([r[key] for r in self.rows])) for key in METRIC_KEYS}
+        out["his_ref"] = out.pop("his_gt_ref")
+        out["delta_his"] = metrics.delta_his([r["his_pred_ref"] for r in self.rows],
+                                             [r["his_gt_ref"] for r in self.rows])
+        out["pairs"] = len(self.rows)
+        return out
+
+
+def evaluate_colorizer(name: str, colorizer: ColorizerFn, data: Sequence[PairImages],
+                       lpips: metrics.LPIPSMetric | None = None, reference: str = TOP1) -> MethodResult:
+    """Run a colorizer on every pair (with its ranked reference, or with the ground truth as reference)."""
+    result = MethodResult(name, reference, n_total=len(data))
+    start = time.perf_counter()
+    torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    # One image at a time is too small a job to share: on this project's loaded 2-core machine the smoke
+    # ablation took 10.8 s with torch's 2 threads and 0.85 s with one.
+    torch.set_num_threads(1)
+    try:
+        for item in data:
+            ref, ref_hist, his_ref = item.scoring_context(reference)
+            pred = colorizer(item.target_l, ref)
+            if pred.shape != item.truth.shape:
+                raise EvaluationError(f"{name} returned shape {pred.shape} for {item.pair.target}, "
+                                      f"expected {item.truth.shape}")
+            result.rows.append({"target": item.pair.target, "reference": item.pair.reference if reference == TOP1
+                                else item.pair.target, **score(pred, item.truth, ref, lpips, ref_hist, his_ref)})
+    finally:
+        torch.set_num_threads(threads)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def evaluate_folder(name: str, folder: Path | str, data: Sequence[PairImages],
+                    lpips: metrics.LPIPSMetric | None = None) -> MethodResult:
+    """Score a folder of another method's outputs (top-1 references); missing/extra files are recorded."""
+    found, missing, extra = find_outputs(Path(folder), [d.pair for d in data])
+    result = MethodResult(name, TOP1, n_total=len(data), missing=missing, extra=extra)
+    start = time.perf_counter()
+    for item in data:
+        if item.pair.key in found:
+            pred = _read_output(found[item.pair.key], item.truth.shape[0])
+            ref, ref_hist, his_ref = item.scoring_context(TOP1)
+            result.rows.append({"target": item.pair.target, "reference": item.pair.reference,
+                                **score(pred, item.truth, ref, lpips, ref_hist, his_ref)})
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def folder_report(result: MethodResult, folder: Path | str) -> list[str]:
+    """One line per problem of a folder method: the pair outputs it lacks, the files it has for no pair."""
+    lines = []
+    if result.missing:
+        shown = ", ".join(result.missing[:5]) + (", ..." if len(result.missing) > 5 else "")
+        lines.append(f"{result.name}: {len(result.missing)} of {result.n_total} pair outputs missing in {folder} "
+                     f"({shown}); scored on the {len(result.rows)} present, HIS_ref on the same pairs")
+    if result.extra:
+        shown = ", ".join(result.extra[:5]) + (", ..." if len(result.extra) > 5 else "")
+        lines.append(f"{result.name}: {len(result.extra)} extra file(s) in {folder} match no pair ({shown}); ignored")
+    return lines
+
+
+def write_per_pair_csv(result: MethodResult, path: Path) -> None:
+    """The per-pair scores of one method (LPIPS empty when unavailable)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["target", "reference", *METRIC_KEYS])
+    for row in result.rows:
+        writer.writerow([row["target"], row["reference"],
+                         *("" if math.isnan(row[k]) else f"{row[k]:.6g}" for k in METRIC_KEYS)])
+    atomic_write(path, lambda tmp: tmp.write_text(buffer.getvalue(), encoding="utf-8"))
+
+
+# ----------------------------------------------------------------------------------------------- tables
+
+MEASURED = (("pairs", "pairs", "{:d}"), ("ssim", "SSIM ↑", "{:.3f}"), ("lpips", "LPIPS(alex) ↓", "{:.3f}"),
+            ("delta_his", "ΔHIS ↓", "{:.3f}"), ("his_pred_ref", "HIS(pred, ref)", "{:.3f}"),
+            ("his_ref", "HIS_ref", "{:.3f}"), ("psnr_ab", "PSNR(ab) ↑", "{:.2f}"),
+            ("ciede2000", "CIEDE2000 ↓", "{:.2f}"), ("colorfulness", "colourfulness", "{:.1f}"))
+PUBLISHED_COLUMNS = (("published_ssim", "published (paper, COCO) SSIM ↑"),
+                     ("published_lpips", "published (paper, COCO) LPIPS ↓"),
+                     ("published_delta_his", "published (paper, COCO) ΔHIS ↓"))
+LPIPS_OFFLINE = "unavailable offline"
+NOT_RUN = "not run"
+
+
+@dataclass
+class Table:
+    """A results table: rows of cells (strings), rendered as markdown (with notes) and as CSV."""
+
+    title: str
+    intro: list[str]
+    rows: list[dict[str, str]]  # keys: "method", "reference", MEASURED keys, PUBLISHED_COLUMNS keys
+    notes: list[str]
+
+    def markdown(self) -> str:
+        keys = ["method", "reference", *(k for k, _, _ in MEASURED), *(k for k, _ in PUBLISHED_COLUMNS)]
+        names = ["method", "reference", *(n for _, n, _ in MEASURED), *(n for _, n in PUBLISHED_COLUMNS)]
+        lines = [f"# {self.title}", "", *self.intro, "", "| " + " | ".join(names) + " |",
+                 "|" + "---|" * len(names)]
+        lines += ["| " + " | ".join(row.get(k, "") for k in keys) + " |" for row in self.rows]
+        return "\n".join([*lines, "", *self.notes, ""])
+
+    def csv(self) -> str:
+        keys = ["method", "reference", *(k for k, _, _ in MEASURED), *(k for k, _ in PUBLISHED_COLUMNS)]
+        header = ["method", "reference", *(k for k, _, _ in MEASURED),
+                  *(k.replace("published_", "published_paper_coco_") for k, _ in PUBLISHED_COLUMNS)]
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows([[row.get(k, "") for k in keys] for row in self.rows])
+        return buffer.getvalue()
+
+    def write(self, folder: Path | str, stem: str) -> tuple[Path, Path]:
+        folder = Path(folder)
+        md, table_csv = folder / f"{stem}.md", folder / f"{stem}.csv"
+        atomic_write(md, lambda tmp: tmp.write_text(self.markdown(), encoding="utf-8"))
+        atomic_write(table_csv, lambda tmp: tmp.write_text(self.csv(), encoding="utf-8"))
+        return md, table_csv
+
+
+def _lpips_cell(lpips: metrics.LPIPSMetric | None) -> str:
+    return LPIPS_OFFLINE if lpips is None or lpips.missing_weights else "unavailable"
+
+
+def measured_cells(result: MethodResult | None, lpips: metrics.LPIPSMetric | None) -> dict[str, str]:
+    """Formatted measured cells of a row; `not run` everywhere for a method without result."""
+    if result is None:
+        return {key: NOT_RUN for key, _, _ in MEASURED}
+    summary = result.summary()
+    cells = {}
+    for key, _, fmt in MEASURED:
+        value = summary.get(key)
+        if key == "pairs":
+            cells[key] = f"{value}" if value == result.n_total else f"{value}/{result.n_total}"
+        elif value is None or (isinstance(value, float) and math.isnan(value)):
+            cells[key] = _lpips_cell(lpips) if key == "lpips" else "-"
+        else:
+            cells[key] = fmt.format(value)
+    return cells
+
+
+def published_cells(method: str | None) -> dict[str, str]:
+    values = PUBLISHED.get(method or "")
+    if values is None:
+        return {key: "" for key, _ in PUBLISHED_COLUMNS}
+    return {key: "-" if v is None else f"{v:.3f}" for (key, _), v in zip(PUBLISHED_COLUMNS, values)}
+
+
+# ------------------------------------------------------------------------------------------ evaluation run
+
+
+@dataclass
+class Setup:
+    """A loaded evaluation: the profile, its pairs at the evaluation size, LPIPS, and results so far."""
+
+    profile: EvalProfile
+    pairs_file: Path
+    data: list[PairImages]
+    device: str
+    lpips: metrics.LPIPSMetric
+    results: dict[tuple[str, str], MethodResult] = field(default_factory=dict)
+    log: Callable[[str], None] = print
+
+    def checkpoint(self, variant: str) -> str:
+        return f"{self.profile.checkpoint_prefix}-{variant}"
+
+
+def _check_checkpoints(profile: EvalProfile) -> None:
+    for variant in VARIANTS:
+        name = f"{profile.checkpoint_prefix}-{variant}"
+        if not (CHECKPOINT_DIR / f"{name}.safetensors").is_file():
+            hint = (f"train it with `sa-train --profile paper --variant {variant} --export "
+                    f"checkpoints/{name}.safetensors` (no paper checkpoint ships)" if profile.name == "paper"
+                    else "run `make train-demo`")
+            raise EvaluationError(f"checkpoint {CHECKPOINT_DIR / (name + '.safetensors')} not found; {hint}")
+
+
+def prepare(profile: str = "demo", pairs: Path | str | None = None, device: str = "auto",
+            log: Callable[[str], None] = print) -> Setup:
+    """Check a profile's assets and load its pairs at the evaluation size (one-line errors if missing)."""
+    settings = profile_settings(profile)
+    from .colorize import UsageError as DeviceError
+    from .colorize import resolve_device
+
+    try:
+        resolve_device(device)
+    except DeviceError as err:
+        raise UsageError(str(err)) from None
+    pairs_csv, target_dir, reference_dir = default_pairs(settings)
+    if settings.data == "coco" and pairs is None:
+        from .coco import coco_root
+
+        if not (coco_root() / "val2017").is_dir():
+            raise EvaluationError(f"COCO val2017 is not in {coco_root()}: run `make data-coco` (or "
+                                  "`python -m sa_lib.coco download --splits val train`)")
+        if not pairs_csv.is_file():
+            raise EvaluationError(f"COCO evaluation pairs not found: {pairs_csv}; run `make references PROFILE=paper`")
+    if pairs is not None:
+        pairs_csv = Path(pairs)
+        if not pairs_csv.is_file():
+            raise UsageError(f"pairs file not found: {pairs_csv}")
+    _check_checkpoints(settings)
+    pair_list = read_pairs(pairs_csv, target_dir, reference_dir, settings.limit)
+    started = time.perf_counter()
+    data = [load_pair_images(p, settings.size) for p in pair_list]
+    lpips = metrics.LPIPSMetric(str(resolve_device(device)))
+    if not lpips.available():
+        log(f"[evaluate] {lpips.reason}")
+    log(f"[evaluate] profile {settings.name}: {len(data)} pairs from {pairs_csv} at {settings.size}x{settings.size} "
+        f"({time.perf_counter() - started:.1f} s)")
+    return Setup(settings, pairs_csv, data, device, lpips, log=log)
+
+
+def run_method(setup: Setup, method: str, colorizer: ColorizerFn | Callable[[], ColorizerFn],
+               reference: str = TOP1, lazy: bool = False) -> MethodResult:
+    """Evaluate (once; cached in the setup) a colorizer under a method key. `lazy`: colorizer is a factory."""
+    key = (method, reference)
+    if key not in setup.results:
+        fn = colorizer() if lazy else colorizer
+        result = evaluate_colorizer(method, fn, setup.data, setup.lpips, reference)
+        setup.results[key] = result
+        setup.log(f"[evaluate] {method} ({reference} reference): {len(result.rows)} pairs, {result.seconds:.1f} s")
+    return setup.results[key]
+
+
+def variant_result(setup: Setup, variant: str, reference: str = TOP1) -> MethodResult:
+    return run_method(setup, variant, lambda: model_colorizer(setup.checkpoint(variant), setup.device),
+                      reference, lazy=True)
+
+
+def baseline_colorizers(setup: Setup) -> dict[str, tuple[str, Callable[[], ColorizerFn]]]:
+    """method key -> (row name, factory) of the training-free baselines of sa_lib.baselines."""
+    from . import baselines
+
+    encoder = setup.profile.baseline_encoder
+    features = "VGG19 features" if encoder.startswith("vgg") else "EfficientNet-Lite0 features, not VGG19"
+    return {
+        "reinhard": ("Reinhard et al. 2001 (global Lab statistics, a*b* only)", lambda: baselines.reinhard),
+        "welsh": ("Welsh et al. 2002 [10] (luminance + neighbourhood statistics)", lambda: baselines.welsh),
+        "carrillo2022": (f"Carrillo et al. 2022 [17] (training-free superpixel matching; {features})",
+                         lambda: baselines.SuperpixelFeatureTransfer(encoder, device=_torch_device(setup))),
+    }
+
+
+def _torch_device(setup: Setup) -> str:
+    from .colorize import resolve_device
+
+    return str(resolve_device(setup.device))
+
+
+def _intro(setup: Setup, what: str) -> list[str]:
+    try:
+        shown = setup.pairs_file.resolve().relative_to(REPO_ROOT)
+    except ValueError:
+        shown = setup.pairs_file
+    n, size = len(setup.data), setup.profile.size
+    return [f"{what} Measured by `sa-evaluate --profile {setup.profile.name}` on {n} pairs of `{shown}` "
+            f"(each target with its top-1 ranked reference) at {size}x{size}. Conventions: `docs/metrics.md`. "
+            "The columns labelled \"published (paper, COCO)\" are the paper's numbers on its 5000 COCO val pairs, "
+            "copied from the paper, not measured here."]
+
+
+def _notes(setup: Setup, extra: Iterable[str] = ()) -> list[str]:
+    his_ref = np.mean([d.scoring_context(TOP1)[2] for d in setup.data])
+    notes = [f"- HIS_ref = mean HIS(ground truth, top-1 reference) over these pairs = {his_ref:.3f} "
+             f"(the paper's is {PUBLISHED_HIS_REF} on its COCO pairs); ΔHIS = |HIS(pred, ref) - HIS_ref|.",
+             "- LPIPS is the `lpips` package, AlexNet, v0.1, inputs in [-1, 1]. "
+             + (f"Here: {setup.lpips.reason}" if setup.lpips.reason else "It was available for this run.")]
+    return notes + list(extra)
+
+
+def ablation_table(setup: Setup) -> Table:
+    """Table 1: the three variants with top-1 references (the paper's table), then with the ground truth
+    as reference (Fig. 5's last rows; not in the paper's table, so no published numbers there)."""
+    rows = []
+    for reference in (TOP1, GTREF):
+        for variant in VARIANTS:
+            result = variant_result(setup, variant, reference)
+            rows.append({"method": f"{VARIANT_NAMES[variant]} (`{setup.checkpoint(variant)}`)",
+                         "reference": reference, **measured_cells(result, setup.lpips),
+                         **(published_cells(variant) if reference == TOP1 else {})})
+    demo = setup.profile.checkpoint_prefix == "demo"
+    notes = _notes(setup, [
+        "- Rows with the ground truth as reference: each target is its own reference, so HIS_ref = 1 and "
+        "ΔHIS = 1 - HIS(pred, ground truth). A model that uses its reference should gain most there.",
+        "- The paper gives no ΔHIS for the variant without reference (it uses none); it is measured here all "
+        "the same, since the pairs have a reference.",
+    ] + (["- The demo checkpoints were trained on the CPU at 128 px on 214 demo photos "
+          "(`checkpoints/MODEL_CARD.md`), not on COCO: their numbers are not comparable with the published ones."]
+         if demo else []))
+    return Table(f"Table 1: ablation (profile `{setup.profile.name}`)",
+                 _intro(setup, "The three variants of the paper's ablation."), rows, notes)
+
+
+def comparison_table(setup: Setup, folders: dict[str, Path] | None = None) -> Table:
+    """Table 2: the training-free baselines (measured), the published methods (measured only from a folder
+    of their outputs), other folders, and our super-attention model."""
+    folders = dict(folders or {})
+    rows, extra_notes = [], []
+    for key, (name, factory) in baseline_colorizers(setup).items():
+        rows.append({"method": name, "reference": TOP1,
+                     **measured_cells(run_method(setup, key, factory, lazy=True), setup.lpips),
+                     **published_cells(None)})
+    names = {**EXTERNAL_METHODS, **{k: k for k in folders if k not in EXTERNAL_METHODS}}
+    for key, name in names.items():
+        result = None
+        if key in folders:
+            result = evaluate_folder(key, folders[key], setup.data, setup.lpips)
+            setup.results[(key, TOP1)] = result
+            for line in folder_report(result, folders[key]):
+                setup.log(f"[evaluate] {line}")
+                extra_notes.append(f"- {line}")
+            name = f"{name} (outputs in `{folders[key]}`)"
+        rows.append({"method": name, "reference": TOP1, **measured_cells(result, setup.lpips),
+                     **published_cells(key if key in PUBLISHED else None)})
+    result = variant_result(setup, "super")
+    rows.append({"method": f"{VARIANT_NAMES['super']} (`{setup.checkpoint('super')}`)", "reference": TOP1,
+                 **measured_cells(result, setup.lpips), **published_cells("super")})
+    notes = _notes(setup, [
+        f"- `{NOT_RUN}`: XCNET, Deep Exemplar and Just Attention cannot run here (no weights; compiled parts). "
+        "Give a folder of their outputs, one per pair named `<target stem>.png`, with "
+        "`--method xcnet=DIR`, `--method deep_exemplar=DIR` or `--method just_attention=DIR`.",
+        "- Reinhard, Welsh and [17] are implemented in `sa_lib/baselines.py` and run on the same pairs, at the "
+        "same size, seeing only the target's L* and the reference. The paper's Table 2 does not include them.",
+    ] + extra_notes)
+    return Table(f"Table 2: comparison with other exemplar-based methods (profile `{setup.profile.name}`)",
+                 _intro(setup, "Our model beside training-free baselines and the paper's published comparison."),
+                 rows, notes)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
+
+
+def write_per_pair(setup: Setup, folder: Path) -> list[Path]:
+    written = []
+    for (method, reference), result in setup.results.items():
+        path = folder / f"{_slug(method)}{'' if reference == TOP1 else '_gtref'}.csv"
+        write_per_pair_csv(result, path)
+        written.append(path)
+    return written
+
+
+def run(profile: str = "demo", out: Path | str | None = None, pairs: Path | str | None = None,
+        folders: dict[str, Path] | None = None, device: str = "auto", per_pair_dir: Path | str | None = None,
+        log: Callable[[str], None] = print) -> list[Path]:
+    """Evaluate a profile and write both tables (and the per-pair CSVs); returns the table files written."""
+    for name, folder in (folders or {}).items():
+        if not Path(folder).is_dir():
+            raise UsageError(f"--method {name}: outputs folder not found: {folder}")
+    setup = prepare(profile, pairs, device, log)
+    out = Path(out) if out is not None else REPO_ROOT / "figures"
+    per_pair_dir = Path(per_pair_dir) if per_pair_dir is not None else REPO_ROOT / "build" / "eval" / profile
+    written = [*ablation_table(setup).write(out, "table1_ablation"),
+               *comparison_table(setup, folders).write(out, "table2_comparison")]
+    write_per_pair(setup, per_pair_dir)
+    log(f"[evaluate] per-pair scores in {per_pair_dir}")
+    return written
+
+
+# -------------------------------------------------------------------------------------------------- CLI
+
+
+def _method_arg(text: str) -> tuple[str, Path]:
+    name, sep, folder = text.partition("=")
+    if not sep or not name or not folder or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise UsageError(f"--method {text!r}: give NAME=FOLDER (NAME of letters, digits, _ . -)")
+    return name, Path(folder)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`sa-evaluate`: one line on stderr per problem; exit 2 for usage errors, 1 for failures."""
+    parser = argparse.ArgumentParser(prog="sa-evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="demo", choices=tuple(PROFILES))
+    parser.add_argument("--out", type=Path, default=None, help="folder of the tables (default: figures/)")
+    parser.add_argument("--pairs", type=Path, default=None, help="evaluation pairs CSV (default: the profile's)")
+    parser.add_argument("--method", action="append", default=[], metavar="NAME=FOLDER",
+                        help="another method's outputs, one per pair named <target stem>.png; "
+                             "NAME xcnet, deep_exemplar or just_attention fills that row of Table 2")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    try:
+        folders = dict(_method_arg(m) for m in args.method)
+        written = run(args.profile, args.out, args.pairs, folders, args.device)
+    except UsageError as err:
+        parser.exit(2, f"sa-evaluate: error: {err}\n")
+    except (EvaluationError, CheckpointError, AssetUnavailable, FileNotFoundError) as err:
+        parser.exit(1, f"sa-evaluate: error: {' '.join(str(err).split())}\n")
+    except (OSError, RuntimeError, ValueError) as err:
+        parser.exit(1, f"sa-evaluate: error: {type(err).__name__}: {' '.join(str(err).split())[:300]}\n")
+    except KeyboardInterrupt:
+        parser.exit(130, "sa-evaluate: interrupted; tables already written are complete\n")
+    print(f"[evaluate] wrote {', '.join(str(p) for p in written)} in {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
