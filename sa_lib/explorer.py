@@ -78,8 +78,9 @@ class AttentionExplorer:
         self.pair_dropdown = widgets.Dropdown(options=[(p.name, i) for i, p in enumerate(self.pairs)],
                                               value=start_pair, description="pair",
                                               layout=widgets.Layout(width="520px"))
-        self.level_buttons = widgets.ToggleButtons(options=[(f"level {l}: {LEVEL_NAMES[l]}", l) for l in LEVELS],
-                                                   value=self.level, description="level")
+        self.level_buttons = widgets.ToggleButtons(
+            options=[(f"{l}: {LEVEL_NAMES[l].split()[0]}", l) for l in LEVELS], value=self.level,
+            description="level", tooltips=[LEVEL_NAMES[l] for l in LEVELS], style={"button_width": "auto"})
         self.superpixel_slider = widgets.IntSlider(min=0, max=1, value=0, description="superpixel",
                                                    continuous_update=True, layout=widgets.Layout(width="520px"))
         self.point_box = widgets.Text(description="x, y", placeholder="x, y (or click the target)",
