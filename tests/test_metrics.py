@@ -248,3 +248,83 @@ def test_his_of_an_image_with_itself_never_exceeds_one():
         img = rand_img(100 + seed, 37, 53).astype(np.float32)
         assert his(img, img) <= 1.0
         assert delta_his([his(img, img)], [his(img, img)]) == 0.0
+
+
+# ------------------------------------------------------ known answers added with the evaluator (issue 5)
+
+
+def test_ssim_of_two_flat_images_is_the_luminance_term():
+    # Flat images have no variance: SSIM reduces to (2 a b + C1) / (a^2 + b^2 + C1), C1 = (0.01 * 1)^2.
+    a, b = 0.2, 0.6
+    c1 = (0.01 * 1.0) ** 2
+    expected = (2 * a * b + c1) / (a * a + b * b + c1)
+    assert ssim(solid((a, a, a), 16, 16), solid((b, b, b), 16, 16)) == pytest.approx(expected, abs=1e-9)
+
+
+def test_ssim_uses_data_range_one_not_255():
+    # With data_range=255 on [0, 1] data, C1 would be 255^2 times larger and this pair would score ~1.
+    assert ssim(solid((0.2,) * 3, 16, 16), solid((0.6,) * 3, 16, 16)) < 0.61
+
+
+def test_histogram_intersection_known_values():
+    h1 = np.zeros((21, 21))
+    h2 = np.zeros((21, 21))
+    h1[3, 4], h1[5, 5] = 0.25, 0.75
+    h2[3, 4], h2[6, 6] = 0.5, 0.5
+    assert metrics.histogram_intersection(h1, h2) == pytest.approx(0.25)
+    assert metrics.histogram_intersection(h1, h1) == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        metrics.histogram_intersection(h1, np.zeros((3, 3)))
+
+
+def test_his_compares_prediction_with_reference_not_ground_truth():
+    # dHIS's HIS_ref is HIS(ground truth, reference); a prediction copying the reference's colours gets 1.
+    ref = solid_lab((50.0, 22.0, -33.0))
+    gt = solid((0.5, 0.5, 0.5))
+    assert his(ref, ref) == pytest.approx(1.0, abs=1e-9)
+    assert his(gt, ref) == pytest.approx(0.0, abs=1e-6)
+    assert delta_his([his(ref, ref)], [his(gt, ref)]) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_psnr_ab_ignores_luminance():
+    a = solid_lab((30.0, 10.0, 10.0))
+    b = solid_lab((70.0, 13.0, 14.0))
+    assert psnr_ab(a, b) == pytest.approx(10 * math.log10(110.0**2 / 12.5), abs=1e-4)
+
+
+class _RecordingNet:
+    """Stands in for lpips.LPIPS: records what it is given and returns the mean absolute difference."""
+
+    def __init__(self):
+        self.inputs = []
+
+    def __call__(self, x, y):
+        self.inputs.append((x, y))
+        return (x - y).abs().mean().reshape(1, 1, 1, 1)
+
+
+def test_lpips_feeds_nchw_inputs_scaled_to_minus_one_one():
+    metric = LPIPSMetric()
+    net = _RecordingNet()
+    metric._model = net  # skip the AlexNet download: only the input convention is under test here
+    white = np.full((16, 12, 3), 255, dtype=np.uint8)
+    black = np.zeros((16, 12, 3), dtype=np.uint8)
+    assert metric(white, black) == pytest.approx(2.0)
+    x, y = net.inputs[0]
+    assert tuple(x.shape) == (1, 3, 16, 12)
+    assert float(x.min()) == 1.0 and float(y.max()) == -1.0
+    assert metric(np.full((16, 12, 3), 0.5), np.full((16, 12, 3), 0.5)) == 0.0
+
+
+def test_lpips_reason_says_why_it_is_unavailable(monkeypatch):
+    from sa_lib import hub
+
+    def offline(name, *args, **kwargs):
+        raise hub.AssetUnavailable(f"{name} weights could not be downloaded (offline)")
+
+    monkeypatch.setattr(hub, "fetch", offline)
+    metric = LPIPSMetric()
+    assert metric.reason is None
+    assert metric.available() is False
+    assert metric.missing_weights is True
+    assert "alexnet" in metric.reason and "\n" not in metric.reason
