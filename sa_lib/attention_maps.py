@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from PIL import Image  # noqa: E402
 from skimage.segmentation import find_boundaries  # noqa: E402
 
@@ -297,6 +298,8 @@ def fig3_attention(pa: PairAttention, figures_dir: str | Path, point: tuple[int,
         ax_row[2].set_xlabel("reference superpixels", fontsize=8)
         ax_row[2].set_ylabel("target superpixels", fontsize=8)
         ax_row[2].tick_params(labelsize=7)
+        ax_row[2].xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax_row[2].yaxis.set_major_locator(MaxNLocator(integer=True))
         for ax in ax_row[:2]:
             ax.axis("off")
     fig.suptitle(f"Super-attention guidance (paper Fig. 3): {pa.name}\nthe same target point at the three "

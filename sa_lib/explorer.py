@@ -27,10 +27,24 @@ import ipywidgets as widgets
 import numpy as np
 from PIL import Image
 
-from .attention_maps import (LEVEL_NAMES, LEVELS, Pair, PairAttention, attended_colour, attention_row,
-                             compute_pair_attention, default_point, matrix_view, profile_settings,
-                             received_colour, reference_view, superpixel_at, superpixel_center,
-                             superpixel_mask, target_view)
+from .attention_maps import (
+    LEVEL_NAMES,
+    LEVELS,
+    Pair,
+    PairAttention,
+    attended_colour,
+    attention_row,
+    compute_pair_attention,
+    default_point,
+    matrix_view,
+    profile_settings,
+    received_colour,
+    reference_view,
+    superpixel_at,
+    superpixel_center,
+    superpixel_mask,
+    target_view,
+)
 
 VIEW_WIDTH = 320  # px on screen of the target and reference views
 MATRIX_SIDE = 300  # the attention matrix is drawn at least this many px on its longer side
@@ -49,7 +63,8 @@ def png_bytes(image: np.ndarray) -> bytes:
 
 
 def hex_colour(rgb: np.ndarray) -> str:
-    r, g, b = (int(round(float(c) * 255)) for c in np.clip(rgb, 0, 1))
+    """(3,) sRGB in [0, 1] -> "#rrggbb", for the HTML swatches."""
+    r, g, b = (round(float(c) * 255) for c in np.clip(rgb, 0, 1))
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
@@ -116,7 +131,7 @@ class AttentionExplorer:
         self.select_pair(start_pair)
 
     @classmethod
-    def for_profile(cls, profile: str, device: str = "auto") -> "AttentionExplorer":
+    def for_profile(cls, profile: str, device: str = "auto") -> AttentionExplorer:
         """The pairs, checkpoint and working size of a notebook profile (smoke, demo or paper)."""
         s = profile_settings(profile)
         return cls(s.pairs, checkpoint=s.checkpoint, device=device, working_size=s.working_size,
