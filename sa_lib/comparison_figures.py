@@ -1,0 +1,111 @@
+"""Figures 5 and 6 of the paper, regenerated from an evaluation setup (`sa_lib.evaluate.prepare`).
+
+* Fig. 5 (ablation): the three variants side by side, on pairs whose reference is a different photo
+  (its top-1 ranked reference) and on pairs whose reference is the target's own ground truth.
+* Fig. 6 (comparison): the training-free baselines of `sa_lib.baselines` beside our super-attention model.
+  (The paper's Fig. 6 shows Deep Exemplar, Just Attention and XCNET, which cannot run here.)
+
+Each image is exactly what the evaluator scores: the pair at the evaluation size, the output rebuilt from
+the target's L*. The shown pairs are fixed by name (chosen for variety among the demo pairs); other pair
+files (smoke, paper) show their first pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .evaluate import (GTREF, TOP1, VARIANT_NAMES, VARIANTS, PairImages, Setup,  # noqa: E402
+                       baseline_colorizers, model_colorizer)
+
+FIG5_DIFFERENT = ("gcompris-cheetah.jpg", "gcompris-panda.jpg")
+FIG5_SAME = ("scratch-football-field.jpg", "tuxpaint-lighthouse.jpg")
+FIG6_TARGETS = ("gcompris-cheetah.jpg", "gcompris-butterfly.jpg", "lomiri-Bridge_by_Sander_Klootwijk.jpg",
+                "scratch-village.jpg", "gcompris-duck.jpg")
+
+
+def pick_pairs(setup: Setup, targets: Sequence[str], skip: int = 0) -> list[PairImages]:
+    """The pairs of `setup` whose target is named in `targets`, in that order; if any is absent (another
+    pair file), the pairs from index `skip` on instead, as many as were asked for."""
+    by_name = {item.pair.target: item for item in setup.data}
+    if all(name in by_name for name in targets):
+        return [by_name[name] for name in targets]
+    chosen = setup.data[skip:skip + len(targets)]
+    return chosen if len(chosen) == len(targets) else setup.data[:len(targets)]
+
+
+def gray_rgb(target_l: np.ndarray) -> np.ndarray:
+    """(H, W) L* in [0, 100] -> (H, W, 3) gray image for display."""
+    return np.repeat(np.clip(target_l / 100.0, 0.0, 1.0)[..., None], 3, axis=2)
+
+
+def image_grid(rows: list[list[np.ndarray]], columns: Sequence[str], row_labels: Sequence[str], out: Path,
+               title: str) -> Path:
+    """Save a grid of images (rows x columns) with column titles and row labels."""
+    n_rows, n_cols = len(rows), len(columns)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.9 * n_cols, 1.95 * n_rows + 0.5), squeeze=False)
+    for r, images in enumerate(rows):
+        for c, image in enumerate(images):
+            ax = axes[r][c]
+            ax.imshow(np.clip(image, 0.0, 1.0), interpolation="lanczos")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(columns[c], fontsize=8)
+        axes[r][0].set_ylabel(row_labels[r], fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def _label(item: PairImages, reference: str) -> str:
+    name = Path(item.pair.target).stem.replace("gcompris-", "")[:22]
+    return f"{name}\n({'own ground truth' if reference == GTREF else 'top-1 reference'})"
+
+
+def fig5_ablation(setup: Setup, out: Path | str) -> Path:
+    """Fig. 5: target, reference, the three variants and the ground truth; first rows with a different
+    reference, last rows with the ground truth as reference."""
+    models = {v: model_colorizer(setup.checkpoint(v), setup.device) for v in VARIANTS}
+    different = pick_pairs(setup, FIG5_DIFFERENT)
+    same = pick_pairs(setup, FIG5_SAME, skip=len(FIG5_DIFFERENT))
+    rows, labels = [], []
+    for reference, items in ((TOP1, different), (GTREF, same)):
+        for item in items:
+            ref = item.reference if reference == TOP1 else item.truth
+            rows.append([gray_rgb(item.target_l), ref, *(models[v](item.target_l, ref) for v in VARIANTS),
+                         item.truth])
+            labels.append(_label(item, reference))
+    columns = ["target (L*)", "reference", *(VARIANT_NAMES[v].replace("Ours ", "").replace("(", "").replace(")", "")
+                                             for v in VARIANTS), "ground truth"]
+    return image_grid(rows, columns, labels, Path(out),
+                      f"Fig. 5 (profile {setup.profile.name}): variants with a different reference (top rows) "
+                      "and with the target's own colours as reference (bottom rows)")
+
+
+def fig6_comparison(setup: Setup, out: Path | str) -> Path:
+    """Fig. 6: target, reference, the baselines, our super-attention model and the ground truth."""
+    baselines = {key: (name, factory()) for key, (name, factory) in baseline_colorizers(setup).items()}
+    ours = model_colorizer(setup.checkpoint("super"), setup.device)
+    rows, labels = [], []
+    for item in pick_pairs(setup, FIG6_TARGETS):
+        outputs = [fn(item.target_l, item.reference) for _, fn in baselines.values()]
+        rows.append([gray_rgb(item.target_l), item.reference, *outputs, ours(item.target_l, item.reference),
+                     item.truth])
+        labels.append(_label(item, TOP1))
+    short = {"reinhard": "Reinhard 2001", "welsh": "Welsh 2002 [10]", "carrillo2022": "Carrillo 2022 [17]"}
+    columns = ["target (L*)", "reference", *(short.get(k, k) for k in baselines), "ours (super-attention)",
+               "ground truth"]
+    return image_grid(rows, columns, labels, Path(out),
+                      f"Fig. 6 (profile {setup.profile.name}): training-free exemplar methods and ours, "
+                      "top-1 references")
