@@ -1,6 +1,7 @@
 """Colorize a gray target from a colour reference: the Python API and the `sa-colorize` command.
 
     sa-colorize TARGET REFERENCE -o OUT.png [--checkpoint demo-super] [--mode fast|highres] [--explain F.png]
+                [--slic auto|skimage|opencv|torch]
     sa-colorize TARGET_DIR REFERENCE -o OUT_DIR          # every image of a folder, one reference
     sa-colorize --pairs PAIRS.csv -o OUT_DIR             # CSV rows: target,reference
 
@@ -8,6 +9,8 @@ Any size and aspect ratio. Only ab is predicted: the output is rebuilt from the 
 L*, so it has the target's size, orientation and detail. A colour target is used through its L* only.
 `fast` (default) predicts ab at a working size (long side 256 px by default) and upsamples it onto the
 full-resolution L*; `highres` runs the network and the super-attention at the image's own resolution.
+`--slic` picks the superpixel backend of super-attention (sa_lib.superpixels; auto: scikit-image on the CPU,
+the demo weights' own, batched torch on a GPU).
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .checkpoint import CheckpointError, load_checkpoint
-from .color import combine_l_ab, rgb_to_lab
+from .color import combine_l_ab, normalize_l, rgb_to_lab
 from .image_io import MIN_SIDE, ImageInputError, ImageOutputError, read_image, write_image_atomic
-from .model import Colorizer
+from .model import SUPER_LEVELS, Colorizer
+from .superpixels import SLIC_BACKENDS, SuperpixelPyramid, resolve_backend
 
 MODES = ("fast", "highres")
+SLIC_CHOICES = ("auto", *SLIC_BACKENDS)
 DEFAULT_WORKING_SIZE = 256
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
 
@@ -58,6 +63,16 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
         raise UsageError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s)")
     return torch.device(device)
+
+
+def resolve_slic(slic: str, device: torch.device | str) -> str:
+    """The SLIC backend that `slic` (auto, skimage, opencv or torch) runs on `device`; UsageError if none."""
+    if slic not in SLIC_CHOICES:
+        raise UsageError(f"unknown SLIC backend {slic!r}; choose {', '.join(SLIC_CHOICES)}")
+    try:
+        return resolve_backend(slic, device)
+    except RuntimeError as err:  # opencv asked for but not installed
+        raise UsageError(str(err)) from err
 
 
 @functools.lru_cache(maxsize=4)
@@ -103,13 +118,26 @@ def _resize(x: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=shape, mode="bilinear", align_corners=False, antialias=True)
 
 
+def _superpixels(model: Colorizer, net_l: torch.Tensor, net_ref: torch.Tensor, slic: str) -> dict:
+    """Superpixel pyramids made with backend `slic` for a super-attention model (the model's forward would
+    use "auto"); empty for the other variants, which use none."""
+    if slic == "auto" or model.config.variant != "super":
+        return {}
+    levels, compactness = len(SUPER_LEVELS), model.config.slic_compactness
+    reference_l = normalize_l(rgb_to_lab(net_ref)[:, :1])  # (1, 1, h', w') as the model computes it
+    return {"target_superpixels": SuperpixelPyramid.from_gray(normalize_l(net_l), levels, compactness, slic),
+            "reference_superpixels": SuperpixelPyramid.from_gray(reference_l, levels, compactness, slic)}
+
+
 def colorize_detailed(target, reference, checkpoint: str = "demo-super", device: str = "auto",
-                      mode: str = "fast", working_size: int = DEFAULT_WORKING_SIZE) -> Colorization:
+                      mode: str = "fast", working_size: int = DEFAULT_WORKING_SIZE,
+                      slic: str = "auto") -> Colorization:
     """colorize(), also returning the attention maps and superpixels (for --explain and notebooks)."""
     if mode not in MODES:
         raise UsageError(f"unknown mode {mode!r}; choose fast or highres")
     if working_size < 32:
         raise UsageError(f"working size must be at least 32 px, got {working_size}")
+    resolve_slic(slic, resolve_device(device))
     model = load_model(str(checkpoint), device)
     dev = next(model.parameters()).device
     target_rgb = torch.from_numpy(as_rgb_array(target, "target")).permute(2, 0, 1)[None].to(dev)  # (1, 3, H, W)
@@ -121,17 +149,18 @@ def colorize_detailed(target, reference, checkpoint: str = "demo-super", device:
             net_ref = _resize(reference_rgb, working_shape(*reference_rgb.shape[-2:], working_size))
         else:
             net_l, net_ref = full_l, reference_rgb
-        ab, intermediates = model(net_l, net_ref)
+        ab, intermediates = model(net_l, net_ref, **_superpixels(model, net_l, net_ref, slic))
         rgb = combine_l_ab(full_l, ab.float())[0]  # ab upsampled onto the full-resolution L*
     pixels = (rgb.permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
     return Colorization(Image.fromarray(pixels), intermediates, net_l.cpu(), net_ref.cpu())
 
 
 def colorize(target, reference, checkpoint: str = "demo-super", device: str = "auto", mode: str = "fast",
-             working_size: int = DEFAULT_WORKING_SIZE) -> Image.Image:
+             working_size: int = DEFAULT_WORKING_SIZE, slic: str = "auto") -> Image.Image:
     """Colorize `target` (path, PIL image or array; colour targets are used through their L*) from
-    `reference`. Returns an RGB PIL image of the target's size."""
-    return colorize_detailed(target, reference, checkpoint, device, mode, working_size).image
+    `reference`. Returns an RGB PIL image of the target's size. `slic`: superpixel backend (auto, skimage,
+    opencv or torch; see sa_lib.superpixels)."""
+    return colorize_detailed(target, reference, checkpoint, device, mode, working_size, slic).image
 
 
 # ------------------------------------------------------------------------------------------------------- CLI
@@ -194,11 +223,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mode", default="fast", choices=MODES)
     parser.add_argument("--working-size", type=int, default=DEFAULT_WORKING_SIZE,
                         help="fast mode: long side (px) at which ab is predicted")
+    parser.add_argument("--slic", default="auto", choices=SLIC_CHOICES,
+                        help="superpixel backend (auto: skimage on the CPU, torch on a GPU)")
     parser.add_argument("--explain", help="also write a figure of where the colours came from (single pair)")
     args = parser.parse_args(argv)
     try:
         jobs = _jobs(args)
-        resolve_device(args.device)
+        resolve_slic(args.slic, resolve_device(args.device))
         if args.explain and len(jobs) != 1:
             raise UsageError("--explain works for a single target")
         if args.explain and Path(args.explain).suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg"):
@@ -220,7 +251,8 @@ def main(argv: list[str] | None = None) -> None:
         progress = tqdm(total=len(jobs), unit="image", desc="colorize")
     for target, reference, output in jobs:
         try:
-            result = colorize_detailed(target, reference, args.checkpoint, args.device, args.mode, args.working_size)
+            result = colorize_detailed(target, reference, args.checkpoint, args.device, args.mode, args.working_size,
+                                       args.slic)
             write_image_atomic(output, np.asarray(result.image, dtype=np.float32) / 255.0)
             if args.explain:
                 from .explain import explain_figure

@@ -23,8 +23,14 @@ import torch
 import torch.nn.functional as F
 from skimage.segmentation import slic
 
+from .slic_torch import slic_torch
+
 SLIC_COMPACTNESS = 0.1
 SLIC_SIGMA = 0.0
+SLIC_BACKENDS = ("skimage", "opencv", "torch")  # "auto" picks one of these (resolve_backend)
+CPU_AUTO_BACKEND = "skimage"  # what "auto" runs on the CPU; see the module docstring for why
+OPENCV_MIN_ELEMENT_PERCENT = 25  # OpenCV's default: segments under 25% of the mean size are merged
+OPENCV_ITERATIONS = 10  # scikit-image's max_num_iter
 
 
 def n_segments_for(height: int, width: int) -> int:
@@ -41,28 +47,92 @@ def level_sizes(height: int, width: int, levels: int) -> list[tuple[int, int]]:
     return sizes
 
 
-def slic_labels(gray: np.ndarray, n_segments: int | None = None,
-                compactness: float = SLIC_COMPACTNESS) -> np.ndarray:
+def opencv_available() -> bool:
+    """True when OpenCV's contrib module with SLIC (cv2.ximgproc) can be imported."""
+    try:
+        import cv2
+    except ImportError:
+        return False
+    return hasattr(cv2, "ximgproc")
+
+
+def resolve_backend(backend: str = "auto", device: torch.device | str = "cpu") -> str:
+    """The backend that runs for `backend` ("auto" or one of SLIC_BACKENDS) on `device`.
+
+    auto: "torch" (batched) for CUDA tensors, CPU_AUTO_BACKEND otherwise. Raises ValueError for an unknown
+    name and RuntimeError when "opencv" is asked for without cv2.ximgproc.
+    """
+    if backend == "auto":
+        return "torch" if torch.device(device).type == "cuda" else CPU_AUTO_BACKEND
+    if backend not in SLIC_BACKENDS:
+        raise ValueError(f"unknown SLIC backend {backend!r}; choose auto, {', '.join(SLIC_BACKENDS)}")
+    if backend == "opencv" and not opencv_available():
+        raise RuntimeError("SLIC backend 'opencv' needs cv2.ximgproc (pip install opencv-contrib-python-headless); "
+                           "or choose auto, skimage or torch")
+    return backend
+
+
+def _contiguous(labels: np.ndarray) -> np.ndarray:
+    """Non-negative labels -> int64 labels 0 .. S-1, order kept (a linear-time np.unique(return_inverse))."""
+    used = np.bincount(labels.ravel()) > 0
+    return (np.cumsum(used) - 1)[labels].astype(np.int64)
+
+
+def _slic_skimage(gray: np.ndarray, n_segments: int, compactness: float) -> np.ndarray:
+    return slic(gray.astype(np.float64), n_segments=n_segments, compactness=compactness, sigma=SLIC_SIGMA,
+                channel_axis=None, start_label=0)
+
+
+def _slic_opencv(gray: np.ndarray, n_segments: int, compactness: float) -> np.ndarray:
+    """cv2.ximgproc SLIC (not SLICO: fixed compactness) on the image rescaled to [0, 1] by its min and max
+    as scikit-image does; on float32 input OpenCV's ruler is then the same number as the compactness."""
+    import cv2
+
+    low, high = float(gray.min()), float(gray.max())
+    scaled = ((gray - low) / (high - low) if high > low else np.zeros_like(gray)).astype(np.float32)
+    h, w = gray.shape
+    engine = cv2.ximgproc.createSuperpixelSLIC(scaled, algorithm=cv2.ximgproc.SLIC,
+                                               region_size=max(1, round(math.sqrt(h * w / n_segments))),
+                                               ruler=float(compactness))
+    engine.iterate(OPENCV_ITERATIONS)
+    engine.enforceLabelConnectivity(OPENCV_MIN_ELEMENT_PERCENT)
+    return engine.getLabels()
+
+
+def _slic_torch_single(gray: np.ndarray, n_segments: int, compactness: float) -> np.ndarray:
+    labels, _ = slic_torch(torch.from_numpy(np.ascontiguousarray(gray, dtype=np.float32))[None], n_segments,
+                           compactness)
+    return labels[0].numpy()
+
+
+_RUNNERS = {"skimage": _slic_skimage, "opencv": _slic_opencv, "torch": _slic_torch_single}
+
+
+def slic_labels(gray: np.ndarray, n_segments: int | None = None, compactness: float = SLIC_COMPACTNESS,
+                backend: str = "auto") -> np.ndarray:
     """SLIC label map (h, w) int64 with contiguous labels 0 .. S-1 for a gray image in [0, 1]."""
     if gray.ndim != 2:
         raise ValueError(f"slic_labels expects a 2-D gray image, got shape {gray.shape}")
     h, w = gray.shape
-    labels = slic(gray.astype(np.float64), n_segments=n_segments or n_segments_for(h, w),
-                  compactness=compactness, sigma=SLIC_SIGMA, channel_axis=None, start_label=0)
-    _, contiguous = np.unique(labels, return_inverse=True)
-    return contiguous.reshape(h, w).astype(np.int64)
+    runner = _RUNNERS[resolve_backend(backend, "cpu")]
+    return _contiguous(runner(gray, n_segments or n_segments_for(h, w), compactness))
 
 
-def image_pyramid_labels(gray: np.ndarray, levels: int = 3,
-                         compactness: float = SLIC_COMPACTNESS) -> list[np.ndarray]:
+def _resize_levels(image: torch.Tensor, levels: int) -> list[torch.Tensor]:
+    """(B, 1, H, W) -> the image at each level's size, antialiased (the full size is the image itself)."""
+    out = []
+    for h, w in level_sizes(*image.shape[-2:], levels):
+        out.append(image if (h, w) == tuple(image.shape[-2:]) else F.interpolate(
+            image, size=(h, w), mode="bilinear", align_corners=False, antialias=True))
+    return out
+
+
+def image_pyramid_labels(gray: np.ndarray, levels: int = 3, compactness: float = SLIC_COMPACTNESS,
+                         backend: str = "auto") -> list[np.ndarray]:
     """Label maps of one gray image (H, W) in [0, 1] at each level's size (cheap enough for DataLoader workers)."""
     image = torch.from_numpy(np.ascontiguousarray(gray, dtype=np.float32))[None, None]  # (1, 1, H, W)
-    out = []
-    for h, w in level_sizes(*gray.shape, levels):
-        resized = image if (h, w) == tuple(gray.shape) else F.interpolate(
-            image, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
-        out.append(slic_labels(resized[0, 0].numpy(), compactness=compactness))
-    return out
+    return [slic_labels(level[0, 0].numpy(), compactness=compactness, backend=backend)
+            for level in _resize_levels(image, levels)]
 
 
 @dataclass
@@ -76,10 +146,22 @@ class SuperpixelPyramid:
     counts: list[torch.Tensor]
 
     @classmethod
-    def from_gray(cls, gray: torch.Tensor, levels: int = 3,
-                  compactness: float = SLIC_COMPACTNESS) -> "SuperpixelPyramid":
-        """Run SLIC (scikit-image, on the CPU) for a batch of gray images (B, 1, H, W) in [0, 1]."""
-        per_image = [image_pyramid_labels(g[0].detach().float().cpu().numpy(), levels, compactness)
+    def from_gray(cls, gray: torch.Tensor, levels: int = 3, compactness: float = SLIC_COMPACTNESS,
+                  backend: str = "auto") -> "SuperpixelPyramid":
+        """SLIC of a batch of gray images (B, 1, H, W) in [0, 1] at every level.
+
+        The torch backend (auto on CUDA) labels the whole batch in one call per level on the batch's device;
+        the others run image by image on the CPU.
+        """
+        name = resolve_backend(backend, gray.device)
+        if name == "torch":
+            labels, counts = [], []
+            for level in _resize_levels(gray.detach().float(), levels):
+                lab, cnt = slic_torch(level, n_segments_for(*level.shape[-2:]), compactness)
+                labels.append(lab)
+                counts.append(cnt)
+            return cls(labels, counts)
+        per_image = [image_pyramid_labels(g[0].detach().float().cpu().numpy(), levels, compactness, name)
                      for g in gray]
         return cls.stack(per_image).to(gray.device)
 

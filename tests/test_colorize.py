@@ -189,3 +189,47 @@ def test_integer_arrays_are_scaled_by_their_type(photos, checkpoints):
     from_uint8 = colorize(gray8, reference, checkpoint=ckpt)
     from_uint16 = colorize(gray8.astype(np.uint16) * 257, reference, checkpoint=ckpt)  # the same image in 16 bit
     assert np.abs(np.asarray(from_uint8, float) - np.asarray(from_uint16, float)).max() <= 1
+
+
+@pytest.mark.parametrize("slic", ["skimage", "opencv", "torch"])
+def test_slic_backend_choice_runs_in_both_modes_and_keeps_the_size(slic, photos, checkpoints):
+    ckpt = checkpoints / "super.safetensors"
+    for mode in ("fast", "highres"):
+        result = colorize_detailed(photos / "target.png", photos / "reference.jpg", checkpoint=ckpt, mode=mode,
+                                   working_size=64, slic=slic)
+        assert result.image.size == (150, 70)
+        pyramid = result.intermediates["target_superpixels"]
+        assert tuple(pyramid.labels[0].shape[-2:]) == tuple(result.target_l.shape[-2:])
+
+
+def test_slic_auto_on_the_cpu_is_skimage_the_demo_weights_own(photos, checkpoints):
+    ckpt = checkpoints / "super.safetensors"
+    auto = colorize(photos / "target.png", photos / "reference.jpg", checkpoint=ckpt, device="cpu")
+    skimage = colorize(photos / "target.png", photos / "reference.jpg", checkpoint=ckpt, device="cpu",
+                       slic="skimage")
+    assert np.array_equal(np.asarray(auto), np.asarray(skimage))
+
+
+def test_slic_bad_value_is_a_usage_error(photos, checkpoints, tmp_path, capsys):
+    from sa_lib.colorize import UsageError
+
+    with pytest.raises(UsageError, match="auto, skimage, opencv, torch"):
+        colorize(photos / "target.png", photos / "reference.jpg", checkpoint=checkpoints / "super.safetensors",
+                 slic="felzenszwalb")
+    code, err = run([photos / "target.png", photos / "reference.jpg", "-o", tmp_path / "o.png",
+                     "--checkpoint", checkpoints / "super.safetensors", "--slic", "felzenszwalb"], capsys)
+    assert code == 2 and "invalid choice" in err and not (tmp_path / "o.png").exists()
+
+
+def test_cli_slic_flag_writes_the_image_and_a_missing_opencv_is_a_usage_error(photos, checkpoints, tmp_path,
+                                                                               capsys, monkeypatch):
+    argv = [photos / "target.png", photos / "reference.jpg", "-o", tmp_path / "o.png",
+            "--checkpoint", checkpoints / "super.safetensors", "--slic", "opencv"]
+    code, err = run(argv, capsys)
+    assert code == 0, err
+    assert Image.open(tmp_path / "o.png").size == (150, 70)
+    monkeypatch.setattr("sa_lib.superpixels.opencv_available", lambda: False)
+    (tmp_path / "o.png").unlink()
+    code, err = run(argv, capsys)
+    assert code == 2 and "opencv-contrib-python-headless" in err and err.count("\n") == 1
+    assert not (tmp_path / "o.png").exists()
