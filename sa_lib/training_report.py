@@ -1,0 +1,196 @@
+"""Notebook 02's training step: decide whether to retrain, train when needed, and plot the curves.
+
+The demo profile ships its three trained variants (checkpoints/demo-{none,standard,super}) with their training
+logs (`.log.csv`). Retraining them takes about 30 min per variant on a 2-core CPU, so a shipped checkpoint is
+reused, and its log plotted, when its network config is the one the profile would train (same
+`sa_lib.checkpoint.config_hash`) and no retraining was asked for. Otherwise the variant is trained with
+`sa_lib.train.train` (on the GPU whenever one is present) into runs/PROFILE-VARIANT and its new log plotted.
+The `smoke` profile always trains, a few steps of the `super` variant: it exists to run the training code.
+
+The curves: the training loss (eq. 6: lambda1 SmoothL1 + lambda2 perceptual) and the validation metrics
+logged every `val_every` steps on the evaluation pairs, PSNR(ab), CIEDE2000 and dHIS, with each pair's
+ranked top-1 reference (solid) and with the target's own ground truth as reference (dashed), the easy case
+that a model which uses its reference must exploit.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoint import CHECKPOINT_DIR, config_hash
+from .model import VARIANTS
+from .train import TrainConfig, profile_config
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RUNS_DIR = REPO_ROOT / "runs"
+SMOKE_VARIANTS = ("super",)
+# (column, title, better) of the validation panels; "gtref_" columns are the same with the ground truth as reference.
+VAL_METRICS = (("val_psnr_ab", "PSNR(ab), dB", "higher"), ("val_ciede2000", "CIEDE2000", "lower"),
+               ("val_delta_his", "dHIS", "lower"))
+COLORS = {"none": "tab:gray", "standard": "tab:red", "super": "tab:blue"}
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """What to do for one variant: train it (`retrain`) or reuse `checkpoint`; `log` is where its curves are."""
+
+    variant: str
+    retrain: bool
+    reason: str
+    config: TrainConfig
+    log: Path
+    checkpoint: Path | None = None  # the shipped .safetensors reused (None when retraining)
+
+
+def profile_variants(profile: str) -> tuple[str, ...]:
+    """The variants notebook 02 shows: the three of the ablation, or only `super` for the smoke profile."""
+    return SMOKE_VARIANTS if profile == "smoke" else tuple(VARIANTS)
+
+
+def shipped_hash(sidecar: Path) -> str | None:
+    """The `config_hash` recorded in a checkpoint's JSON sidecar; None when the file is missing or unreadable."""
+    try:
+        return json.loads(Path(sidecar).read_text())["config_hash"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def plan_variant(profile: str, variant: str, retrain: bool = False, runs_dir: Path = RUNS_DIR,
+                 checkpoint_dir: Path = CHECKPOINT_DIR) -> TrainingPlan:
+    """Reuse checkpoints/PROFILE-VARIANT when its config hash matches the profile's and `retrain` is False."""
+    config = profile_config(profile, variant, out=str(Path(runs_dir) / f"{profile}-{variant}"))
+    run_log = Path(config.out) / "log.csv"
+    if profile == "smoke":
+        return TrainingPlan(variant, True, "the smoke profile always trains (a few steps)", config, run_log)
+    if retrain:
+        return TrainingPlan(variant, True, "retraining was asked for", config, run_log)
+    stem = Path(checkpoint_dir) / f"{profile}-{variant}"
+    weights, sidecar, log = stem.with_suffix(".safetensors"), stem.with_suffix(".json"), stem.with_suffix(".log.csv")
+    wanted, found = config_hash(config.model), shipped_hash(sidecar)
+    if not weights.is_file() or found is None:
+        return TrainingPlan(variant, True, f"no shipped checkpoint {weights.name}", config, run_log)
+    if found != wanted:
+        return TrainingPlan(variant, True, f"{sidecar.name} has config hash {found}, the {profile} profile "
+                                           f"needs {wanted}", config, run_log)
+    if not log.is_file():
+        return TrainingPlan(variant, True, f"{weights.name} matches but its training log {log.name} is missing",
+                            config, run_log)
+    return TrainingPlan(variant, False, f"shipped {weights.name} matches the {profile} config (hash {wanted})",
+                        config, log, weights)
+
+
+def plan_training(profile: str, retrain: bool = False, variants: Sequence[str] | None = None,
+                  runs_dir: Path = RUNS_DIR, checkpoint_dir: Path = CHECKPOINT_DIR) -> list[TrainingPlan]:
+    """One `plan_variant` per variant shown for `profile` (or per variant of `variants`)."""
+    return [plan_variant(profile, v, retrain, runs_dir, checkpoint_dir) for v in variants or profile_variants(profile)]
+
+
+def execute(plans: Sequence[TrainingPlan], device: str = "auto", progress: bool = True) -> dict[str, dict]:
+    """Train every planned variant that needs it (fresh runs, not resumed); returns their final metrics.
+
+    `sa_lib.train.train` uses the GPU whenever CUDA is available: `device="cpu"` cannot hide it and only
+    warns; `device="cuda"` without a GPU is an error.
+    """
+    import torch
+
+    from .colorize import resolve_device
+    from .train import train
+
+    resolved = resolve_device(device)  # raises for an unknown device or a missing GPU
+    if resolved.type == "cpu" and torch.cuda.is_available():
+        warnings.warn("sa_lib.train trains on the GPU whenever one is present; device='cpu' is not honoured",
+                      stacklevel=2)
+    return {p.variant: train(replace(p.config, progress=progress)) for p in plans if p.retrain}
+
+
+def load_log(path: Path | str) -> dict[str, np.ndarray]:
+    """A training log.csv as columns of floats (empty cells, the steps without validation, are NaN)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"training log not found: {path}")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "step" not in rows[0] or "loss" not in rows[0]:
+        raise ValueError(f"{path} is not a training log (no step/loss rows)")
+    return {key: np.array([float(r[key]) if r.get(key) not in (None, "") else math.nan for r in rows])
+            for key in rows[0]}
+
+
+def smoothed(values: np.ndarray, window: int) -> np.ndarray:
+    """Trailing running mean over `window` entries (fewer at the start), to read a noisy loss."""
+    window = max(1, window)
+    sums = np.cumsum(np.insert(np.asarray(values, dtype=float), 0, 0.0))  # sums[i] = sum(values[:i])
+    end = np.arange(1, len(values) + 1)
+    start = np.maximum(end - window, 0)
+    return (sums[end] - sums[start]) / (end - start)
+
+
+def final_metrics(logs: Mapping[str, Mapping[str, np.ndarray]]) -> str:
+    """Markdown table: each variant's last logged step, loss and validation metrics."""
+    columns = [("loss", "loss")] + [(c, t) for c, t, _ in VAL_METRICS] + [(f"val_gtref_{c[4:]}", f"{t}, GT ref")
+                                                                        for c, t, _ in VAL_METRICS]
+    lines = ["| variant | step | " + " | ".join(t for _, t in columns) + " |",
+             "|---|---|" + "---|" * len(columns)]
+    for variant, log in logs.items():
+        cells = []
+        for column, _ in columns:
+            values = log.get(column, np.array([]))
+            valid = values[~np.isnan(values)] if len(values) else values
+            cells.append(f"{valid[-1]:.3f}" if len(valid) else "-")
+        lines.append(f"| {variant} | {int(log['step'][-1])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_training_curves(logs: Mapping[str, Mapping[str, np.ndarray]], out: Path, title: str = "") -> Path:
+    """2 x 2 panels: training loss (raw and smoothed), then val PSNR(ab), CIEDE2000 and dHIS per variant
+    (solid: ranked top-1 reference; dashed: ground truth as reference). Saved to `out`."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    ax_loss = axes[0, 0]
+    for variant, log in logs.items():
+        color = COLORS.get(variant)
+        steps, loss = log["step"], log["loss"]
+        ax_loss.plot(steps, loss, color=color, alpha=0.25, linewidth=0.8)
+        ax_loss.plot(steps, smoothed(loss, 10), color=color, marker="o" if len(steps) < 10 else None)
+    ax_loss.set_title("training loss (eq. 6; faint: raw, bold: mean of 10 logs)", fontsize=9)
+    ax_loss.set_ylabel("loss")
+    for ax, (column, name, better) in zip(axes.flat[1:], VAL_METRICS):
+        for variant, log in logs.items():
+            for prefix, style in (("val_", "-"), ("val_gtref_", "--")):
+                key = prefix + column[4:]
+                if key not in log:
+                    continue
+                valid = ~np.isnan(log[key])
+                if valid.any():
+                    ax.plot(log["step"][valid], log[key][valid], style, color=COLORS.get(variant), marker="o",
+                            markersize=3)
+        ax.set_title(f"validation {name} ({better} is better)", fontsize=9)
+        ax.set_ylabel(name)
+    for ax in axes.flat:
+        ax.set_xlabel("step")
+        ax.grid(True, alpha=0.3)
+    # One legend for all panels, below them: colour = variant, line style = which reference.
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=COLORS.get(v), label=v) for v in logs]
+    handles += [Line2D([], [], color="black", linestyle="-", marker="o", markersize=3,
+                       label="validation with the ranked top-1 reference"),
+                Line2D([], [], color="black", linestyle="--", marker="o", markersize=3,
+                       label="validation with the ground truth as reference")]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+    fig.suptitle(title or "Training curves", fontsize=10)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

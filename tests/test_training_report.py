@@ -1,0 +1,93 @@
+"""sa_lib.training_report: when notebook 02 retrains, reading logs, the curves figure."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sa_lib.checkpoint import CHECKPOINT_DIR
+from sa_lib.training_report import (final_metrics, load_log, plan_training, plan_variant, plot_training_curves,
+                                    profile_variants, smoothed)
+
+
+@pytest.fixture
+def shipped(tmp_path):
+    """A copy of the shipped demo-super sidecar and log (the weights file only needs to exist)."""
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    for suffix in (".json", ".log.csv"):
+        shutil.copy(CHECKPOINT_DIR / f"demo-super{suffix}", folder / f"demo-super{suffix}")
+    (folder / "demo-super.safetensors").write_bytes(b"")
+    return folder
+
+
+def test_shipped_demo_checkpoints_match_the_demo_profile_so_nothing_retrains():
+    plans = plan_training("demo")
+    assert [p.variant for p in plans] == ["none", "standard", "super"]
+    for plan in plans:
+        assert not plan.retrain, plan.reason
+        assert plan.log == CHECKPOINT_DIR / f"demo-{plan.variant}.log.csv"
+
+
+def test_retrain_when_asked_or_hash_differs_or_files_missing(shipped, tmp_path):
+    runs = tmp_path / "runs"
+    assert not plan_variant("demo", "super", runs_dir=runs, checkpoint_dir=shipped).retrain
+    asked = plan_variant("demo", "super", retrain=True, runs_dir=runs, checkpoint_dir=shipped)
+    assert asked.retrain and asked.log == runs / "demo-super" / "log.csv" and asked.config.out == str(runs / "demo-super")
+    sidecar = json.loads((shipped / "demo-super.json").read_text())
+    sidecar["config_hash"] = "000000000000"
+    (shipped / "demo-super.json").write_text(json.dumps(sidecar))
+    changed = plan_variant("demo", "super", runs_dir=runs, checkpoint_dir=shipped)
+    assert changed.retrain and "000000000000" in changed.reason
+    assert plan_variant("demo", "none", runs_dir=runs, checkpoint_dir=shipped).retrain  # not shipped here
+    assert plan_variant("paper", "super", checkpoint_dir=shipped).retrain  # no paper checkpoint ships
+
+
+def test_smoke_always_trains_super_only():
+    assert profile_variants("smoke") == ("super",)
+    [plan] = plan_training("smoke")
+    assert plan.retrain and plan.config.max_steps == 4
+
+
+def test_load_log_reads_blank_validation_cells_as_nan():
+    log = load_log(CHECKPOINT_DIR / "demo-super.log.csv")
+    assert log["step"][0] == 10 and log["step"][-1] == 1500
+    assert np.isnan(log["val_psnr_ab"][0]) and np.isfinite(log["val_psnr_ab"][-1])
+    assert np.isfinite(log["loss"]).all()
+
+
+def test_load_log_refuses_other_files(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_log(tmp_path / "missing.csv")
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="not a training log"):
+        load_log(tmp_path / "other.csv")
+
+
+def test_smoothed_is_a_trailing_mean():
+    assert smoothed(np.array([1.0, 2, 3, 4, 5]), 2) == pytest.approx([1, 1.5, 2.5, 3.5, 4.5])
+    assert smoothed(np.array([4.0, 2.0]), 10) == pytest.approx([4, 3])
+    assert len(smoothed(np.array([]), 3)) == 0
+
+
+def test_curves_and_table_of_the_three_variants(tmp_path):
+    logs = {v: load_log(CHECKPOINT_DIR / f"demo-{v}.log.csv") for v in ("none", "standard", "super")}
+    table = final_metrics(logs)
+    assert "| super | 1500 |" in table and table.count("\n") == 5
+    png = plot_training_curves(logs, tmp_path / "curves.png", "demo")
+    assert Image.open(png).size[0] > 1000
+
+
+def test_execute_trains_nothing_when_every_checkpoint_is_reused_and_refuses_a_missing_gpu():
+    import torch
+
+    from sa_lib.colorize import UsageError
+    from sa_lib.training_report import execute
+
+    assert execute(plan_training("demo"), "cpu") == {}
+    if not torch.cuda.is_available():
+        with pytest.raises(UsageError, match="no CUDA GPU"):
+            execute(plan_training("smoke"), "cuda")
