@@ -18,6 +18,7 @@ the output is sRGB (H, W, 3) float in [0, 1], rebuilt from the target's own L* a
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections.abc import Sequence
@@ -32,8 +33,8 @@ from .color import combine_l_ab
 from .encoders import build_color_encoder
 from .superpixels import slic_labels, superpixel_pool, superpixel_unpool
 
-__all__ = ["compose", "reference_lab", "reinhard", "reinhard_ab", "welsh", "welsh_ab",
-           "SuperpixelFeatureTransfer"]
+__all__ = ["SuperpixelFeatureTransfer", "compose", "jittered_samples", "reference_lab", "reinhard", "reinhard_ab",
+           "welsh", "welsh_ab"]
 
 
 def _check_inputs(target_l: np.ndarray, reference: np.ndarray) -> None:
@@ -110,7 +111,7 @@ def jittered_samples(height: int, width: int, n_samples: int, rng: np.random.Gen
     r_edges = np.linspace(0, height, rows + 1).astype(int)
     c_edges = np.linspace(0, width, cols + 1).astype(int)
     points = [(rng.integers(r0, max(r0 + 1, r1)), rng.integers(c0, max(c0 + 1, c1)))
-              for r0, r1 in zip(r_edges[:-1], r_edges[1:]) for c0, c1 in zip(c_edges[:-1], c_edges[1:])]
+              for r0, r1 in itertools.pairwise(r_edges) for c0, c1 in itertools.pairwise(c_edges)]
     return np.asarray(points, dtype=np.int64)
 
 

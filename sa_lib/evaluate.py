@@ -27,7 +27,6 @@ import csv
 import io
 import math
 import re
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -42,11 +41,11 @@ from .checkpoint import CHECKPOINT_DIR, CheckpointError, atomic_write, load_chec
 from .color import combine_l_ab, rgb_to_lab
 from .demo_data import DEMO_DIR
 from .hub import AssetUnavailable
+from .model import VARIANTS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EVAL_SIZE = 224  # section 5 evaluates the 224 x 224 images the network was trained on
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
-VARIANTS = ("none", "standard", "super")
 TOP1, GTREF = "top-1", "ground truth"  # the two kinds of reference: the pair's ranked one, the target itself
 
 ColorizerFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -420,7 +419,7 @@ class Table:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(header)
-        writer.writerows([[row.get(k, "") for k in keys] for row in self.rows])
+        writer.writerows([[row.get(k, "").replace("`", "") for k in keys] for row in self.rows])
         return buffer.getvalue()
 
     def write(self, folder: Path | str, stem: str) -> tuple[Path, Path]:

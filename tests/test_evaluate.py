@@ -150,11 +150,12 @@ def test_smoke_profile_writes_both_tables(tmp_path):
                            per_pair_dir=tmp_path / "per_pair", log=logs.append)
     assert sorted(p.name for p in written) == ["table1_ablation.csv", "table1_ablation.md",
                                                "table2_comparison.csv", "table2_comparison.md"]
-    t1 = list(csv.DictReader(open(tmp_path / "out" / "table1_ablation.csv")))
+    t1 = list(csv.DictReader((tmp_path / "out" / "table1_ablation.csv").read_text().splitlines()))
     assert [r["reference"] for r in t1] == [TOP1] * 3 + [GTREF] * 3
     assert all(0.0 < float(r["ssim"]) <= 1.0 for r in t1)
     assert t1[2]["published_paper_coco_ssim"] == "0.925" and t1[5]["published_paper_coco_ssim"] == ""
-    t2 = {r["method"].split(" (")[0]: r for r in csv.DictReader(open(tmp_path / "out" / "table2_comparison.csv"))}
+    t2_rows = csv.DictReader((tmp_path / "out" / "table2_comparison.csv").read_text().splitlines())
+    t2 = {r["method"].split(" (")[0]: r for r in t2_rows}
     assert t2["XCNET [29]"]["ssim"] == "not run" and t2["Deep Exemplar [13]"]["pairs"] == "3/4"
     assert float(t2["Welsh et al. 2002 [10]"]["ssim"]) > 0
     assert any("1 of 4 pair outputs missing" in line for line in logs)
