@@ -17,17 +17,20 @@ Two parts, each for both methods, on the CPU (or CUDA when available):
   attention sits at the bottleneck (stride 8): its map has (HW/64)^2 entries.
 
 Each (part, method, size) point runs in a FRESH subprocess (`python -m sa_lib.complexity PART METHOD SIZE`):
-time = median of `repeats` runs after one warm-up; memory = the child's peak RSS (getrusage ru_maxrss) minus
-its RSS just before the measured calls (the kernel's peak counter is reset there, so set-up such as SLIC or
-model loading does not count), and on CUDA torch.cuda.max_memory_allocated minus the memory allocated before.
+time = median of `repeats` runs after one warm-up; memory = the child's peak RSS (VmHWM, or getrusage
+ru_maxrss where /proc is missing) minus its RSS just before the measured calls (the kernel's peak counter is
+reset there, so set-up such as SLIC or model loading does not count), and on CUDA
+torch.cuda.max_memory_allocated minus the memory allocated before.
 
 Before running a point the parent PREDICTS its memory: 3 x 4 bytes per attention-map entry (the map plus
 its softmax copies) plus a per-pixel activation term. A method whose prediction exceeds `max_gb` is not run
 ("skipped: would need N GB"), and neither are its larger sizes; a method that fails (error, killed, timeout)
 is not run at larger sizes either.
 
-The parent side of this module never imports torch, so that its own memory cannot leak into a child's
-ru_maxrss. `benchmarks/complexity.py` is the command line over it; notebook 06 re-plots its results.
+The child reads VmHWM rather than ru_maxrss because Linux carries the parent's peak RSS into a child's
+ru_maxrss across fork and exec: from a Jupyter kernel that has imported torch (notebook 06) ru_maxrss read
+about 45 MB too high on the smallest points. The parent side of this module never imports torch either.
+`benchmarks/complexity.py` is the command line over it; notebook 06 re-plots its results.
 """
 
 from __future__ import annotations
@@ -99,6 +102,18 @@ def predicted_bytes(part: str, method: str, size: int) -> int:
 def _rss_kb() -> int:
     with open("/proc/self/status") as f:
         return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
+def _peak_rss_kb() -> int:
+    """Peak RSS of this process's address space since the last reset (VmHWM); ru_maxrss where /proc is missing.
+
+    ru_maxrss also holds the peak that the parent had when it forked us, which can exceed ours.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
+    except (OSError, AttributeError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _reset_peak_rss() -> bool:
@@ -193,7 +208,7 @@ def measure_one(part: str, method: str, size: int, repeats: int, device: str = "
             synchronize()
             if i:
                 times.append(time.perf_counter() - start)
-        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak_kb = _peak_rss_kb()
     info.update(
         times_s=times, time_s=statistics.median(times),
         rss_before_kb=rss_before, peak_rss_kb=peak_kb, peak_delta_bytes=max(0, peak_kb - rss_before) * 1024,

@@ -8,7 +8,7 @@ both what the encoder compared (the crop, resized to 224 x 224) and where it com
 Which ranking (`profile_ranking`):
 - smoke: the committed data/demo/references.json (no computation);
 - demo: recomputed from the demo photos with `sa_lib.references.build_references` (EfficientNet-Lite0,
-  unit-norm features, as `sa-references --profile demo`): about a minute on a 2-core CPU;
+  unit-norm features, as `sa-references --profile demo`): one to two minutes on a 2-core CPU;
 - paper: the COCO ranking written by `sa-references --profile paper` (VGG19 relu5_4 over train2017); ranking
   118k images is a GPU job of its own, so it is read, not recomputed, and a missing COCO or ranking file is
   a one-line error naming the command that makes it.

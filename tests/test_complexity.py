@@ -76,6 +76,8 @@ def test_one_point_runs_in_a_child_and_big_points_are_skipped():
     by_method = {r["method"]: r for r in results}
     assert by_method["super"]["status"] == "ok", by_method["super"]["status"]
     assert by_method["super"]["attention_entries"] > 0 and by_method["super"]["time_s"] > 0
+    # pytest has imported torch: its peak RSS, which ru_maxrss would carry into the child, must not count
+    assert by_method["super"]["peak_delta_bytes"] < 20e6
     assert by_method["standard"]["status"] == "ok"  # 256^2 entries: well under 50 MB
     skipped = complexity.measure({"block": [512]}, repeats=1, max_gb=0.05, log=None)
     assert [r["status"].split(":")[0] for r in skipped] == ["skipped", "skipped"]
