@@ -2,7 +2,6 @@
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,7 +35,8 @@ def test_retrain_when_asked_or_hash_differs_or_files_missing(shipped, tmp_path):
     runs = tmp_path / "runs"
     assert not plan_variant("demo", "super", runs_dir=runs, checkpoint_dir=shipped).retrain
     asked = plan_variant("demo", "super", retrain=True, runs_dir=runs, checkpoint_dir=shipped)
-    assert asked.retrain and asked.log == runs / "demo-super" / "log.csv" and asked.config.out == str(runs / "demo-super")
+    assert asked.retrain and asked.log == runs / "demo-super" / "log.csv"
+    assert asked.config.out == str(runs / "demo-super")
     sidecar = json.loads((shipped / "demo-super.json").read_text())
     sidecar["config_hash"] = "000000000000"
     (shipped / "demo-super.json").write_text(json.dumps(sidecar))
