@@ -31,7 +31,7 @@ LEVELS = (0, 1, 2)
 LEVEL_NAMES = {0: "full resolution", 1: "1/2 resolution", 2: "1/4 resolution"}
 OUTLINE = (1.0, 0.1, 0.1)  # red, as the marked row of the paper's Fig. 3
 DIM = 0.15  # brightness of a reference superpixel with zero attention (so the scene stays readable)
-PAPER_CHECKPOINT = "runs/paper-super/last.safetensors"  # what `sa-train --profile paper --variant super` writes
+PAPER_CHECKPOINT = "paper-super"  # checkpoints/paper-super.safetensors, published by notebook 02 (make paper PROFILE=paper)
 
 
 # ------------------------------------------------------------------------------------------------ pairs
@@ -75,7 +75,7 @@ def read_pairs(pairs_csv: Path, target_dir: Path, reference_dir: Path) -> list[P
 
 def profile_settings(profile: str) -> AttentionSettings:
     """smoke: 2 demo pairs at 128 px (seconds); demo: the 38 demo pairs at 256 px; paper: the COCO pairs with
-    the checkpoint of `sa-train --profile paper --variant super`."""
+    checkpoints/paper-super (what notebook 02 publishes in the paper profile)."""
     from .demo_data import DEMO_DIR
 
     demo_images = DEMO_DIR / "images"
@@ -88,11 +88,10 @@ def profile_settings(profile: str) -> AttentionSettings:
         return AttentionSettings("demo-super", 256, tuple(pairs), first)
     if profile == "paper":
         from .coco import coco_root
-        from .paper import REPO_ROOT
 
         root = coco_root()
         pairs = read_pairs(root / "eval_pairs.csv", root / "val2017", root / "train2017")
-        return AttentionSettings(str(REPO_ROOT / PAPER_CHECKPOINT), 224, tuple(pairs), 0)
+        return AttentionSettings(PAPER_CHECKPOINT, 224, tuple(pairs), 0)
     raise ValueError(f"unknown profile {profile!r}; choose smoke, demo or paper")
 
 

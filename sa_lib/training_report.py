@@ -4,8 +4,10 @@ The demo profile ships its three trained variants (checkpoints/demo-{none,standa
 logs (`.log.csv`). Retraining them takes about 30 min per variant on a 2-core CPU, so a shipped checkpoint is
 reused, and its log plotted, when its network config is the one the profile would train (same
 `sa_lib.checkpoint.config_hash`) and no retraining was asked for. Otherwise the variant is trained with
-`sa_lib.train.train` (on the GPU whenever one is present) into runs/PROFILE-VARIANT and its new log plotted.
-The `smoke` profile always trains, a few steps of the `super` variant: it exists to run the training code.
+`sa_lib.train.train` (on the GPU whenever one is present) into runs/PROFILE-VARIANT, its new log plotted, and
+its weights and log published as checkpoints/PROFILE-VARIANT.{safetensors,json,log.csv}, which is what the
+later notebooks (Tables 1 and 2, Fig. 3, 5, 6) load. The `smoke` profile always trains, a few steps of the
+`super` variant: it exists to run the training code, and never touches checkpoints/.
 
 The curves: the training loss (eq. 6: lambda1 SmoothL1 + lambda2 perceptual) and the validation metrics
 logged every `val_every` steps on the evaluation pairs, PSNR(ab), CIEDE2000 and dHIS, with each pair's
@@ -93,8 +95,24 @@ def plan_training(profile: str, retrain: bool = False, variants: Sequence[str] |
     return [plan_variant(profile, v, retrain, runs_dir, checkpoint_dir) for v in variants or profile_variants(profile)]
 
 
-def execute(plans: Sequence[TrainingPlan], device: str = "auto", progress: bool = True) -> dict[str, dict]:
+def publish(plan: TrainingPlan, metrics: dict, profile: str, checkpoint_dir: Path = CHECKPOINT_DIR) -> Path:
+    """Export a finished run as checkpoints/PROFILE-VARIANT (fp16 weights, JSON sidecar, training log)."""
+    import shutil
+
+    from .checkpoint import atomic_write, load_checkpoint, save_checkpoint
+
+    stem = Path(checkpoint_dir) / f"{profile}-{plan.variant}"
+    model = load_checkpoint(Path(plan.config.out) / "last.safetensors")
+    save_checkpoint(stem.with_suffix(".safetensors"), model, step=metrics["step"], metrics=metrics, half=True)
+    atomic_write(stem.with_suffix(".log.csv"), lambda tmp: shutil.copyfile(plan.log, tmp))
+    return stem.with_suffix(".safetensors")
+
+
+def execute(plans: Sequence[TrainingPlan], device: str = "auto", progress: bool = True,
+            checkpoint_dir: Path = CHECKPOINT_DIR) -> dict[str, dict]:
     """Train every planned variant that needs it (fresh runs, not resumed); returns their final metrics.
+
+    Outside the smoke profile each trained variant is published to checkpoint_dir (see `publish`).
 
     `sa_lib.train.train` uses the GPU whenever CUDA is available: `device="cpu"` cannot hide it and only
     warns; `device="cuda"` without a GPU is an error.
@@ -108,7 +126,12 @@ def execute(plans: Sequence[TrainingPlan], device: str = "auto", progress: bool 
     if resolved.type == "cpu" and torch.cuda.is_available():
         warnings.warn("sa_lib.train trains on the GPU whenever one is present; device='cpu' is not honoured",
                       stacklevel=2)
-    return {p.variant: train(replace(p.config, progress=progress)) for p in plans if p.retrain}
+    results = {}
+    for plan in (p for p in plans if p.retrain):
+        results[plan.variant] = train(replace(plan.config, progress=progress))
+        if plan.config.profile != "smoke":
+            publish(plan, results[plan.variant], plan.config.profile, checkpoint_dir)
+    return results
 
 
 def load_log(path: Path | str) -> dict[str, np.ndarray]:

@@ -91,3 +91,20 @@ def test_execute_trains_nothing_when_every_checkpoint_is_reused_and_refuses_a_mi
     if not torch.cuda.is_available():
         with pytest.raises(UsageError, match="no CUDA GPU"):
             execute(plan_training("smoke"), "cuda")
+
+
+def test_a_retrained_variant_is_published_where_the_later_notebooks_load_it(tmp_path):
+    """RETRAIN=1 must change what Tables 1/2 and Fig. 3 use: the run is exported to checkpoints/PROFILE-VARIANT."""
+    from dataclasses import replace
+
+    from sa_lib.checkpoint import load_checkpoint
+    from sa_lib.training_report import TrainingPlan, execute
+    from sa_lib.train import profile_config
+
+    config = replace(profile_config("smoke", "super", out=str(tmp_path / "run")), profile="demo")
+    plan = TrainingPlan("super", True, "test", config, tmp_path / "run" / "log.csv")
+    metrics = execute([plan], "cpu", progress=False, checkpoint_dir=tmp_path / "ckpt")
+    published = tmp_path / "ckpt" / "demo-super.safetensors"
+    assert load_checkpoint(published).config.variant == "super"
+    assert json.loads(published.with_suffix(".json").read_text())["step"] == metrics["super"]["step"]
+    assert published.with_suffix(".log.csv").read_text() == plan.log.read_text()
