@@ -77,7 +77,7 @@ def segmentation_scores(limit: int | None) -> dict:
     ids = dataset.image_ids[:limit]
     scores: dict[str, dict[str, dict[str, list[float]]]] = {}
     for image_id in ids:
-        rgb = torch.from_numpy(dataset.load_rgb(image_id)).permute(2, 0, 1)[None].float() / 255  # (1, 3, H, W)
+        rgb = torch.from_numpy(np.array(dataset.load_rgb(image_id))).permute(2, 0, 1)[None] / 255.0  # (1, 3, H, W)
         gray_full = (rgb_to_lab(rgb)[0, 0] / 100).numpy()
         gray_224 = (rgb_to_lab(torch.nn.functional.interpolate(
             rgb, size=(224, 224), mode="bilinear", align_corners=False, antialias=True))[0, 0] / 100).numpy()
@@ -154,10 +154,11 @@ def main() -> None:
              f"- machine: {meta['machine']}, torch {meta['torch_threads']} thread(s); "
              f"{meta['minutes']:.1f} min in all", "",
              "## Superpixels on the demo val photos", "",
-             "Boundary recall (BR, 2 px) and undersegmentation error (UE, Neubert & Protzel) against scikit-image's "
-             "labels and against the object masks; count: superpixels relative to scikit-image's; time: mean "
-             "per photo.", "",
-             "| size | labels | photos | BR vs skimage ↑ | UE vs skimage ↓ | BR vs masks ↑ | UE vs masks ↓ | count | time |",
+             "Boundary recall (BR, 2 px) and undersegmentation error (UE, Neubert & Protzel) against "
+             "scikit-image's labels and against the object masks; count: superpixels relative to scikit-image's; "
+             "time: mean per photo.", "",
+             "| size | labels | photos | BR vs skimage ↑ | UE vs skimage ↓ | BR vs masks ↑ | UE vs masks ↓ "
+             "| count | time |",
              "|---|---|---|---|---|---|---|---|---|"]
     for size, by_name in segmentation.items():
         for name, s in by_name.items():
