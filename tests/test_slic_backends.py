@@ -72,6 +72,17 @@ def test_batched_torch_equals_image_by_image(photo):
         assert all(torch.equal(a[i], b[0]) for a, b in zip(pyramid.labels, single.labels))
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_auto_on_cuda_labels_the_batch_on_the_gpu_like_the_cpu(photo):
+    gray = torch.from_numpy(np.stack([photo, photo[:, ::-1].copy()]))[:, None]  # (2, 1, 48, 64)
+    on_gpu = SuperpixelPyramid.from_gray(gray.cuda(), levels=3)
+    on_cpu = SuperpixelPyramid.from_gray(gray, levels=3, backend="torch")
+    for gpu_labels, gpu_counts, cpu_labels in zip(on_gpu.labels, on_gpu.counts, on_cpu.labels):
+        assert gpu_labels.is_cuda and torch.equal(gpu_counts.cpu(), gpu_labels.flatten(1).amax(1).cpu() + 1)
+        for i in range(2):  # float rounding may differ on the GPU: the same superpixels up to rare ties
+            assert boundary_recall(gpu_labels[i].cpu().numpy(), cpu_labels[i].numpy(), tolerance=1) > 0.95
+
+
 def test_torch_slic_follows_scikit_image_on_a_photo(photo):
     reference = slic_labels(photo, backend="skimage")
     labels = slic_labels(photo, backend="torch")
