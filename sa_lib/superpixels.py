@@ -21,7 +21,8 @@ Backends (SLIC_BACKENDS), one interface (slic_labels, image_pyramid_labels, Supe
   10 iterations, enforceLabelConnectivity at OpenCV's default 25% (50% gave scikit-image's count but a worse
   fit to it). It makes about 1.2x as many superpixels as scikit-image.
 - "torch": sa_lib.slic_torch, batched SLIC in torch on the images' own device (a whole CUDA batch per call).
-- "auto": "torch" for CUDA tensors, CPU_AUTO_BACKEND ("skimage") on the CPU.
+- "auto": chosen by device and size. "torch" for CUDA tensors; on the CPU "opencv" for a level of more than
+  AUTO_OPENCV_MIN_PIXELS (256 x 256) pixels, "skimage" below (and wherever cv2.ximgproc is missing).
 
 Measured on this project's 2-core CPU (benchmarks/slic_backends.py, benchmarks/slic_quality.py,
 BENCHMARKS.md): opencv is 2.2x faster than scikit-image for the superpixels of a 2048x1365 pair (all levels,
@@ -29,11 +30,11 @@ both images) and 2.4-2.5x per image at 224 to 2048 px; on the demo val photos it
 the object masks is 0.706 (scikit-image 0.642, torch 0.659), and against scikit-image's labels 0.839
 (torch 0.917; scikit-image against itself on the mirrored photo 0.786). With demo-super, only the backend
 changed, PSNR(ab) / CIEDE2000 on the demo eval pairs are 19.37 / 10.87 (skimage), 19.39 / 10.85 (opencv),
-19.37 / 10.85 (torch) in fast mode. So opencv meets the issue's bar, yet "auto" stays scikit-image on the
-CPU: it buys no quality, it moves each output by 2.3 CIEDE2000 on average from the outputs that the model
-card and benchmarks report, training (image_pyramid_labels with the default backend) must keep the
-superpixels the checkpoints were trained with, and in the default fast mode SLIC is a few percent of a run.
-Ask for it with backend="opencv" (`sa-colorize --slic opencv`), e.g. for --mode highres on large photos.
+19.37 / 10.85 (torch) in fast mode, 19.01 / 11.33 and 18.97 / 11.41 (skimage, opencv) in highres mode.
+Why the size threshold: everything at or under 256 x 256 per level (training at 128 or 224 px, evaluation at
+224, the default fast mode's 256-px working size) keeps scikit-image, the SLIC the checkpoints were trained
+with and that the model card and tables were measured with, and there SLIC is a few percent of a run; the
+large levels of --mode highres, where SLIC costs seconds, get OpenCV's 2.2x at equal measured quality.
 The torch backend on the CPU is 3-6x slower than scikit-image: it is for GPUs.
 """
 
@@ -52,7 +53,7 @@ from .slic_torch import slic_torch
 SLIC_COMPACTNESS = 0.1
 SLIC_SIGMA = 0.0
 SLIC_BACKENDS = ("skimage", "opencv", "torch")  # "auto" picks one of these (resolve_backend)
-CPU_AUTO_BACKEND = "skimage"  # what "auto" runs on the CPU; see the module docstring for why
+AUTO_OPENCV_MIN_PIXELS = 256 * 256  # "auto" on the CPU: opencv above this many pixels per level, skimage up to it
 OPENCV_MIN_ELEMENT_PERCENT = 25  # OpenCV's default: segments under 25% of the mean size are merged
 OPENCV_ITERATIONS = 10  # scikit-image's max_num_iter
 
@@ -80,14 +81,17 @@ def opencv_available() -> bool:
     return hasattr(cv2, "ximgproc")
 
 
-def resolve_backend(backend: str = "auto", device: torch.device | str = "cpu") -> str:
-    """The backend that runs for `backend` ("auto" or one of SLIC_BACKENDS) on `device`.
+def resolve_backend(backend: str = "auto", device: torch.device | str = "cpu", pixels: int = 0) -> str:
+    """The backend that runs for `backend` ("auto" or one of SLIC_BACKENDS) on `device` for a level of `pixels`.
 
-    auto: "torch" (batched) for CUDA tensors, CPU_AUTO_BACKEND otherwise. Raises ValueError for an unknown
-    name and RuntimeError when "opencv" is asked for without cv2.ximgproc.
+    auto: "torch" (batched) for CUDA tensors; on the CPU "opencv" above AUTO_OPENCV_MIN_PIXELS when
+    cv2.ximgproc is there, else "skimage". Raises ValueError for an unknown name and RuntimeError when
+    "opencv" is asked for without cv2.ximgproc.
     """
     if backend == "auto":
-        return "torch" if torch.device(device).type == "cuda" else CPU_AUTO_BACKEND
+        if torch.device(device).type == "cuda":
+            return "torch"
+        return "opencv" if pixels > AUTO_OPENCV_MIN_PIXELS and opencv_available() else "skimage"
     if backend not in SLIC_BACKENDS:
         raise ValueError(f"unknown SLIC backend {backend!r}; choose auto, {', '.join(SLIC_BACKENDS)}")
     if backend == "opencv" and not opencv_available():
@@ -138,7 +142,7 @@ def slic_labels(gray: np.ndarray, n_segments: int | None = None, compactness: fl
     if gray.ndim != 2:
         raise ValueError(f"slic_labels expects a 2-D gray image, got shape {gray.shape}")
     h, w = gray.shape
-    runner = _RUNNERS[resolve_backend(backend, "cpu")]
+    runner = _RUNNERS[resolve_backend(backend, "cpu", h * w)]
     return _contiguous(runner(gray, n_segments or n_segments_for(h, w), compactness))
 
 
@@ -177,15 +181,14 @@ class SuperpixelPyramid:
         The torch backend (auto on CUDA) labels the whole batch in one call per level on the batch's device;
         the others run image by image on the CPU.
         """
-        name = resolve_backend(backend, gray.device)
-        if name == "torch":
+        if resolve_backend(backend, gray.device) == "torch":
             labels, counts = [], []
             for level in _resize_levels(gray.detach().float(), levels):
                 lab, cnt = slic_torch(level, n_segments_for(*level.shape[-2:]), compactness)
                 labels.append(lab)
                 counts.append(cnt)
             return cls(labels, counts)
-        per_image = [image_pyramid_labels(g[0].detach().float().cpu().numpy(), levels, compactness, name)
+        per_image = [image_pyramid_labels(g[0].detach().float().cpu().numpy(), levels, compactness, backend)
                      for g in gray]
         return cls.stack(per_image).to(gray.device)
 

@@ -7,7 +7,7 @@ from skimage.measure import label as connected_label
 
 from sa_lib.segmentation_quality import boundary_map, boundary_recall, undersegmentation_error
 from sa_lib.slic_torch import connected_components, make_contiguous, slic_torch
-from sa_lib.superpixels import (CPU_AUTO_BACKEND, SLIC_BACKENDS, SuperpixelPyramid, n_segments_for,
+from sa_lib.superpixels import (AUTO_OPENCV_MIN_PIXELS, SLIC_BACKENDS, SuperpixelPyramid, n_segments_for,
                                 resolve_backend, slic_labels)
 
 
@@ -112,13 +112,16 @@ def test_make_contiguous_keeps_order():
 
 
 def test_backend_names_and_errors(monkeypatch, photo):
-    assert resolve_backend("auto", "cpu") == CPU_AUTO_BACKEND
+    assert resolve_backend("auto", "cpu", 224 * 224) == "skimage"  # training, evaluation, fast mode
+    assert resolve_backend("auto", "cpu", AUTO_OPENCV_MIN_PIXELS) == "skimage"
+    assert resolve_backend("auto", "cpu", 2048 * 1365) == "opencv"  # highres levels
     assert resolve_backend("auto", torch.device("cuda")) == "torch"  # no GPU needed to decide
     with pytest.raises(ValueError, match="auto, skimage, opencv, torch"):
         slic_labels(photo, backend="quickshift")
     with pytest.raises(ValueError, match="choose"):
         SuperpixelPyramid.from_gray(torch.from_numpy(photo)[None, None], backend="SLIC")
     monkeypatch.setattr("sa_lib.superpixels.opencv_available", lambda: False)
+    assert resolve_backend("auto", "cpu", 2048 * 1365) == "skimage"  # auto never needs opencv
     with pytest.raises(RuntimeError, match="opencv-contrib-python-headless"):
         slic_labels(photo, backend="opencv")
 
@@ -161,3 +164,11 @@ def test_reference_without_boundaries_and_shape_mismatch():
     assert boundary_recall(HALVES, np.zeros((2, 4), int)) == 1.0
     with pytest.raises(ValueError):
         boundary_recall(HALVES, np.zeros((3, 4), int))
+
+
+def test_auto_labels_small_levels_exactly_as_scikit_image_and_large_ones_with_opencv():
+    rng = np.random.default_rng(0)
+    small = rng.random((64, 80))
+    assert np.array_equal(slic_labels(small), slic_labels(small, backend="skimage"))
+    large = np.kron(rng.random((20, 21)), np.ones((16, 16)))  # 320 x 336 > 256 x 256
+    assert np.array_equal(slic_labels(large), slic_labels(large, backend="opencv"))
