@@ -233,3 +233,21 @@ def test_cli_slic_flag_writes_the_image_and_a_missing_opencv_is_a_usage_error(ph
     code, err = run(argv, capsys)
     assert code == 2 and "opencv-contrib-python-headless" in err and err.count("\n") == 1
     assert not (tmp_path / "o.png").exists()
+
+
+def test_highres_that_would_not_fit_in_memory_is_refused_in_one_line(photos, checkpoints, tmp_path, capsys,
+                                                                     monkeypatch):
+    from sa_lib.colorize import highres_memory_estimate
+
+    # The two measured points of BENCHMARKS.md (3.5 GB at 2048x1365, 11.5 GB at 4000x2667) within 15 %.
+    assert abs(highres_memory_estimate(2 * 2048 * 1365, 0) / 3.5e9 - 1) < 0.15
+    assert abs(highres_memory_estimate(2 * 4000 * 2667, 0) / 11.5e9 - 1) < 0.15
+    monkeypatch.setattr("sa_lib.colorize.available_memory", lambda: 0.5e9)
+    out = tmp_path / "out.png"
+    code, err = run([photos / "target.png", photos / "reference.jpg", "-o", out, "--mode", "highres",
+                     "--checkpoint", checkpoints / "super.safetensors"], capsys)
+    assert code == 1 and "--mode highres needs about" in err and "use --mode fast" in err
+    assert "Traceback" not in err and not out.exists()
+    code, _ = run([photos / "target.png", photos / "reference.jpg", "-o", out,  # fast mode is not checked
+                   "--checkpoint", checkpoints / "super.safetensors"], capsys)
+    assert code == 0 and out.exists()
