@@ -5,8 +5,10 @@ target_l is the gray target's CIE L* (H, W) in [0, 100], reference an sRGB image
 the output is sRGB (H, W, 3) float in [0, 1], rebuilt from the target's own L* and the transferred a*b*
 (so, as for the network, only colour is predicted). The ground truth's colours are never seen.
 
-* `reinhard` -- global colour statistics transfer (Reinhard et al. 2001), on a*b* only, in CIE Lab
-  (Reinhard used l-alpha-beta; Lab is the colour space of everything else here).
+* `reinhard` -- a Reinhard-style global colour statistics transfer, on a*b* only, in CIE Lab (Reinhard et
+  al. 2001 used l-alpha-beta; Lab is the colour space of everything else here). Reinhard's method rescales
+  the channels of a colour source; a gray target has none to rescale, so this is an L*-driven extension of
+  it (see `reinhard_ab`), not Reinhard's algorithm as published.
 * `welsh` -- Welsh, Ashikhmin & Mueller 2002 (the paper's [10]): luminance remapping, jittered samples
   of the reference, each target pixel takes the a*b* of the sample whose luminance and 5x5 luminance
   standard deviation are closest (50% / 50%).
@@ -73,7 +75,8 @@ def reinhard_ab(target_l: np.ndarray, reference: np.ndarray) -> np.ndarray:
     {a*, b*}, out_c = mu_c + sign(rho_c) * sigma_c * (L - mu_L) / sigma_L, where mu_c, sigma_c are the
     reference's statistics of c and rho_c the correlation of L* and c in the reference (so that, e.g., a
     reference whose bright parts are bluer gives a target whose bright parts are bluer). A flat target gets
-    the reference's mean a*b*. The statistics are global: no spatial information is used.
+    the reference's mean a*b*. The statistics are global: no spatial information is used. This L*-driven
+    extension to gray targets is this project's, not part of Reinhard et al. 2001.
     """
     _check_inputs(target_l, reference)
     lab = reference_lab(reference).reshape(-1, 3)  # (N_ref, 3)
@@ -90,7 +93,7 @@ def reinhard_ab(target_l: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 
 def reinhard(target_l: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Reinhard et al. 2001 global statistics transfer on a*b* (see `reinhard_ab`), as sRGB."""
+    """Reinhard-style (L*-driven) global statistics transfer on a*b* (see `reinhard_ab`), as sRGB."""
     return compose(target_l, reinhard_ab(target_l, reference))
 
 

@@ -20,7 +20,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from skimage.color import lab2rgb  # noqa: E402
 
+from .checkpoint import atomic_write  # noqa: E402
 from .evaluate import (GTREF, TOP1, VARIANT_NAMES, VARIANTS, PairImages, Setup,  # noqa: E402
                        baseline_colorizers, model_colorizer)
 
@@ -41,8 +43,11 @@ def pick_pairs(setup: Setup, targets: Sequence[str], skip: int = 0) -> list[Pair
 
 
 def gray_rgb(target_l: np.ndarray) -> np.ndarray:
-    """(H, W) L* in [0, 100] -> (H, W, 3) gray image for display."""
-    return np.repeat(np.clip(target_l / 100.0, 0.0, 1.0)[..., None], 3, axis=2)
+    """(H, W) L* in [0, 100] -> (H, W, 3) sRGB in [0, 1]: the exact gray of that lightness (Lab [L*, 0, 0]),
+    i.e. the target as the colorizers see it (L*/100 taken as sRGB values would be a different, darker gray)."""
+    l_star = np.clip(np.asarray(target_l, dtype=np.float64), 0.0, 100.0)
+    lab = np.stack([l_star, np.zeros_like(l_star), np.zeros_like(l_star)], axis=-1)
+    return np.clip(lab2rgb(lab), 0.0, 1.0)
 
 
 def image_grid(rows: list[list[np.ndarray]], columns: Sequence[str], row_labels: Sequence[str], out: Path,
@@ -62,9 +67,10 @@ def image_grid(rows: list[list[np.ndarray]], columns: Sequence[str], row_labels:
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    try:
+        atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=110, format=out.suffix.lstrip(".") or "png"))
+    finally:
+        plt.close(fig)
     return out
 
 
@@ -103,7 +109,8 @@ def fig6_comparison(setup: Setup, out: Path | str) -> Path:
         rows.append([gray_rgb(item.target_l), item.reference, *outputs, ours(item.target_l, item.reference),
                      item.truth])
         labels.append(_label(item, TOP1))
-    short = {"reinhard": "Reinhard 2001", "welsh": "Welsh 2002 [10]", "carrillo2022": "Carrillo 2022 [17]"}
+    short = {"reinhard": "Reinhard-style (L*-driven)", "welsh": "Welsh 2002 [10]",
+             "carrillo2022": "Carrillo 2022 [17]"}
     columns = ["target (L*)", "reference", *(short.get(k, k) for k in baselines), "ours (super-attention)",
                "ground truth"]
     return image_grid(rows, columns, labels, Path(out),

@@ -15,9 +15,11 @@ reference (its box crop, if any) are resized to EVAL_SIZE x EVAL_SIZE (224, the 
 filtering, as in training; a folder output of another size is resized to it. SSIM, LPIPS(alex), PSNR(ab) and
 CIEDE2000 compare the output with the ground truth, colourfulness is the output's own, HIS compares the
 output with the reference, and dHIS = |mean HIS(output, reference) - HIS_ref| where HIS_ref = mean
-HIS(ground truth, reference) over the same pairs. Per-pair CSVs go to build/eval/<profile>/, the tables to
---out (default figures/): table1_ablation.{md,csv} and table2_comparison.{md,csv}. Published numbers of the
-paper sit in their own columns, labelled "published (paper, COCO)", and are never mixed with measured ones.
+HIS(ground truth, reference) over the same pairs. The tables go to --out (default figures/):
+table1_ablation.{md,csv} and table2_comparison.{md,csv}, written only once both are computed, each file
+atomically. Per-pair CSVs go to --per-pair (default build/eval/<profile>/, or <out>/per_pair with --pairs).
+Published numbers of the paper sit in their own columns, labelled "published (paper, COCO)", and are never
+mixed with measured ones. A --method NAME may not be one of our own method keys (RESERVED_NAMES).
 """
 
 from __future__ import annotations
@@ -64,6 +66,10 @@ EXTERNAL_METHODS = {"xcnet": "XCNET [29]", "deep_exemplar": "Deep Exemplar [13]"
                     "just_attention": "Just Attention [15]"}  # cannot run here: outputs folder or published only
 VARIANT_NAMES = {"none": "Ours without reference", "standard": "Ours with standard attention",
                  "super": "Ours (super-attention)"}
+BASELINE_KEYS = ("reinhard", "welsh", "carrillo2022")  # the training-free baselines of Table 2 (baseline_colorizers)
+RESERVED_NAMES = (*VARIANTS, *BASELINE_KEYS)  # our own rows: a folder of outputs may not take their names
+FOLDER_PREFIX = "folder:"  # setup.results keys of folder methods: (FOLDER_PREFIX + name, TOP1)
+OUTPUT_PATTERN = f"<target stem>{{{','.join(IMAGE_SUFFIXES)}}}"  # how a folder's outputs must be named
 
 
 class EvaluationError(RuntimeError):
@@ -191,12 +197,15 @@ class PairImages:
 
 
 def load_square(path: Path, size: int, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
-    """(size, size, 3) float32 in [0, 1]: the photo (EXIF applied; its box crop) resized bicubically."""
+    """(size, size, 3) float32 in [0, 1]: the photo (EXIF applied; its box crop, clipped to the photo)
+    resized bicubically."""
     with Image.open(path) as image:
         image = ImageOps.exif_transpose(image).convert("RGB")
-        if box is not None:
-            x, y, w, h = box
-            image = image.crop((x, y, x + w, y + h))
+        if box is not None:  # clipped to the image, as sa_lib.references._crop_resized does
+            x, y, bw, bh = box
+            w, h = image.size
+            x0, y0 = min(max(x, 0), w - 1), min(max(y, 0), h - 1)
+            image = image.crop((x0, y0, max(min(x + bw, w), x0 + 1), max(min(y + bh, h), y0 + 1)))
         image = image.resize((size, size), Image.BICUBIC)
         return np.asarray(image, dtype=np.float32) / 255.0
 
@@ -230,7 +239,10 @@ def model_colorizer(checkpoint: str | Path, device: str = "auto") -> ColorizerFn
 
 
 def find_outputs(folder: Path, pairs: Sequence[Pair]) -> tuple[dict[str, Path], list[str], list[str]]:
-    """(key -> output file, missing pair keys, extra image files) of a folder of another method's outputs."""
+    """(key -> output file, missing pair keys, extra image files) of a folder of another method's outputs.
+
+    Two files for one pair, or no file for any pair, is an EvaluationError.
+    """
     if not folder.is_dir():
         raise UsageError(f"outputs folder not found: {folder}")
     files: dict[str, list[Path]] = {}
@@ -243,9 +255,35 @@ def find_outputs(folder: Path, pairs: Sequence[Pair]) -> tuple[dict[str, Path], 
         raise EvaluationError(f"{folder}: several files for {ambiguous[0]!r} "
                               f"({', '.join(p.name for p in files[ambiguous[0]])}); keep one")
     found = {key: files[key][0] for key in keys if key in files}
+    if pairs and not found:
+        raise EvaluationError(f"{folder}: no output matches a pair; expected one image per pair named "
+                              f"{OUTPUT_PATTERN} (e.g. {pairs[0].key}.png), as `sa-colorize --pairs` writes them")
     missing = [p.key for p in pairs if p.key not in found]
     extra = [path.name for stem, paths in files.items() if stem not in keys for path in paths]
     return found, missing, extra
+
+
+def check_method_names(folders: Iterable[str]) -> None:
+    """A folder method may not take the name of one of our own rows (UsageError)."""
+    for name in folders:
+        if name in RESERVED_NAMES:
+            raise UsageError(f"--method {name}: the names {', '.join(RESERVED_NAMES)} are reserved for this "
+                             "project's own rows; give the folder another NAME")
+
+
+def check_output_folders(folders: dict[str, Path], pairs: Sequence[Pair]) -> None:
+    """The cheap checks of folder methods, made before any computation: each folder exists, matches at least
+    one pair, has one file per pair, and each of its outputs opens as an image (header; PNG checksums)."""
+    for name, folder in folders.items():
+        found, _, _ = find_outputs(Path(folder), pairs)
+        for path in found.values():
+            try:
+                with Image.open(path) as image:
+                    image.verify()
+            except Exception as err:  # Pillow's plugins raise many kinds of errors on a broken file
+                reason = " ".join(str(err).split())[:160]
+                raise EvaluationError(f"--method {name}: {path} is not a readable image "
+                                      f"({type(err).__name__}: {reason})") from None
 
 
 def _read_output(path: Path, size: int) -> np.ndarray:
@@ -304,6 +342,7 @@ class MethodResult:
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    folder: Path | None = None  # the outputs folder of a folder method
 
     def summary(self) -> dict[str, float]:
         """Means over the scored pairs; dHIS from the HIS lists of those same pairs."""
@@ -346,7 +385,7 @@ def evaluate_folder(name: str, folder: Path | str, data: Sequence[PairImages],
                     lpips: metrics.LPIPSMetric | None = None) -> MethodResult:
     """Score a folder of another method's outputs (top-1 references); missing/extra files are recorded."""
     found, missing, extra = find_outputs(Path(folder), [d.pair for d in data])
-    result = MethodResult(name, TOP1, n_total=len(data), missing=missing, extra=extra)
+    result = MethodResult(name, TOP1, n_total=len(data), missing=missing, extra=extra, folder=Path(folder))
     start = time.perf_counter()
     for item in data:
         if item.pair.key in found:
@@ -488,8 +527,9 @@ def _check_checkpoints(profile: EvalProfile) -> None:
 
 
 def prepare(profile: str = "demo", pairs: Path | str | None = None, device: str = "auto",
-            log: Callable[[str], None] = print) -> Setup:
-    """Check a profile's assets and load its pairs at the evaluation size (one-line errors if missing)."""
+            log: Callable[[str], None] = print, folders: dict[str, Path] | None = None) -> Setup:
+    """Check a profile's assets (and the folders of other methods' outputs against its pairs) and load its
+    pairs at the evaluation size (one-line errors if missing)."""
     settings = profile_settings(profile)
     from .colorize import UsageError as DeviceError
     from .colorize import resolve_device
@@ -513,6 +553,7 @@ def prepare(profile: str = "demo", pairs: Path | str | None = None, device: str 
             raise UsageError(f"pairs file not found: {pairs_csv}")
     _check_checkpoints(settings)
     pair_list = read_pairs(pairs_csv, target_dir, reference_dir, settings.limit)
+    check_output_folders(dict(folders or {}), pair_list)
     started = time.perf_counter()
     data = [load_pair_images(p, settings.size) for p in pair_list]
     lpips = metrics.LPIPSMetric(str(resolve_device(device)))
@@ -535,6 +576,22 @@ def run_method(setup: Setup, method: str, colorizer: ColorizerFn | Callable[[], 
     return setup.results[key]
 
 
+def folder_key(name: str) -> tuple[str, str]:
+    """The setup.results key of a folder method: its own namespace, so it never replaces one of our rows."""
+    return FOLDER_PREFIX + name, TOP1
+
+
+def folder_result(setup: Setup, name: str, folder: Path | str) -> MethodResult:
+    """Score (once per folder; cached in the setup) a folder of another method's outputs."""
+    key = folder_key(name)
+    cached = setup.results.get(key)
+    if cached is None or cached.folder != Path(folder):
+        setup.results[key] = evaluate_folder(name, folder, setup.data, setup.lpips)
+        setup.log(f"[evaluate] {name} (outputs in {folder}): {len(setup.results[key].rows)} pairs, "
+                  f"{setup.results[key].seconds:.1f} s")
+    return setup.results[key]
+
+
 def variant_result(setup: Setup, variant: str, reference: str = TOP1) -> MethodResult:
     return run_method(setup, variant, lambda: model_colorizer(setup.checkpoint(variant), setup.device),
                       reference, lazy=True)
@@ -547,7 +604,8 @@ def baseline_colorizers(setup: Setup) -> dict[str, tuple[str, Callable[[], Color
     encoder = setup.profile.baseline_encoder
     features = "VGG19 features" if encoder.startswith("vgg") else "EfficientNet-Lite0 features, not VGG19"
     return {
-        "reinhard": ("Reinhard et al. 2001 (global Lab statistics, a*b* only)", lambda: baselines.reinhard),
+        "reinhard": ("Reinhard-style statistics transfer (L*-driven extension of Reinhard et al. 2001 to a gray "
+                     "target; global Lab statistics, a*b* only)", lambda: baselines.reinhard),
         "welsh": ("Welsh et al. 2002 [10] (luminance + neighbourhood statistics)", lambda: baselines.welsh),
         "carrillo2022": (f"Carrillo et al. 2022 [17] (training-free superpixel matching; {features})",
                          lambda: baselines.SuperpixelFeatureTransfer(encoder, device=_torch_device(setup))),
@@ -608,6 +666,7 @@ def comparison_table(setup: Setup, folders: dict[str, Path] | None = None) -> Ta
     """Table 2: the training-free baselines (measured), the published methods (measured only from a folder
     of their outputs), other folders, and our super-attention model."""
     folders = dict(folders or {})
+    check_method_names(folders)
     rows, extra_notes = [], []
     for key, (name, factory) in baseline_colorizers(setup).items():
         rows.append({"method": name, "reference": TOP1,
@@ -617,14 +676,13 @@ def comparison_table(setup: Setup, folders: dict[str, Path] | None = None) -> Ta
     for key, name in names.items():
         result = None
         if key in folders:
-            result = evaluate_folder(key, folders[key], setup.data, setup.lpips)
-            setup.results[(key, TOP1)] = result
+            result = folder_result(setup, key, folders[key])
             for line in folder_report(result, folders[key]):
                 setup.log(f"[evaluate] {line}")
                 extra_notes.append(f"- {line}")
             name = f"{name} (outputs in `{folders[key]}`)"
         rows.append({"method": name, "reference": TOP1, **measured_cells(result, setup.lpips),
-                     **published_cells(key if key in PUBLISHED else None)})
+                     **published_cells(key if key in EXTERNAL_METHODS else None)})
     result = variant_result(setup, "super")
     rows.append({"method": f"{VARIANT_NAMES['super']} (`{setup.checkpoint('super')}`)", "reference": TOP1,
                  **measured_cells(result, setup.lpips), **published_cells("super")})
@@ -632,6 +690,8 @@ def comparison_table(setup: Setup, folders: dict[str, Path] | None = None) -> Ta
         f"- `{NOT_RUN}`: XCNET, Deep Exemplar and Just Attention cannot run here (no weights; compiled parts). "
         "Give a folder of their outputs, one per pair named `<target stem>.png`, with "
         "`--method xcnet=DIR`, `--method deep_exemplar=DIR` or `--method just_attention=DIR`.",
+        "- The Reinhard-style row extends Reinhard et al.'s statistics transfer (made for colour sources) to a "
+        "gray target by letting its standardised L* carry the a*b* spread (`docs/metrics.md`).",
         "- Reinhard, Welsh and [17] are implemented in `sa_lib/baselines.py` and run on the same pairs, at the "
         "same size, seeing only the target's L* and the reference. The paper's Table 2 does not include them.",
     ] + extra_notes)
@@ -645,6 +705,7 @@ def _slug(text: str) -> str:
 
 
 def write_per_pair(setup: Setup, folder: Path) -> list[Path]:
+    """One CSV per result: <method>.csv, <method>_gtref.csv; folder-<NAME>.csv for --method NAME=FOLDER."""
     written = []
     for (method, reference), result in setup.results.items():
         path = folder / f"{_slug(method)}{'' if reference == TOP1 else '_gtref'}.csv"
@@ -653,18 +714,32 @@ def write_per_pair(setup: Setup, folder: Path) -> list[Path]:
     return written
 
 
+def per_pair_folder(profile: str, out: Path | str | None, pairs: Path | str | None) -> Path:
+    """Default folder of the per-pair CSVs: build/eval/<profile> for the profile's own pairs, <out>/per_pair
+    for another pair file (so that its scores never replace those of the profile's pairs)."""
+    if pairs is None:
+        return REPO_ROOT / "build" / "eval" / profile
+    return (Path(out) if out is not None else REPO_ROOT / "figures") / "per_pair"
+
+
 def run(profile: str = "demo", out: Path | str | None = None, pairs: Path | str | None = None,
         folders: dict[str, Path] | None = None, device: str = "auto", per_pair_dir: Path | str | None = None,
         log: Callable[[str], None] = print) -> list[Path]:
-    """Evaluate a profile and write both tables (and the per-pair CSVs); returns the table files written."""
-    for name, folder in (folders or {}).items():
+    """Evaluate a profile and write both tables (and the per-pair CSVs); returns the table files written.
+
+    Nothing is written until both tables are computed, so a failed run leaves the previous tables as they
+    were; each file is then replaced atomically.
+    """
+    folders = dict(folders or {})
+    check_method_names(folders)
+    for name, folder in folders.items():
         if not Path(folder).is_dir():
             raise UsageError(f"--method {name}: outputs folder not found: {folder}")
-    setup = prepare(profile, pairs, device, log)
+    setup = prepare(profile, pairs, device, log, folders=folders)
+    per_pair_dir = Path(per_pair_dir) if per_pair_dir is not None else per_pair_folder(profile, out, pairs)
     out = Path(out) if out is not None else REPO_ROOT / "figures"
-    per_pair_dir = Path(per_pair_dir) if per_pair_dir is not None else REPO_ROOT / "build" / "eval" / profile
-    written = [*ablation_table(setup).write(out, "table1_ablation"),
-               *comparison_table(setup, folders).write(out, "table2_comparison")]
+    tables = [(ablation_table(setup), "table1_ablation"), (comparison_table(setup, folders), "table2_comparison")]
+    written = [path for table, stem in tables for path in table.write(out, stem)]
     write_per_pair(setup, per_pair_dir)
     log(f"[evaluate] per-pair scores in {per_pair_dir}")
     return written
@@ -687,14 +762,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="folder of the tables (default: figures/)")
     parser.add_argument("--pairs", type=Path, default=None, help="evaluation pairs CSV (default: the profile's)")
     parser.add_argument("--method", action="append", default=[], metavar="NAME=FOLDER",
-                        help="another method's outputs, one per pair named <target stem>.png; "
-                             "NAME xcnet, deep_exemplar or just_attention fills that row of Table 2")
+                        help="another method's outputs, one per pair named <target stem>.png (repeatable, "
+                             "each NAME once); NAME xcnet, deep_exemplar or just_attention fills that row of "
+                             f"Table 2; {', '.join(RESERVED_NAMES)} are reserved")
+    parser.add_argument("--per-pair", type=Path, default=None, metavar="DIR",
+                        help="folder of the per-pair CSVs (default: build/eval/<profile>, or <out>/per_pair "
+                             "with --pairs)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
-        folders = dict(_method_arg(m) for m in args.method)
-        written = run(args.profile, args.out, args.pairs, folders, args.device)
+        methods = [_method_arg(m) for m in args.method]
+        names = [name for name, _ in methods]
+        repeated = next((name for name in names if names.count(name) > 1), None)
+        if repeated is not None:
+            raise UsageError(f"--method {repeated!r} is given more than once; give each NAME once")
+        written = run(args.profile, args.out, args.pairs, dict(methods), args.device, per_pair_dir=args.per_pair)
     except UsageError as err:
         parser.exit(2, f"sa-evaluate: error: {err}\n")
     except (EvaluationError, CheckpointError, AssetUnavailable, FileNotFoundError) as err:
@@ -702,7 +785,8 @@ def main(argv: list[str] | None = None) -> None:
     except (OSError, RuntimeError, ValueError) as err:
         parser.exit(1, f"sa-evaluate: error: {type(err).__name__}: {' '.join(str(err).split())[:300]}\n")
     except KeyboardInterrupt:
-        parser.exit(130, "sa-evaluate: interrupted; tables already written are complete\n")
+        parser.exit(130, "sa-evaluate: interrupted; tables are written only once both are computed, each file "
+                         "atomically, so any table file is complete (from this run or an earlier one)\n")
     print(f"[evaluate] wrote {', '.join(str(p) for p in written)} in {time.perf_counter() - started:.0f} s")
 
 

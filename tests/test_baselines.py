@@ -92,6 +92,22 @@ def test_welsh_assigns_each_region_its_colour():
     np.testing.assert_allclose(out[dark][:, 1:].mean(0), ref_lab[0, 0, 1:], atol=1.0)
 
 
+def test_welsh_remaps_the_reference_luminance_to_the_target():
+    # Target L* 20 / 50 (mean 35, std 15); reference L* 35 (orange) / 75 (blue) (mean 55, std 20). Remapped,
+    # the reference's L* become (35 - 55) * 15/20 + 35 = 20 and 50: the dark target region matches orange and
+    # the light one blue. Without the remapping both target regions are nearest to L* 35 and turn orange.
+    reference, _, ref_lab = two_regions(vertical=True)
+    mask = np.zeros((48, 48), dtype=bool)
+    mask[24:, :] = True
+    target_l = np.where(mask, 50.0, 20.0)
+    ab = welsh_ab(target_l, reference)
+    interior = np.zeros_like(mask)
+    interior[4:20, 4:-4] = True
+    dark, light = interior, np.roll(interior, 24, axis=0)
+    np.testing.assert_allclose(ab[dark].mean(0), ref_lab[0, 0, 1:], atol=0.5)
+    np.testing.assert_allclose(ab[light].mean(0), ref_lab[0, -1, 1:], atol=0.5)
+
+
 def test_welsh_is_deterministic_for_a_seed():
     l_star = rgb2lab(textured(4))[..., 0]
     ref = textured(5)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import csv
 import math
+import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from PIL import Image
+from skimage.color import rgb2lab
 
-from sa_lib import evaluate
+from sa_lib import baselines, evaluate, metrics
+from sa_lib.comparison_figures import gray_rgb
 from sa_lib.evaluate import (GTREF, TOP1, EvaluationError, Table, evaluate_colorizer, evaluate_folder, find_outputs,
                              folder_report, load_pair_images, measured_cells, read_pairs)
 
@@ -44,13 +48,31 @@ def gray(target_l: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return rgb.astype(np.float32)
 
 
+def _resized(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("RGB").resize((SIZE, SIZE), Image.BICUBIC), dtype=np.float32) / 255.0
+
+
 def test_read_pairs_and_load_images(pairs_setup):
-    _, pairs, data = pairs_setup
+    tmp_path, pairs, data = pairs_setup
     assert [p.key for p in pairs] == ["p0", "p1", "p2"]
     assert pairs[0].box is None and pairs[1].box == (4, 2, 30, 20)
     item = data[1]
     assert item.truth.shape == (SIZE, SIZE, 3) and item.reference.shape == (SIZE, SIZE, 3)
     assert item.target_l.shape == (SIZE, SIZE) and 0.0 <= item.target_l.min() <= item.target_l.max() <= 100.0
+    # The reference is the box (x 4, y 2, 30 x 20) of p3, resized; not the whole photo.
+    with Image.open(tmp_path / "images" / "p3.png") as photo:
+        np.testing.assert_array_equal(item.reference, _resized(photo.crop((4, 2, 34, 22))))
+        assert np.abs(item.reference - _resized(photo)).max() > 0.05
+
+
+def test_reference_box_is_clipped_to_the_image(tmp_path):
+    """A box reaching past the photo (48 x 40) is clipped, as references._crop_resized does: no black border."""
+    Image.fromarray(_photo(0)).save(tmp_path / "t.png")
+    Image.fromarray(_photo(3)).save(tmp_path / "r.png")
+    (tmp_path / "pairs.csv").write_text("target,reference,ref_x,ref_y,ref_w,ref_h\nt.png,r.png,30,20,40,40\n")
+    item = load_pair_images(read_pairs(tmp_path / "pairs.csv", tmp_path, tmp_path)[0], SIZE)
+    with Image.open(tmp_path / "r.png") as photo:
+        np.testing.assert_array_equal(item.reference, _resized(photo.crop((30, 20, 48, 40))))
 
 
 def test_read_pairs_reports_a_missing_image(tmp_path):
@@ -86,8 +108,8 @@ def test_ground_truth_outputs_score_perfectly(pairs_setup):
     assert summary["ciede2000"] == pytest.approx(0.0, abs=1e-9)
     assert summary["psnr_ab"] == math.inf
     assert summary["delta_his"] == pytest.approx(0.0, abs=1e-12)
-    assert summary["his_ref"] == pytest.approx(np.mean([r["his_gt_ref"] for r in evaluate_folder(
-        "truth", folder, data).rows]))
+    assert summary["his_ref"] == pytest.approx(np.mean([metrics.his(d.truth, d.reference) for d in data]))
+    assert 0.0 < summary["his_ref"] < 0.99  # the references differ from the targets
 
 
 def test_ground_truth_as_reference_gives_his_ref_one(pairs_setup):
@@ -112,6 +134,16 @@ def test_folder_with_a_missing_and_an_extra_file_is_reported(pairs_setup):
     lines = folder_report(result, folder)
     assert len(lines) == 2 and "1 of 3" in lines[0] and "p2" in lines[0] and "stray.png" in lines[1]
     assert measured_cells(result, None)["pairs"] == "2/3"
+
+
+def test_folder_without_any_matching_output_is_an_error(pairs_setup):
+    tmp_path, pairs, _ = pairs_setup
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    Image.fromarray(_photo(9)).save(folder / "stray.png")
+    with pytest.raises(EvaluationError, match=r"elsewhere.*<target stem>") as info:
+        find_outputs(folder, pairs)
+    assert "\n" not in str(info.value)
 
 
 def test_ambiguous_outputs_are_refused(pairs_setup):
@@ -139,15 +171,21 @@ def test_table_keeps_published_numbers_in_their_own_columns(pairs_setup):
 
 
 def test_smoke_profile_writes_both_tables(tmp_path):
-    """End to end on the committed demo pairs (smoke: 4 pairs, 96 px), with a partial outputs folder."""
-    folder = tmp_path / "de"
-    folder.mkdir()
+    """End to end on the committed demo pairs (smoke: 4 pairs, 96 px), with a partial outputs folder, another
+    method's folder, and a copy of the pair file (so the per-pair CSVs default to <out>/per_pair)."""
+    pairs_csv, _, _ = evaluate.default_pairs(evaluate.PROFILES["smoke"])
+    shutil.copy(pairs_csv, tmp_path / "pairs.csv")
     setup_pairs = read_pairs(*evaluate.default_pairs(evaluate.PROFILES["smoke"]), limit=4)
+    de, mine = tmp_path / "de", tmp_path / "mine"
+    de.mkdir()
+    mine.mkdir()
     for pair in setup_pairs[:3]:
-        Image.open(pair.target_path).convert("L").convert("RGB").save(folder / f"{pair.key}.png")
+        Image.open(pair.target_path).convert("L").convert("RGB").save(de / f"{pair.key}.png")
+    for pair in setup_pairs:
+        Image.open(pair.target_path).convert("RGB").resize((96, 96), Image.BICUBIC).save(mine / f"{pair.key}.png")
     logs = []
-    written = evaluate.run("smoke", tmp_path / "out", folders={"deep_exemplar": folder}, device="cpu",
-                           per_pair_dir=tmp_path / "per_pair", log=logs.append)
+    written = evaluate.run("smoke", tmp_path / "out", pairs=tmp_path / "pairs.csv",
+                           folders={"deep_exemplar": de, "mine": mine}, device="cpu", log=logs.append)
     assert sorted(p.name for p in written) == ["table1_ablation.csv", "table1_ablation.md",
                                                "table2_comparison.csv", "table2_comparison.md"]
     t1 = list(csv.DictReader((tmp_path / "out" / "table1_ablation.csv").read_text().splitlines()))
@@ -157,9 +195,52 @@ def test_smoke_profile_writes_both_tables(tmp_path):
     t2_rows = csv.DictReader((tmp_path / "out" / "table2_comparison.csv").read_text().splitlines())
     t2 = {r["method"].split(" (")[0]: r for r in t2_rows}
     assert t2["XCNET [29]"]["ssim"] == "not run" and t2["Deep Exemplar [13]"]["pairs"] == "3/4"
+    assert t2["Deep Exemplar [13]"]["published_paper_coco_ssim"] == "0.894"
+    assert float(t2["mine"]["ssim"]) > 0.99 and t2["mine"]["published_paper_coco_ssim"] == ""
+    assert t2["Ours"]["ssim"] == t1[2]["ssim"] and t2["Ours"]["published_paper_coco_ssim"] == "0.925"
     assert float(t2["Welsh et al. 2002 [10]"]["ssim"]) > 0
     assert any("1 of 4 pair outputs missing" in line for line in logs)
-    assert (tmp_path / "per_pair" / "super_gtref.csv").is_file()
+    per_pair = tmp_path / "out" / "per_pair"
+    assert (per_pair / "super_gtref.csv").is_file() and (per_pair / "folder-mine.csv").is_file()
+    assert (per_pair / "folder-deep_exemplar.csv").is_file()
+
+
+def test_a_failed_run_writes_no_table(tmp_path, monkeypatch):
+    """Table 2 failing after Table 1 was computed must not leave a new Table 1 beside an old Table 2."""
+    def broken(target_l, reference):
+        raise RuntimeError("baseline broke")
+
+    monkeypatch.setattr(evaluate, "baseline_colorizers", lambda setup: {"broken": ("Broken", lambda: broken)})
+    with pytest.raises(RuntimeError, match="baseline broke"):
+        evaluate.run("smoke", tmp_path / "out", device="cpu", per_pair_dir=tmp_path / "per_pair", log=lambda _: None)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_folder_results_have_their_own_namespace(tmp_path, monkeypatch):
+    monkeypatch.setattr(evaluate, "baseline_colorizers", lambda setup: {"reinhard": ("R", lambda: baselines.reinhard)})
+    setup = evaluate.prepare("smoke", device="cpu", log=lambda _: None)
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for item in setup.data:
+        Image.fromarray((item.truth * 255 + 0.5).astype(np.uint8)).save(folder / f"{item.pair.key}.png")
+    with pytest.raises(evaluate.UsageError, match="reserved"):
+        evaluate.comparison_table(setup, {"super": folder})
+    evaluate.comparison_table(setup, {"mine": folder})
+    assert setup.results[evaluate.folder_key("mine")].summary()["ssim"] == pytest.approx(1.0)
+    assert setup.results[("super", TOP1)].summary()["ssim"] < 0.999
+    assert ("mine", TOP1) not in setup.results
+
+
+def test_reinhard_row_says_it_is_an_l_driven_extension():
+    names = evaluate.baseline_colorizers(SimpleNamespace(profile=evaluate.PROFILES["smoke"]))
+    assert "L*-driven" in names["reinhard"][0] and not names["reinhard"][0].startswith("Reinhard et al. 2001")
+
+
+def test_gray_target_is_shown_as_the_exact_gray_of_its_lightness():
+    l_star = np.array([[0.0, 20.0], [50.0, 100.0]])
+    lab = rgb2lab(gray_rgb(l_star))
+    np.testing.assert_allclose(lab[..., 0], l_star, atol=0.05)
+    np.testing.assert_allclose(lab[..., 1:], 0.0, atol=0.05)
 
 
 def _main_exit(argv, capsys) -> tuple[int, str]:
@@ -180,3 +261,57 @@ def test_cli_paper_profile_without_coco_names_what_to_download(monkeypatch, tmp_
     monkeypatch.setenv("SUPERATTN_DATA", str(tmp_path))
     code, err = _main_exit(["--profile", "paper"], capsys)
     assert code == 1 and err.count("\n") == 1 and "make data-coco" in err
+
+
+def _never(*args, **kwargs):
+    raise AssertionError("work was done before the arguments were checked")
+
+
+@pytest.mark.parametrize("name", ["none", "standard", "super", "reinhard", "welsh", "carrillo2022"])
+def test_cli_refuses_our_own_method_names(name, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(evaluate, "prepare", _never)
+    code, err = _main_exit(["--profile", "smoke", "--method", f"{name}={tmp_path}"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "reserved" in err and "carrillo2022" in err and "super" in err
+
+
+def test_cli_refuses_a_repeated_method_name(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(evaluate, "prepare", _never)
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    code, err = _main_exit(["--profile", "smoke", "--method", f"a={tmp_path / 'x'}", "--method",
+                            f"a={tmp_path / 'y'}"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "'a'" in err
+
+
+def test_cli_per_pair_option(tmp_path, capsys, monkeypatch):
+    seen = {}
+
+    def fake_run(profile, out, pairs, folders, device, per_pair_dir=None, log=print):
+        seen.update(out=out, per_pair_dir=per_pair_dir)
+        return []
+
+    monkeypatch.setattr(evaluate, "run", fake_run)
+    evaluate.main(["--profile", "smoke", "--out", str(tmp_path / "o"), "--per-pair", str(tmp_path / "pp")])
+    assert seen == {"out": tmp_path / "o", "per_pair_dir": tmp_path / "pp"}
+    assert evaluate.per_pair_folder("smoke", tmp_path / "o", None) == evaluate.REPO_ROOT / "build" / "eval" / "smoke"
+    assert evaluate.per_pair_folder("smoke", tmp_path / "o", tmp_path / "p.csv") == tmp_path / "o" / "per_pair"
+    assert evaluate.per_pair_folder("smoke", None, tmp_path / "p.csv") == evaluate.REPO_ROOT / "figures" / "per_pair"
+
+
+@pytest.mark.parametrize("problem", ["ambiguous", "unreadable", "empty"])
+def test_cli_checks_output_folders_before_any_computation(problem, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(evaluate, "load_pair_images", _never)
+    monkeypatch.setattr(evaluate, "evaluate_colorizer", _never)
+    key = read_pairs(*evaluate.default_pairs(evaluate.PROFILES["smoke"]), limit=1)[0].key
+    folder = tmp_path / "outputs"
+    folder.mkdir()
+    if problem == "ambiguous":
+        Image.fromarray(_photo(0)).save(folder / f"{key}.png")
+        Image.fromarray(_photo(0)).save(folder / f"{key}.jpg")
+    elif problem == "unreadable":
+        (folder / f"{key}.png").write_bytes(b"not a png at all")
+    code, err = _main_exit(["--profile", "smoke", "--method", f"mine={folder}", "--out", str(tmp_path / "o")],
+                           capsys)
+    assert code == 1 and err.count("\n") == 1 and str(folder) in err
+    assert {"ambiguous": "several files", "unreadable": f"{key}.png", "empty": "<target stem>"}[problem] in err
+    assert not (tmp_path / "o").exists()
