@@ -159,6 +159,26 @@ def run_notebooks(profile: str, figures_dir: Path, device: str = "auto", retrain
     return timings
 
 
+SNAPSHOT_FIGURES = ("fig3_attention", "fig4_references", "fig5_ablation", "fig6_comparison", "complexity",
+                    "training_curves")
+
+
+def save_snapshots(figures: Path, out: Path, max_width: int = 1400) -> list[Path]:
+    """Downscaled JPEG copies of the paper's figures, for the README (figures/ itself is a build output)."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in SNAPSHOT_FIGURES:
+        source = figures / f"{name}.png"
+        if not source.is_file():
+            raise FileNotFoundError(f"{source} is missing: run make paper first")
+        image = Image.open(source).convert("RGB")
+        if image.width > max_width:
+            image = image.resize((max_width, round(image.height * max_width / image.width)), Image.LANCZOS)
+        written.append(out / f"{name}.jpg")
+        image.save(written[-1], quality=85, optimize=True)
+    return written
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="demo")
@@ -169,7 +189,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS, help=argparse.SUPPRESS)
     parser.add_argument("--executed", type=Path, default=BUILD_NOTEBOOKS, help=argparse.SUPPRESS)
     parser.add_argument("--skip-extras", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--snapshots", type=Path, metavar="DIR",
+                        help="only copy the figures of --out, downscaled, into DIR (docs/figures for the README)")
     args = parser.parse_args(argv)
+    if args.snapshots:
+        try:
+            written = save_snapshots(args.out, args.snapshots)
+        except FileNotFoundError as err:
+            sys.exit(f"error: {err}")
+        print(f"[paper] wrote {len(written)} snapshots to {args.snapshots}")
+        return
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

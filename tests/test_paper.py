@@ -73,3 +73,17 @@ def test_main_writes_the_extras_and_timings(tmp_path):
     for variant in ("| none |", "| standard |", "| super |"):
         assert variant in table
     assert "| 00_zero |" in (tmp_path / "ex" / "timings.md").read_text()
+
+
+def test_snapshots_copy_every_paper_figure_downscaled_or_say_what_is_missing(tmp_path):
+    from sa_lib.paper import SNAPSHOT_FIGURES, save_snapshots
+
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    for name in SNAPSHOT_FIGURES[:-1]:
+        Image.new("RGB", (3000, 1000), "red").save(figures / f"{name}.png")
+    with pytest.raises(FileNotFoundError, match="training_curves.png is missing"):
+        save_snapshots(figures, tmp_path / "docs")
+    Image.new("RGB", (300, 100), "red").save(figures / "training_curves.png")
+    written = save_snapshots(figures, tmp_path / "docs")
+    assert [Image.open(p).size for p in written[:1] + written[-1:]] == [(1400, 467), (300, 100)]
