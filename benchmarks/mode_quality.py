@@ -10,7 +10,6 @@ project's metrics (sa_lib.metrics). Prints a markdown table of the means and the
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from datetime import date
 
@@ -19,6 +18,7 @@ from PIL import Image
 
 from sa_lib.colorize import colorize
 from sa_lib.demo_data import DEMO_DIR
+from sa_lib.pairs import load_full_pair, read_pairs
 from sa_lib.metrics import ciede2000, psnr_ab, ssim
 
 
@@ -27,15 +27,11 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="demo-super")
     parser.add_argument("--working-size", type=int, default=256)
     args = parser.parse_args()
-    pairs = list(csv.DictReader(open(DEMO_DIR / "eval_pairs.csv")))
+    pairs = read_pairs(DEMO_DIR / "eval_pairs.csv", DEMO_DIR / "images", DEMO_DIR / "images")
     scores: dict[tuple[str, str], dict[str, list[float]]] = {}
-    for row in pairs:
-        truth_image = Image.open(DEMO_DIR / "images" / row["target"]).convert("RGB")
-        truth = np.asarray(truth_image, dtype=np.float64) / 255.0
-        reference = Image.open(DEMO_DIR / "images" / row["reference"]).convert("RGB")
-        if row["ref_w"]:
-            x, y, w, h = (int(row[k]) for k in ("ref_x", "ref_y", "ref_w", "ref_h"))
-            reference = reference.crop((x, y, x + w, y + h))
+    for pair in pairs:
+        truth, reference = load_full_pair(pair)  # (H, W, 3) float32 in [0, 1]; the reference cut to its box
+        truth_image = Image.fromarray((truth * 255 + 0.5).astype(np.uint8))
         for ref_name, ref in (("ranked", reference), ("ground truth", truth_image)):
             for mode in ("fast", "highres"):
                 start = time.perf_counter()

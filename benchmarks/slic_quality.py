@@ -20,7 +20,6 @@ Writes benchmarks/results/slic_quality.md and .json and prints the markdown.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -38,6 +37,7 @@ from sa_lib.colorize import colorize
 from sa_lib.datasets import demo_dataset
 from sa_lib.demo_data import DEMO_DIR
 from sa_lib.metrics import ciede2000, psnr_ab
+from sa_lib.pairs import load_full_pair, read_pairs
 from sa_lib.segmentation_quality import boundary_recall, undersegmentation_error
 from sa_lib.superpixels import SLIC_BACKENDS, opencv_available, slic_labels
 
@@ -101,16 +101,12 @@ def segmentation_scores(limit: int | None) -> dict:
 
 
 def model_scores(checkpoint: str, modes: list[str], limit: int | None) -> dict:
-    pairs = list(csv.DictReader(open(DEMO_DIR / "eval_pairs.csv")))[:limit]
+    pairs = read_pairs(DEMO_DIR / "eval_pairs.csv", DEMO_DIR / "images", DEMO_DIR / "images", limit)
     backends = [b for b in SLIC_BACKENDS if b != "opencv" or opencv_available()]
     out: dict[str, dict[str, dict[str, list[float]]]] = {}
-    for row in pairs:
-        truth_image = Image.open(DEMO_DIR / "images" / row["target"]).convert("RGB")
-        truth = np.asarray(truth_image, dtype=np.float64) / 255.0
-        reference = Image.open(DEMO_DIR / "images" / row["reference"]).convert("RGB")
-        if row["ref_w"]:
-            x, y, w, h = (int(row[k]) for k in ("ref_x", "ref_y", "ref_w", "ref_h"))
-            reference = reference.crop((x, y, x + w, y + h))
+    for pair in pairs:
+        truth, reference = load_full_pair(pair)  # (H, W, 3) float32 in [0, 1]; the reference cut to its box
+        truth_image = Image.fromarray((truth * 255 + 0.5).astype(np.uint8))
         for mode in modes:
             outputs = {}
             for backend in backends:

@@ -11,7 +11,6 @@ paper's Fig. 3 (`fig3_attention`) and the notebook explorer (sa_lib.explorer) ar
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from PIL import Image  # noqa: E402
 from skimage.segmentation import find_boundaries  # noqa: E402
 
 from .checkpoint import atomic_write  # noqa: E402
+from .pairs import Pair, load_full_pair, read_pairs  # noqa: E402
 
 LEVELS = (0, 1, 2)
 LEVEL_NAMES = {0: "full resolution", 1: "1/2 resolution", 2: "1/4 resolution"}
@@ -38,20 +38,6 @@ PAPER_CHECKPOINT = "paper-super"  # checkpoints/paper-super.safetensors, publish
 
 
 @dataclass(frozen=True)
-class Pair:
-    """A target and its reference (an object crop when `box` is set), as listed in an eval_pairs.csv."""
-
-    target: Path
-    reference: Path
-    box: tuple[int, int, int, int] | None = None  # x, y, w, h in reference pixels
-
-    @property
-    def name(self) -> str:
-        crop = " (crop)" if self.box else ""
-        return f"{self.target.stem} <- {self.reference.stem}{crop}"
-
-
-@dataclass(frozen=True)
 class AttentionSettings:
     """What a profile uses: which checkpoint, at which working size, on which pairs."""
 
@@ -59,18 +45,6 @@ class AttentionSettings:
     working_size: int  # long side (px) at which the network, and so the attention, runs
     pairs: tuple[Pair, ...]
     figure_pair: int  # index into `pairs` of the pair drawn as Fig. 3
-
-
-def read_pairs(pairs_csv: Path, target_dir: Path, reference_dir: Path) -> list[Pair]:
-    """The rows of an evaluation pairs CSV (sa_lib.references.write_eval_pairs) as `Pair`s."""
-    pairs = []
-    with open(pairs_csv, newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            box = None
-            if row.get("ref_w"):
-                box = tuple(int(row[k]) for k in ("ref_x", "ref_y", "ref_w", "ref_h"))
-            pairs.append(Pair(target_dir / row["target"], reference_dir / row["reference"], box))
-    return pairs
 
 
 def profile_settings(profile: str) -> AttentionSettings:
@@ -81,9 +55,9 @@ def profile_settings(profile: str) -> AttentionSettings:
     demo_images = DEMO_DIR / "images"
     if profile in ("smoke", "demo"):
         pairs = read_pairs(DEMO_DIR / "eval_pairs.csv", demo_images, demo_images)
-        first = next(i for i, p in enumerate(pairs) if p.target.name == "gcompris-cheetah.jpg")
+        first = next(i for i, p in enumerate(pairs) if p.target == "gcompris-cheetah.jpg")
         if profile == "smoke":
-            panda = next(i for i, p in enumerate(pairs) if p.target.name == "gcompris-panda.jpg")
+            panda = next(i for i, p in enumerate(pairs) if p.target == "gcompris-panda.jpg")
             return AttentionSettings("demo-super", 128, (pairs[first], pairs[panda]), 0)
         return AttentionSettings("demo-super", 256, tuple(pairs), first)
     if profile == "paper":
@@ -93,17 +67,6 @@ def profile_settings(profile: str) -> AttentionSettings:
         pairs = read_pairs(root / "eval_pairs.csv", root / "val2017", root / "train2017")
         return AttentionSettings(PAPER_CHECKPOINT, 224, tuple(pairs), 0)
     raise ValueError(f"unknown profile {profile!r}; choose smoke, demo or paper")
-
-
-def load_pair_images(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
-    """(target, reference) as (H, W, 3) float32 sRGB in [0, 1]; the reference cut to its box if it has one."""
-    from .image_io import read_image
-
-    target, reference = read_image(pair.target, role="target"), read_image(pair.reference, role="reference")
-    if pair.box is not None:
-        x, y, w, h = pair.box
-        reference = reference[y:y + h, x:x + w]
-    return target, reference
 
 
 # --------------------------------------------------------------------------------------- model outputs
@@ -170,7 +133,7 @@ def compute_pair_attention(pair: Pair, checkpoint: str = "demo-super", device: s
     """Colorize one pair with a super-attention checkpoint and keep its attention maps and superpixels."""
     from .colorize import colorize_detailed
 
-    target, reference = load_pair_images(pair)
+    target, reference = load_full_pair(pair)
     result = colorize_detailed(target, reference, checkpoint, device, "fast", working_size)
     return from_colorization(result, pair.name)
 

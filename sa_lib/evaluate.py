@@ -44,6 +44,7 @@ from .color import combine_l_ab, rgb_to_lab
 from .demo_data import DEMO_DIR
 from .hub import AssetUnavailable
 from .model import VARIANTS
+from .pairs import Pair, PairsError, crop_reference, read_pairs
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EVAL_SIZE = 224  # section 5 evaluates the 224 x 224 images the network was trained on
@@ -121,55 +122,6 @@ def default_pairs(profile: EvalProfile) -> tuple[Path, Path, Path]:
 # ------------------------------------------------------------------------------------------------- pairs
 
 
-@dataclass(frozen=True)
-class Pair:
-    """One evaluation pair: a target photo and its reference (a whole photo or a box of one)."""
-
-    target: str  # file name as written in the CSV
-    reference: str
-    box: tuple[int, int, int, int] | None  # (x, y, w, h) crop of the reference, None for the whole image
-    target_path: Path
-    reference_path: Path
-
-    @property
-    def key(self) -> str:
-        """The name another method's output for this pair must have (without suffix): the target's stem."""
-        return Path(self.target).stem
-
-
-def _locate(name: str, folder: Path, csv_dir: Path) -> Path:
-    """An image named in a pairs CSV: in the profile's image folder, else relative to the CSV."""
-    for candidate in (folder / name, csv_dir / name):
-        if candidate.is_file():
-            return candidate
-    raise EvaluationError(f"image {name!r} of the pairs file is neither in {folder} nor in {csv_dir}")
-
-
-def read_pairs(pairs_csv: Path | str, target_dir: Path | str, reference_dir: Path | str,
-               limit: int | None = None) -> list[Pair]:
-    """The pairs of a CSV with columns target,reference[,ref_x,ref_y,ref_w,ref_h,...] (the first `limit`)."""
-    pairs_csv = Path(pairs_csv)
-    if not pairs_csv.is_file():
-        raise EvaluationError(f"pairs file not found: {pairs_csv}")
-    with open(pairs_csv, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or not {"target", "reference"} <= set(rows[0]):
-        raise EvaluationError(f"{pairs_csv}: needs a header with target,reference columns and at least one row")
-    pairs = []
-    for number, row in enumerate(rows[:limit] if limit else rows, start=2):
-        try:
-            box = tuple(int(row[k]) for k in ("ref_x", "ref_y", "ref_w", "ref_h")) if row.get("ref_w") else None
-        except (TypeError, ValueError):
-            raise EvaluationError(f"{pairs_csv}: line {number} has a malformed reference box") from None
-        pairs.append(Pair(row["target"], row["reference"], box,
-                          _locate(row["target"], Path(target_dir), pairs_csv.parent),
-                          _locate(row["reference"], Path(reference_dir), pairs_csv.parent)))
-    keys = [p.key for p in pairs]
-    if len(set(keys)) != len(keys):
-        raise EvaluationError(f"{pairs_csv}: two pairs share a target name; outputs are matched by target name")
-    return pairs
-
-
 @dataclass
 class PairImages:
     """One pair at the evaluation size: the ground truth, the L* a colorizer sees, and the reference."""
@@ -200,12 +152,7 @@ def load_square(path: Path, size: int, box: tuple[int, int, int, int] | None = N
     """(size, size, 3) float32 in [0, 1]: the photo (EXIF applied; its box crop, clipped to the photo)
     resized bicubically."""
     with Image.open(path) as image:
-        image = ImageOps.exif_transpose(image).convert("RGB")
-        if box is not None:  # clipped to the image, as sa_lib.references._crop_resized does
-            x, y, bw, bh = box
-            w, h = image.size
-            x0, y0 = min(max(x, 0), w - 1), min(max(y, 0), h - 1)
-            image = image.crop((x0, y0, max(min(x + bw, w), x0 + 1), max(min(y + bh, h), y0 + 1)))
+        image = crop_reference(ImageOps.exif_transpose(image).convert("RGB"), box)
         image = image.resize((size, size), Image.BICUBIC)
         return np.asarray(image, dtype=np.float32) / 255.0
 
@@ -780,7 +727,7 @@ def main(argv: list[str] | None = None) -> None:
         written = run(args.profile, args.out, args.pairs, dict(methods), args.device, per_pair_dir=args.per_pair)
     except UsageError as err:
         parser.exit(2, f"sa-evaluate: error: {err}\n")
-    except (EvaluationError, CheckpointError, AssetUnavailable, FileNotFoundError) as err:
+    except (EvaluationError, PairsError, CheckpointError, AssetUnavailable, FileNotFoundError) as err:
         parser.exit(1, f"sa-evaluate: error: {' '.join(str(err).split())}\n")
     except (OSError, RuntimeError, ValueError) as err:
         parser.exit(1, f"sa-evaluate: error: {type(err).__name__}: {' '.join(str(err).split())[:300]}\n")

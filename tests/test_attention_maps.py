@@ -98,7 +98,7 @@ def test_fig3_writes_three_panels_per_level(tmp_path):
 def test_profile_settings():
     smoke, demo = am.profile_settings("smoke"), am.profile_settings("demo")
     assert len(smoke.pairs) == 2 and smoke.working_size < demo.working_size
-    assert len(demo.pairs) == 38 and all(p.target.is_file() and p.reference.is_file() for p in demo.pairs)
+    assert len(demo.pairs) == 38 and all(p.target_path.is_file() and p.reference_path.is_file() for p in demo.pairs)
     assert demo.pairs[demo.figure_pair] == smoke.pairs[smoke.figure_pair]
     with pytest.raises(ValueError, match="unknown profile"):
         am.profile_settings("huge")
@@ -106,7 +106,7 @@ def test_profile_settings():
 
 def test_crop_box_cuts_the_reference():
     pair = next(p for p in am.profile_settings("demo").pairs if p.box is not None)
-    target, reference = am.load_pair_images(pair)
+    target, reference = am.load_full_pair(pair)
     assert reference.shape[:2] == (pair.box[3], pair.box[2]) and target.ndim == 3
 
 

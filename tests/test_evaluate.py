@@ -14,6 +14,7 @@ from skimage.color import rgb2lab
 
 from sa_lib import baselines, evaluate, metrics
 from sa_lib.comparison_figures import gray_rgb
+from sa_lib.pairs import PairsError
 from sa_lib.evaluate import (GTREF, TOP1, EvaluationError, Table, evaluate_colorizer, evaluate_folder, find_outputs,
                              folder_report, load_pair_images, measured_cells, read_pairs)
 
@@ -77,7 +78,7 @@ def test_reference_box_is_clipped_to_the_image(tmp_path):
 
 def test_read_pairs_reports_a_missing_image(tmp_path):
     (tmp_path / "pairs.csv").write_text("target,reference\nnowhere.png,p0.png\n")
-    with pytest.raises(EvaluationError, match="nowhere.png"):
+    with pytest.raises(PairsError, match="nowhere.png"):
         read_pairs(tmp_path / "pairs.csv", tmp_path, tmp_path)
 
 

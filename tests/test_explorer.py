@@ -13,7 +13,8 @@ from test_attention_maps import synthetic_pair
 from sa_lib import attention_maps as am
 from sa_lib.explorer import AttentionExplorer, parse_point
 
-PAIRS = [am.Pair(Path("a.jpg"), Path("b.jpg")), am.Pair(Path("c.jpg"), Path("d.jpg"), (0, 0, 4, 4))]
+PAIRS = [am.Pair("a.jpg", "b.jpg", None, Path("a.jpg"), Path("b.jpg")),
+         am.Pair("c.jpg", "d.jpg", (0, 0, 4, 4), Path("c.jpg"), Path("d.jpg"))]
 
 
 @pytest.fixture
