@@ -119,8 +119,10 @@ def _slic_opencv(gray: np.ndarray, n_segments: int, compactness: float) -> np.nd
     low, high = float(gray.min()), float(gray.max())
     scaled = ((gray - low) / (high - low) if high > low else np.zeros_like(gray)).astype(np.float32)
     h, w = gray.shape
-    engine = cv2.ximgproc.createSuperpixelSLIC(scaled, algorithm=cv2.ximgproc.SLIC,
-                                               region_size=max(1, round(math.sqrt(h * w / n_segments))),
+    # OpenCV crashes the process (SIGSEGV) when the region is over about twice the short side (thin strips):
+    # the region never exceeds the short side.
+    region = min(max(1, round(math.sqrt(h * w / n_segments))), h, w)
+    engine = cv2.ximgproc.createSuperpixelSLIC(scaled, algorithm=cv2.ximgproc.SLIC, region_size=region,
                                                ruler=float(compactness))
     engine.iterate(OPENCV_ITERATIONS)
     engine.enforceLabelConnectivity(OPENCV_MIN_ELEMENT_PERCENT)

@@ -172,3 +172,22 @@ def test_auto_labels_small_levels_exactly_as_scikit_image_and_large_ones_with_op
     assert np.array_equal(slic_labels(small), slic_labels(small, backend="skimage"))
     large = np.kron(rng.random((20, 21)), np.ones((16, 16)))  # 320 x 336 > 256 x 256
     assert np.array_equal(slic_labels(large), slic_labels(large, backend="opencv"))
+
+
+def test_thin_strips_do_not_crash_opencv():
+    """OpenCV's SLIC segfaults when its region exceeds about twice the short side; auto picks opencv for a
+    32 x 40000 highres target's levels. Run in a child process so a crash fails this test, not the suite."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, torch\n"
+            "from sa_lib.superpixels import SuperpixelPyramid, slic_labels\n"
+            "rng = np.random.default_rng(0)\n"
+            "for shape in [(8, 20000), (3, 100000), (5000, 1), (1, 50)]:\n"
+            "    labels = slic_labels(rng.random(shape), backend='opencv')\n"
+            "    assert labels.shape == shape and labels.min() == 0\n"
+            "    assert np.array_equal(np.unique(labels), np.arange(labels.max() + 1))\n"
+            "pyramid = SuperpixelPyramid.from_gray(torch.rand(1, 1, 32, 40000))\n"
+            "print([int(c) for c in pyramid.counts[0]])\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, (result.returncode, result.stderr[-500:])
