@@ -186,7 +186,7 @@ def measure_one(part: str, method: str, size: int, repeats: int, device: str = "
         target_l, reference = rgb_to_lab(target_rgb)[:, :1].to(device), reference_rgb.to(device)
 
         def call():
-            _, intermediates = module(target_l, reference)  # SLIC (super) computed inside, on the CPU
+            _, intermediates = module(target_l, reference)  # SLIC (super) computed inside ("auto": CPU backends, or torch on CUDA)
             return {lvl: tuple(a.shape[1:]) for lvl, a in intermediates["attention"].items()}
 
     def synchronize():

@@ -23,6 +23,10 @@ Backends (SLIC_BACKENDS), one interface (slic_labels, image_pyramid_labels, Supe
 - "torch": sa_lib.slic_torch, batched SLIC in torch on the images' own device (a whole CUDA batch per call).
 - "auto": chosen by device and size. "torch" for CUDA tensors; on the CPU "opencv" for a level of more than
   AUTO_OPENCV_MIN_PIXELS (256 x 256) pixels, "skimage" below (and wherever cv2.ximgproc is missing).
+  So on a GPU a forward pass without precomputed superpixels (validation, sa-evaluate, sa-colorize) uses the
+  torch SLIC at every size, while training's DataLoader workers label crops on the CPU (scikit-image). On the
+  CPU the demo model scores the same with either (below), but its individual outputs differ; pass
+  backend="skimage" (`--slic skimage`) on a GPU to reproduce CPU numbers exactly.
 
 Measured on this project's 2-core CPU (benchmarks/slic_backends.py, benchmarks/slic_quality.py,
 BENCHMARKS.md): opencv is 2.2x faster than scikit-image for the superpixels of a 2048x1365 pair (all levels,

@@ -9,7 +9,9 @@ import torch
 from PIL import Image
 
 from sa_lib.checkpoint import save_checkpoint
+from sa_lib.color import normalize_l
 from sa_lib.colorize import colorize, colorize_detailed, main
+from sa_lib.superpixels import SuperpixelPyramid
 from sa_lib.model import build_model
 
 
@@ -200,6 +202,12 @@ def test_slic_backend_choice_runs_in_both_modes_and_keeps_the_size(slic, photos,
         assert result.image.size == (150, 70)
         pyramid = result.intermediates["target_superpixels"]
         assert tuple(pyramid.labels[0].shape[-2:]) == tuple(result.target_l.shape[-2:])
+        # the model really used the asked backend's superpixels (not its own "auto" ones)
+        expected = SuperpixelPyramid.from_gray(normalize_l(result.target_l), 3, 0.1, slic)
+        assert all(torch.equal(a.cpu(), b) for a, b in zip(pyramid.labels, expected.labels))
+    differs = [not torch.equal(a, b) for a, b in zip(pyramid.labels, SuperpixelPyramid.from_gray(
+        normalize_l(result.target_l), 3, 0.1, "skimage").labels)]
+    assert slic == "skimage" or any(differs)  # a test image on which the backends really differ
 
 
 def test_slic_auto_on_the_cpu_is_skimage_the_demo_weights_own(photos, checkpoints):

@@ -91,9 +91,12 @@ def test_torch_slic_follows_scikit_image_on_a_photo(photo):
 
 def test_torch_slic_handles_a_flat_image_and_a_one_pixel_row():
     labels, counts = slic_torch(torch.zeros(1, 16, 16), 16)
-    assert labels.shape == (1, 16, 16) and counts[0] == labels.max() + 1
+    assert labels.shape == (1, 16, 16) and counts[0] == labels.max() + 1 and counts[0] >= 1
+    assert torch.equal(labels.unique(), torch.arange(int(counts[0])))  # every label used
     labels, counts = slic_torch(torch.rand(2, 1, 1, 30), 5)
     assert torch.equal(counts, labels.flatten(1).amax(1) + 1)
+    for image in range(2):
+        assert torch.equal(labels[image].unique(), torch.arange(int(counts[image])))
 
 
 def test_connected_components_match_scikit_image():
