@@ -439,6 +439,22 @@ class _Logger:
                 self.tensorboard.close()
 
 
+def export_run(config: TrainConfig, metrics: dict, path: Path | str) -> Path:
+    """Publish a finished run: its final weights as fp16 `path` (.safetensors, with the .json sidecar) and its
+    training log beside them as .log.csv, so the curves shipped with a checkpoint are always its own."""
+    import shutil
+
+    from .checkpoint import load_checkpoint
+
+    path = Path(path)
+    model = load_checkpoint(Path(config.out) / "last.safetensors")
+    save_checkpoint(path, model, step=metrics["step"], metrics=metrics, half=True)
+    log = Path(config.out) / "log.csv"
+    if log.is_file():
+        atomic_write(path.with_suffix(".log.csv"), lambda tmp: shutil.copyfile(log, tmp))
+    return path
+
+
 def main(argv: list[str] | None = None) -> None:
     """`sa-train`: one-line errors, exit 2 for a bad configuration, 1 for a failure."""
     parser = argparse.ArgumentParser(prog="sa-train", description=__doc__.splitlines()[0])
@@ -461,10 +477,7 @@ def main(argv: list[str] | None = None) -> None:
         config = profile_config(args.profile, args.variant, **overrides)
         metrics = train(config, resume=args.resume)
         if args.export and int(os.environ.get("RANK", "0")) == 0:
-            from .checkpoint import load_checkpoint
-
-            model = load_checkpoint(Path(config.out) / "last.safetensors")
-            save_checkpoint(args.export, model, step=metrics["step"], metrics=metrics, half=True)
+            export_run(config, metrics, args.export)
     except (ConfigError, CheckpointError) as err:
         print(f"sa-train: error: {err}", file=sys.stderr)
         sys.exit(2)

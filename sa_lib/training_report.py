@@ -97,15 +97,9 @@ def plan_training(profile: str, retrain: bool = False, variants: Sequence[str] |
 
 def publish(plan: TrainingPlan, metrics: dict, profile: str, checkpoint_dir: Path = CHECKPOINT_DIR) -> Path:
     """Export a finished run as checkpoints/PROFILE-VARIANT (fp16 weights, JSON sidecar, training log)."""
-    import shutil
+    from .train import export_run
 
-    from .checkpoint import atomic_write, load_checkpoint, save_checkpoint
-
-    stem = Path(checkpoint_dir) / f"{profile}-{plan.variant}"
-    model = load_checkpoint(Path(plan.config.out) / "last.safetensors")
-    save_checkpoint(stem.with_suffix(".safetensors"), model, step=metrics["step"], metrics=metrics, half=True)
-    atomic_write(stem.with_suffix(".log.csv"), lambda tmp: shutil.copyfile(plan.log, tmp))
-    return stem.with_suffix(".safetensors")
+    return export_run(plan.config, metrics, Path(checkpoint_dir) / f"{profile}-{plan.variant}.safetensors")
 
 
 def execute(plans: Sequence[TrainingPlan], device: str = "auto", progress: bool = True,
@@ -131,6 +125,10 @@ def execute(plans: Sequence[TrainingPlan], device: str = "auto", progress: bool 
         results[plan.variant] = train(replace(plan.config, progress=progress))
         if plan.config.profile != "smoke":
             publish(plan, results[plan.variant], plan.config.profile, checkpoint_dir)
+    if any(p.config.profile == "demo" for p in plans if p.retrain) and Path(checkpoint_dir) == CHECKPOINT_DIR:
+        from . import model_card
+
+        model_card.main([])  # the card states the shipped files' hashes and metrics: re-measure them
     return results
 
 

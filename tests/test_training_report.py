@@ -93,7 +93,7 @@ def test_execute_trains_nothing_when_every_checkpoint_is_reused_and_refuses_a_mi
             execute(plan_training("smoke"), "cuda")
 
 
-def test_a_retrained_variant_is_published_where_the_later_notebooks_load_it(tmp_path):
+def test_a_retrained_variant_is_published_where_the_later_notebooks_load_it(tmp_path, monkeypatch):
     """RETRAIN=1 must change what Tables 1/2 and Fig. 3 use: the run is exported to checkpoints/PROFILE-VARIANT."""
     from dataclasses import replace
 
@@ -101,9 +101,13 @@ def test_a_retrained_variant_is_published_where_the_later_notebooks_load_it(tmp_
     from sa_lib.training_report import TrainingPlan, execute
     from sa_lib.train import profile_config
 
+    cards = []
+    monkeypatch.setattr("sa_lib.training_report.CHECKPOINT_DIR", tmp_path / "ckpt")  # stands for checkpoints/
+    monkeypatch.setattr("sa_lib.model_card.main", lambda argv: cards.append(argv))
     config = replace(profile_config("smoke", "super", out=str(tmp_path / "run")), profile="demo")
     plan = TrainingPlan("super", True, "test", config, tmp_path / "run" / "log.csv")
     metrics = execute([plan], "cpu", progress=False, checkpoint_dir=tmp_path / "ckpt")
+    assert cards == [[]]  # the model card (hashes, metrics of the shipped files) is re-measured
     published = tmp_path / "ckpt" / "demo-super.safetensors"
     assert load_checkpoint(published).config.variant == "super"
     assert json.loads(published.with_suffix(".json").read_text())["step"] == metrics["super"]["step"]
