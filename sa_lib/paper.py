@@ -133,8 +133,14 @@ def run_notebooks(profile: str, figures_dir: Path, device: str = "auto", retrain
                   notebooks_dir: Path = NOTEBOOKS, executed_dir: Path = BUILD_NOTEBOOKS,
                   only: list[str] | None = None) -> list[tuple[str, float]]:
     """Execute every notebook (sorted by name) with papermill; returns (name, seconds) per notebook."""
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
+    try:
+        import papermill
+        from jupyter_client.kernelspec import NoSuchKernel
+        from nbclient.exceptions import DeadKernelError
+        from papermill.exceptions import PapermillExecutionError
+    except ImportError as err:
+        raise NotebookFailed(f"{err.name} is not installed: run `make setup` (pip install -e '.[notebooks,dev]')") \
+            from None
 
     notebooks = sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
     if only:
@@ -154,6 +160,12 @@ def run_notebooks(profile: str, figures_dir: Path, device: str = "auto", retrain
         except PapermillExecutionError as err:
             raise NotebookFailed(f"{notebook.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue} "
                                  f"(executed copy: {executed})") from None
+        except DeadKernelError:
+            raise NotebookFailed(f"{notebook.name}: its kernel died (out of memory or a crash in a native library; "
+                                 f"executed copy so far: {executed})") from None
+        except NoSuchKernel:
+            raise NotebookFailed("no 'python3' Jupyter kernel: run `make setup` (it installs the venv's kernel)") \
+                from None
         timings.append((notebook.stem, time.perf_counter() - start))
         print(f"[paper]     {notebook.stem}: {timings[-1][1]:.0f} s", flush=True)
     return timings
@@ -199,6 +211,8 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(f"error: {err}")
         print(f"[paper] wrote {len(written)} snapshots to {args.snapshots}")
         return
+    if args.retrain and args.only and not any("02_training".startswith(prefix) for prefix in args.only):
+        parser.exit(2, "error: --retrain happens in notebook 02: add 02 to --only\n")
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -207,13 +221,16 @@ def main(argv: list[str] | None = None) -> None:
                                 args.only)
     except NotebookFailed as err:
         sys.exit(f"error: {err}")
-    if not args.skip_extras:
+    if not (args.skip_extras or args.only):  # a partial run leaves the other outputs as they are
         photos = load_split("val")[:3]
         print("[paper] superpixel figure and model summary", flush=True)
         superpixel_figure(photos, out / "superpixel_levels.png")
         model_summary(PROFILES[args.profile], photos, out / "model_summary.md")
     total = time.perf_counter() - start
     lines = [f"| {name} | {seconds:.0f} s |" for name, seconds in timings]
+    if args.only:
+        print(f"[paper] done in {(time.perf_counter() - start) / 60:.1f} min (only {' '.join(args.only)})")
+        return
     (args.executed / "timings.md").write_text("\n".join([
         f"# make paper, profile {args.profile}: {total / 60:.1f} min on {date.today()}", "",
         "| notebook | time |", "|---|---|", *lines, ""]))

@@ -87,3 +87,14 @@ def test_snapshots_copy_every_paper_figure_downscaled_or_say_what_is_missing(tmp
     Image.new("RGB", (300, 100), "red").save(figures / "training_curves.png")
     written = save_snapshots(figures, tmp_path / "docs")
     assert [Image.open(p).size for p in written[:1] + written[-1:]] == [(1400, 467), (300, 100)]
+
+
+def test_a_dead_kernel_is_named_in_one_line_and_retrain_needs_notebook_02(tmp_path):
+    notebooks = tmp_path / "nb"
+    notebooks.mkdir()
+    _notebook(notebooks / "00_crash.ipynb", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
+    with pytest.raises(NotebookFailed, match="00_crash.ipynb: its kernel died"):
+        run_notebooks("smoke", tmp_path, notebooks_dir=notebooks, executed_dir=tmp_path / "executed")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--only", "03", "--retrain", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
