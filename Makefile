@@ -33,7 +33,7 @@ CHROMEDRIVER   ?= /usr/bin/chromedriver
 test-browser: setup ## Drive the attention explorer in JupyterLab with headless Chromium (needs Debian's chromium, chromium-driver)
 	@test -x $(CHROMIUM) && test -x $(CHROMEDRIVER) || { \
 	  echo "test-browser: $(CHROMIUM) or $(CHROMEDRIVER) is missing: apt-get install chromium chromium-driver" >&2; exit 1; }
-	$(PY) -m pytest -q browser_tests
+	CHROMIUM=$(CHROMIUM) CHROMEDRIVER=$(CHROMEDRIVER) $(PY) -m pytest -q browser_tests
 
 RETRAIN ?= 0
 paper: setup ## Run the notebooks and regenerate every figure and table (PROFILE=demo on the CPU; PROFILE=paper on a GPU; RETRAIN=1)
