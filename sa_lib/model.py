@@ -152,6 +152,7 @@ class Colorizer(nn.Module):
             phi_r = self.color_encoder(reference_rgb, {l: f_r[l].shape[-2:] for l in self.attention_levels})
             hints = self._attend(f_t, f_r, phi_r, t_in, r_in, target_superpixels, reference_superpixels,
                                  intermediates)
+            del f_r, phi_r, r_in  # the reference acts only through the hints: free it before the decoder
         else:
             f_t = self.encode(t_in)
 
