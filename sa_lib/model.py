@@ -30,6 +30,10 @@ from .superpixels import SLIC_COMPACTNESS, SuperpixelPyramid
 VARIANTS = ("none", "standard", "super")
 SUPER_LEVELS = (0, 1, 2)  # super-attention at the first three levels (strides 1, 2, 4)
 BOTTLENECK = 3  # standard attention at the bottleneck (stride 8)
+# Inference on large images runs the full-resolution decoder stage in strips of this many rows (plus a halo of
+# one row per 3x3 conv), so its 3w-channel concatenation and conv temporaries never exist at full size.
+STRIP_MIN_PIXELS = 512 * 512
+STRIP_ROWS = 256
 
 
 @dataclass
@@ -80,6 +84,20 @@ def conv_block(in_channels: int, out_channels: int, n_convs: int) -> nn.Sequenti
         layers += [nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, 3, padding=1, bias=False),
                    nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
     return nn.Sequential(*layers)
+
+
+def in_strips(fn, inputs: list[torch.Tensor], halo: int, rows: int) -> torch.Tensor:
+    """fn(*inputs) computed in horizontal strips of `rows` rows, each read with `halo` extra rows on both
+    sides and cropped back: equal to fn(*inputs) when fn's receptive field reaches at most `halo` rows
+    (n stacked 3x3 convs: halo n) and it is pointwise otherwise (inference BatchNorm, ReLU, 1x1 convs)."""
+    height = inputs[0].shape[-2]
+    outputs = []
+    for start in range(0, height, rows):
+        stop = min(height, start + rows)
+        top, bottom = max(0, start - halo), min(height, stop + halo)
+        out = fn(*(t[..., top:bottom, :] for t in inputs))  # (B, C, bottom - top, W)
+        outputs.append(out[..., start - top:stop - top, :])
+    return torch.cat(outputs, dim=-2)
 
 
 def match_luminance(target: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -165,9 +183,19 @@ class Colorizer(nn.Module):
             if x.shape[-2:] != skip.shape[-2:]:  # odd sizes: the max-pool floored, so resize to the skip
                 x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             parts = [x, hints[level], skip] if level in hints else [x, skip]
+            if level == 0:
+                break
             x = self.decoder[level](self.fusion[level](torch.cat(parts, dim=1)))
-        ab = torch.tanh(self.head(x)) * AB_SCALE  # (B, 2, H, W) a*, b* in Lab units
+        del f_t, hints, x, skip  # level 0's inputs live on in `parts` only
+        head = self._decode_full_resolution
+        lean = not self.training and not torch.is_grad_enabled() and parts[0][0, 0].numel() > STRIP_MIN_PIXELS
+        ab = in_strips(head, parts, self.config.decoder_convs, STRIP_ROWS) if lean else head(*parts)
         return ab, intermediates
+
+    def _decode_full_resolution(self, *parts: torch.Tensor) -> torch.Tensor:
+        """Last decoder stage and head: [upsampled, (hints,) skip] at full resolution -> ab (B, 2, H, W)."""
+        x = self.decoder[0](self.fusion[0](torch.cat(parts, dim=1)))
+        return torch.tanh(self.head(x)) * AB_SCALE  # (B, 2, H, W) a*, b* in Lab units
 
     def _attend(self, f_t, f_r, phi_r, t_in, r_in, target_sp, reference_sp, intermediates) -> dict:
         """Run the attention blocks; returns hints per level and records maps and superpixels."""

@@ -128,3 +128,32 @@ def test_super_attention_maps_are_linear_not_quadratic_at_448():
         assert 20 <= s_t <= 600 and 20 <= s_r <= 600, (level, s_t, s_r)
         assert attn.numel() <= 2 * level_pixels  # O(N) = O(sqrt(HW)^2), far from (HW)^2 = 4e10
     assert intermediates["attention"][0].numel() < 1e-4 * pixels ** 2
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_inference_in_strips_equals_the_whole_image(variant, monkeypatch):
+    """Large inputs decode their full-resolution stage in strips (memory); the result must not change."""
+    import sa_lib.model as model_module
+
+    torch.manual_seed(0)
+    model = build_model(variant, pretrained=False).eval()
+    target_l, reference = torch.rand(1, 1, 70, 90) * 100, torch.rand(1, 3, 60, 50)
+    with torch.no_grad():
+        monkeypatch.setattr(model_module, "STRIP_MIN_PIXELS", 10**9)
+        whole, _ = model(target_l, reference)
+        monkeypatch.setattr(model_module, "STRIP_MIN_PIXELS", 0)
+        monkeypatch.setattr(model_module, "STRIP_ROWS", 7)  # 10 strips, the last one short
+        strips, _ = model(target_l, reference)
+    torch.testing.assert_close(strips, whole, atol=1e-4, rtol=0)
+
+
+def test_strip_halo_must_cover_the_stacked_convs():
+    from sa_lib.model import in_strips
+
+    torch.manual_seed(0)
+    model = build_model("super", pretrained=False).eval()
+    parts = [torch.rand(1, 16, 40, 30) for _ in range(3)]
+    with torch.no_grad():
+        whole = model._decode_full_resolution(*parts)
+        assert (in_strips(model._decode_full_resolution, parts, 1, 7) - whole).abs().max() > 0.1  # too small
+        torch.testing.assert_close(in_strips(model._decode_full_resolution, parts, 2, 7), whole, atol=1e-4, rtol=0)
