@@ -129,11 +129,11 @@ def _superpixels(model: Colorizer, net_l: torch.Tensor, net_ref: torch.Tensor, s
             "reference_superpixels": SuperpixelPyramid.from_gray(reference_l, levels, compactness, slic)}
 
 
-# Peak memory of --mode highres on the CPU, measured with demo-super (widths from 16): 3.5 GB for a 2048x1365
-# pair, 11.5 GB for a 4000x2667 pair (BENCHMARKS.md), i.e. about 0.65 GB + 0.5 kB per pixel of target plus
+# Peak memory of --mode highres on the CPU, measured with demo-super (widths from 16): 2.6 GB for a 2048x1365
+# pair, 7.7 GB for a 4000x2667 pair (BENCHMARKS.md), i.e. about 0.8 GB + 330 bytes per pixel of target plus
 # reference. The per-pixel term grows with the network's first width.
-HIGHRES_BASE_BYTES = 0.65e9
-HIGHRES_BYTES_PER_PIXEL = 550.0
+HIGHRES_BASE_BYTES = 0.8e9
+HIGHRES_BYTES_PER_PIXEL = 330.0
 
 
 class InsufficientMemory(RuntimeError):
