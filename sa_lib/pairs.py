@@ -62,6 +62,8 @@ def read_pairs(pairs_csv: Path | str, target_dir: Path | str, reference_dir: Pat
         raise PairsError(f"{pairs_csv}: needs a header with target,reference columns and at least one row")
     pairs = []
     for number, row in enumerate(rows[:limit] if limit else rows, start=2):
+        if not row.get("target") or not row.get("reference"):
+            raise PairsError(f"{pairs_csv}: line {number} lacks a target or a reference")
         try:
             box = tuple(int(row[k]) for k in ("ref_x", "ref_y", "ref_w", "ref_h")) if row.get("ref_w") else None
         except (TypeError, ValueError):

@@ -449,9 +449,11 @@ def export_run(config: TrainConfig, metrics: dict, path: Path | str) -> Path:
     path = Path(path)
     model = load_checkpoint(Path(config.out) / "last.safetensors")
     save_checkpoint(path, model, step=metrics["step"], metrics=metrics, half=True)
-    log = Path(config.out) / "log.csv"
+    log, shipped_log = Path(config.out) / "log.csv", path.with_suffix(".log.csv")
     if log.is_file():
-        atomic_write(path.with_suffix(".log.csv"), lambda tmp: shutil.copyfile(log, tmp))
+        atomic_write(shipped_log, lambda tmp: shutil.copyfile(log, tmp))
+    else:  # never leave an older run's curves beside these weights
+        shipped_log.unlink(missing_ok=True)
     return path
 
 

@@ -38,3 +38,6 @@ def test_bad_pairs_files_are_named(tmp_path):
     (tmp_path / "p.csv").write_text("a,b\n1,2\n")
     with pytest.raises(PairsError, match="target,reference"):
         read_pairs(tmp_path / "p.csv", tmp_path, tmp_path)
+    (tmp_path / "q.csv").write_text("target,reference\nonly-a-target.jpg\n")
+    with pytest.raises(PairsError, match="line 2 lacks a target or a reference"):
+        read_pairs(tmp_path / "q.csv", tmp_path, tmp_path)

@@ -112,3 +112,8 @@ def test_a_retrained_variant_is_published_where_the_later_notebooks_load_it(tmp_
     assert load_checkpoint(published).config.variant == "super"
     assert json.loads(published.with_suffix(".json").read_text())["step"] == metrics["super"]["step"]
     assert published.with_suffix(".log.csv").read_text() == plan.log.read_text()
+    from sa_lib.train import export_run
+
+    plan.log.unlink()  # a run without a log must not ship the previous run's curves
+    export_run(config, metrics["super"], published)
+    assert not published.with_suffix(".log.csv").exists()
