@@ -177,16 +177,18 @@ SNAPSHOT_FIGURES = ("fig3_attention", "fig4_references", "fig5_ablation", "fig6_
 
 def save_snapshots(figures: Path, out: Path, max_width: int = 1400) -> list[Path]:
     """Downscaled JPEG copies of the paper's figures, for the README (figures/ itself is a build output)."""
+    sources = [figures / f"{name}.png" for name in SNAPSHOT_FIGURES]
+    missing = [str(source) for source in sources if not source.is_file()]
+    if missing:  # checked first: never a half-updated set of snapshots
+        raise FileNotFoundError(f"{', '.join(missing)} is missing: run make paper first")
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name in SNAPSHOT_FIGURES:
-        source = figures / f"{name}.png"
-        if not source.is_file():
-            raise FileNotFoundError(f"{source} is missing: run make paper first")
-        image = Image.open(source).convert("RGB")
+    for source in sources:
+        with Image.open(source) as opened:
+            image = opened.convert("RGB")
         if image.width > max_width:
             image = image.resize((max_width, round(image.height * max_width / image.width)), Image.LANCZOS)
-        written.append(out / f"{name}.jpg")
+        written.append(out / f"{source.stem}.jpg")
         image.save(written[-1], quality=85, optimize=True)
     return written
 
