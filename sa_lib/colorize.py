@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .checkpoint import CheckpointError, load_checkpoint
+from .devices import DeviceError, resolve_device
 from .color import combine_l_ab, normalize_l, rgb_to_lab
 from .image_io import MIN_SIDE, ImageInputError, ImageOutputError, read_image, write_image_atomic
 from .model import SUPER_LEVELS, Colorizer
@@ -51,18 +52,6 @@ class Colorization:
     intermediates: dict
     target_l: torch.Tensor  # (1, 1, h, w) L* at the size the network ran
     reference: torch.Tensor  # (1, 3, h', w') sRGB at the size the network ran
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device not in ("cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
-        raise UsageError(f"unknown device {device!r}; choose auto, cpu or cuda")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for, but no CUDA GPU is available")
-    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
-        raise UsageError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s)")
-    return torch.device(device)
 
 
 def resolve_slic(slic: str, device: torch.device | str) -> str:
@@ -278,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.explain and Path(args.explain).suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg"):
             raise UsageError(f"--explain {args.explain}: use a .png, .jpg, .pdf or .svg file name")
         load_model(args.checkpoint, args.device)
-    except UsageError as err:
+    except (UsageError, DeviceError) as err:
         parser.exit(2, f"sa-colorize: error: {err}\n")
     except CheckpointError as err:
         unknown = str(err).startswith("unknown checkpoint")
@@ -301,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
                 from .explain import explain_figure
 
                 explain_figure(result, args.explain)
-        except (ImageInputError, ImageOutputError, UsageError) as err:
+        except (ImageInputError, ImageOutputError, UsageError, DeviceError) as err:
             failures += 1
             print(f"sa-colorize: error: {err}", file=sys.stderr)
         except (RuntimeError, MemoryError) as err:  # e.g. out of memory in highres mode

@@ -145,10 +145,9 @@ def measure_one(part: str, method: str, size: int, repeats: int, device: str = "
 
     from sa_lib.color import rgb_to_lab
     from sa_lib.demo_data import load_split
+    from sa_lib.devices import resolve_device
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
+    device = resolve_device(device)
     photos = load_split("val")
     target_rgb, reference_rgb = _load_photo(photos[0], size), _load_photo(photos[1], size)
     info: dict = {"part": part, "method": method, "size": size, "pixels": size * size,

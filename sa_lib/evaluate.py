@@ -169,7 +169,7 @@ def load_pair_images(pair: Pair, size: int = EVAL_SIZE) -> PairImages:
 def model_colorizer(checkpoint: str | Path, device: str = "auto") -> ColorizerFn:
     """A checkpoint (shipped name or .safetensors path) as a colorizer: ab predicted at the given size and
     recombined with the target's own L* (the `sa-colorize` recombination)."""
-    from .colorize import resolve_device
+    from .devices import resolve_device
 
     model = load_checkpoint(checkpoint, device=resolve_device(device))
     dev = next(model.parameters()).device
@@ -478,8 +478,7 @@ def prepare(profile: str = "demo", pairs: Path | str | None = None, device: str 
     """Check a profile's assets (and the folders of other methods' outputs against its pairs) and load its
     pairs at the evaluation size (one-line errors if missing)."""
     settings = profile_settings(profile)
-    from .colorize import UsageError as DeviceError
-    from .colorize import resolve_device
+    from .devices import DeviceError, resolve_device
 
     try:
         resolve_device(device)
@@ -560,7 +559,7 @@ def baseline_colorizers(setup: Setup) -> dict[str, tuple[str, Callable[[], Color
 
 
 def _torch_device(setup: Setup) -> str:
-    from .colorize import resolve_device
+    from .devices import resolve_device
 
     return str(resolve_device(setup.device))
 

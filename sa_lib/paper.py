@@ -31,6 +31,7 @@ from skimage.segmentation import mark_boundaries  # noqa: E402
 
 from .color import rgb_to_lab  # noqa: E402
 from .demo_data import load_split  # noqa: E402
+from .devices import DeviceError, resolve_device  # noqa: E402
 from .hub import AssetUnavailable  # noqa: E402
 from .model import VARIANTS, ColorizerConfig, build_model  # noqa: E402
 from .superpixels import SuperpixelPyramid, n_segments_for  # noqa: E402
@@ -79,9 +80,9 @@ def superpixel_figure(photos: list[Path], out: Path, size: int = 224) -> None:
 
 
 def model_summary(config: ColorizerConfig, photos: list[Path], out: Path, size: int = 224,
-                  repeats: int = 3) -> None:
+                  repeats: int = 3, device: str = "auto") -> None:
     """Markdown table: parameters and forward time (batch 1, inference) of each variant, measured here."""
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device).type
     target, reference = load_photo(photos[0], size).to(device), load_photo(photos[1], size).to(device)
     target_l = rgb_to_lab(target)[:, :1]
     rows = []
@@ -215,6 +216,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.retrain and args.only and not any("02_training".startswith(prefix) for prefix in args.only):
         parser.exit(2, "error: --retrain happens in notebook 02: add 02 to --only\n")
+    try:
+        resolve_device(args.device)
+    except DeviceError as err:
+        parser.exit(2, f"error: {err}\n")
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -227,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
         photos = load_split("val")[:3]
         print("[paper] superpixel figure and model summary", flush=True)
         superpixel_figure(photos, out / "superpixel_levels.png")
-        model_summary(PROFILES[args.profile], photos, out / "model_summary.md")
+        model_summary(PROFILES[args.profile], photos, out / "model_summary.md", device=args.device)
     total = time.perf_counter() - start
     lines = [f"| {name} | {seconds:.0f} s |" for name, seconds in timings]
     if args.only:

@@ -25,6 +25,7 @@ from PIL import Image, ImageOps
 
 from .datasets import CocoLikeDataset
 from .demo_data import DEMO_DIR, load_split
+from .devices import resolve_device
 from .references import IMAGE_SIZE, Box, References, load_references
 
 DIM = 0.35  # brightness kept outside a ranked crop's box
@@ -50,15 +51,6 @@ class Ranking:
         raise FileNotFoundError(f"target {name} is in none of {', '.join(map(str, self.target_dirs))}")
 
 
-def _device(device: str) -> str:
-    """"auto" -> "cuda" when available, else "cpu"; other names unchanged."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def committed_ranking() -> Ranking:
     """The demo ranking committed in data/demo/references.json (made by `make references`)."""
     folder = DEMO_DIR / "images"
@@ -73,7 +65,7 @@ def demo_ranking(device: str = "auto", progress: bool = False) -> Ranking:
     from .datasets import demo_dataset
     from .references import build_references
 
-    device = _device(device)
+    device = str(resolve_device(device))
     train, val = demo_dataset("train"), demo_dataset("val")
     references = build_references([train], [train, val], encoder="effnet_lite0", normalize=True, device=device,
                                   batch_size=32 if device.startswith("cuda") else 4, progress=progress)
@@ -86,7 +78,7 @@ def subset_ranking(pool_names: Sequence[str], target_names: Sequence[str], devic
     """The same pipeline on a few demo photos (seconds): candidates of `pool_names`, ranked for `target_names`."""
     from .references import build_references
 
-    device = _device(device)
+    device = str(resolve_device(device))
 
     folder = DEMO_DIR / "images"
     pool = CocoLikeDataset(DEMO_DIR / "annotations.json", folder, file_names=set(pool_names))

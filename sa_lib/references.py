@@ -62,6 +62,7 @@ from tqdm import tqdm
 from .checkpoint import atomic_write
 from .datasets import OBJECT_MIN_AREA_FRACTION, CocoLikeDataset
 from .demo_data import DEMO_DIR
+from .devices import resolve_device
 from .hub import AssetUnavailable
 
 IMAGE_SIZE = 224  # section 4: "we resize the images to the size of 224x224 pixels"
@@ -302,8 +303,7 @@ def build_references(pool: Datasets, targets: Datasets | None = None, *, encoder
     """
     pool_list = _as_list(pool)
     target_list = pool_list if targets is None else _as_list(targets)
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device or "auto")
     if feature_fn is None:
         from .encoders import build_color_encoder
 
@@ -471,7 +471,7 @@ def _run(args: argparse.Namespace) -> None:
     from .encoders import build_color_encoder
 
     encoder_name = args.encoder or PROFILE_ENCODERS[args.profile]
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device or "auto")
     # The encoder first: an unknown name or missing VGG weights fail before any data is read.
     encoder = build_color_encoder(encoder_name, pretrained=True, max_level=FEATURE_LEVEL)
     if args.profile == "demo":

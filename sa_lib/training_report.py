@@ -113,7 +113,7 @@ def execute(plans: Sequence[TrainingPlan], device: str = "auto", progress: bool 
     """
     import torch
 
-    from .colorize import resolve_device
+    from .devices import resolve_device
     from .train import train
 
     resolved = resolve_device(device)  # raises for an unknown device or a missing GPU

@@ -84,12 +84,12 @@ def test_curves_and_table_of_the_three_variants(tmp_path):
 def test_execute_trains_nothing_when_every_checkpoint_is_reused_and_refuses_a_missing_gpu():
     import torch
 
-    from sa_lib.colorize import UsageError
+    from sa_lib.devices import DeviceError
     from sa_lib.training_report import execute
 
     assert execute(plan_training("demo"), "cpu") == {}
     if not torch.cuda.is_available():
-        with pytest.raises(UsageError, match="no CUDA GPU"):
+        with pytest.raises(DeviceError, match="no CUDA GPU"):
             execute(plan_training("smoke"), "cuda")
 
 
