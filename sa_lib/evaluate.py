@@ -44,7 +44,7 @@ from .color import combine_l_ab, rgb_to_lab
 from .demo_data import DEMO_DIR
 from .hub import AssetUnavailable
 from .model import VARIANTS
-from .pairs import Pair, PairsError, crop_reference, read_pairs
+from .pairs import Pair, PairsError, crop_resized, read_pairs
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EVAL_SIZE = 224  # section 5 evaluates the 224 x 224 images the network was trained on
@@ -152,9 +152,8 @@ def load_square(path: Path, size: int, box: tuple[int, int, int, int] | None = N
     """(size, size, 3) float32 in [0, 1]: the photo (EXIF applied; its box crop, clipped to the photo)
     resized bicubically."""
     with Image.open(path) as image:
-        image = crop_reference(ImageOps.exif_transpose(image).convert("RGB"), box)
-        image = image.resize((size, size), Image.BICUBIC)
-        return np.asarray(image, dtype=np.float32) / 255.0
+        rgb = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))  # (H, W, 3) uint8
+    return crop_resized(rgb, box, size).astype(np.float32) / 255.0
 
 
 def load_pair_images(pair: Pair, size: int = EVAL_SIZE) -> PairImages:

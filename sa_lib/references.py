@@ -55,7 +55,6 @@ from typing import Literal, Protocol
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
@@ -64,6 +63,7 @@ from .datasets import OBJECT_MIN_AREA_FRACTION, CocoLikeDataset
 from .demo_data import DEMO_DIR
 from .devices import resolve_device
 from .hub import AssetUnavailable
+from .pairs import crop_resized
 
 IMAGE_SIZE = 224  # section 4: "we resize the images to the size of 224x224 pixels"
 DEFAULT_K = 4  # section 4: "ranks four images semantically related to each target image"
@@ -159,16 +159,6 @@ def build_candidates(datasets: Datasets, min_area_fraction: float = OBJECT_MIN_A
 
 # ------------------------------------------------------------------------------------------------ features
 
-def _crop_resized(rgb: np.ndarray, box: Box | None, size: int) -> np.ndarray:
-    """(size, size, 3) uint8: `rgb` (H, W, 3), cropped by `box` (clipped to the image), resized bicubic."""
-    if box is not None:
-        h, w = rgb.shape[:2]
-        x, y, bw, bh = box
-        x0, y0 = min(max(x, 0), w - 1), min(max(y, 0), h - 1)
-        rgb = rgb[y0:max(min(y + bh, h), y0 + 1), x0:max(min(x + bw, w), x0 + 1)]
-    return np.asarray(Image.fromarray(rgb).resize((size, size), Image.BICUBIC))
-
-
 class _CropsByImage(Dataset):
     """Item i: the candidates of one image, each resized to size x size, so every image is decoded once."""
 
@@ -185,7 +175,7 @@ class _CropsByImage(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         image_id, members = self.groups[i]
         rgb = self.owner[image_id].load_rgb(image_id)  # (H, W, 3) uint8
-        crops = np.stack([_crop_resized(rgb, box, self.size) for _, box in members])  # (n, S, S, 3)
+        crops = np.stack([crop_resized(rgb, box, self.size) for _, box in members])  # (n, S, S, 3)
         return torch.from_numpy(crops).permute(0, 3, 1, 2), torch.tensor([p for p, _ in members])  # (n, 3, S, S)
 
 

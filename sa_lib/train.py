@@ -117,13 +117,9 @@ def profile_config(profile: str, variant: str = "super", **overrides) -> TrainCo
 
 def load_resized(dataset, image_id: int, size: int, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """(size, size, 3) uint8: the image (or its box crop) resized to the square training size, as the paper."""
-    from PIL import Image
+    from .pairs import crop_resized
 
-    rgb = dataset.load_rgb(image_id)
-    if box is not None:
-        x, y, w, h = box
-        rgb = rgb[y:y + h, x:x + w]
-    return np.array(Image.fromarray(rgb).resize((size, size), Image.BICUBIC))
+    return crop_resized(dataset.load_rgb(image_id), box, size)
 
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:

@@ -67,7 +67,7 @@ def test_read_pairs_and_load_images(pairs_setup):
 
 
 def test_reference_box_is_clipped_to_the_image(tmp_path):
-    """A box reaching past the photo (48 x 40) is clipped, as references._crop_resized does: no black border."""
+    """A box reaching past the photo (48 x 40) is clipped, as sa_lib.pairs.crop_reference does for training and ranking too: no black border."""
     Image.fromarray(_photo(0)).save(tmp_path / "t.png")
     Image.fromarray(_photo(3)).save(tmp_path / "r.png")
     (tmp_path / "pairs.csv").write_text("target,reference,ref_x,ref_y,ref_w,ref_h\nt.png,r.png,30,20,40,40\n")
