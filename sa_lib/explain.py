@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .attention_maps import attention_on_reference, lit_reference, outlined  # noqa: E402, F401 (re-exported)
+from .attention_maps import lit_reference, outlined  # noqa: E402
 from .checkpoint import atomic_write  # noqa: E402
 
 
