@@ -29,10 +29,10 @@ from PIL import Image
 
 from .checkpoint import CheckpointError, load_checkpoint
 from .devices import DeviceError, resolve_device
-from .color import combine_l_ab, normalize_l, rgb_to_lab
+from .color import combine_l_ab, rgb_to_lab
 from .image_io import MIN_SIDE, ImageInputError, ImageOutputError, read_image, write_image_atomic
-from .model import SUPER_LEVELS, Colorizer
-from .superpixels import SLIC_BACKENDS, SuperpixelPyramid, resolve_backend
+from .model import Colorizer
+from .superpixels import SLIC_BACKENDS, resolve_backend
 
 MODES = ("fast", "highres")
 SLIC_CHOICES = ("auto", *SLIC_BACKENDS)
@@ -107,17 +107,6 @@ def _resize(x: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=shape, mode="bilinear", align_corners=False, antialias=True)
 
 
-def _superpixels(model: Colorizer, net_l: torch.Tensor, net_ref: torch.Tensor, slic: str) -> dict:
-    """Superpixel pyramids made with backend `slic` for a super-attention model (the model's forward would
-    use "auto"); empty for the other variants, which use none."""
-    if slic == "auto" or model.config.variant != "super":
-        return {}
-    levels, compactness = len(SUPER_LEVELS), model.config.slic_compactness
-    reference_l = normalize_l(rgb_to_lab(net_ref)[:, :1])  # (1, 1, h', w') as the model computes it
-    return {"target_superpixels": SuperpixelPyramid.from_gray(normalize_l(net_l), levels, compactness, slic),
-            "reference_superpixels": SuperpixelPyramid.from_gray(reference_l, levels, compactness, slic)}
-
-
 # Peak memory of --mode highres on the CPU, measured with demo-super (widths from 16): 2.6 GB for a 2048x1365
 # pair, 7.7 GB for a 4000x2667 pair (BENCHMARKS.md), i.e. about 0.8 GB + 330 bytes per pixel of target plus
 # reference. The per-pixel term grows with the network's first width.
@@ -180,7 +169,7 @@ def colorize_detailed(target, reference, checkpoint: str = "demo-super", device:
             net_ref = _resize(reference_rgb, working_shape(*reference_rgb.shape[-2:], working_size))
         else:
             net_l, net_ref = full_l, reference_rgb
-        ab, intermediates = model(net_l, net_ref, **_superpixels(model, net_l, net_ref, slic))
+        ab, intermediates = model(net_l, net_ref, slic_backend=slic)
         rgb = combine_l_ab(full_l, ab.float())[0]  # ab upsampled onto the full-resolution L*
     pixels = (rgb.permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
     return Colorization(Image.fromarray(pixels), intermediates, net_l.cpu(), net_ref.cpu())

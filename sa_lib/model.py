@@ -145,12 +145,14 @@ class Colorizer(nn.Module):
 
     def forward(self, target_l: torch.Tensor, reference_rgb: torch.Tensor | None = None,
                 target_superpixels: SuperpixelPyramid | None = None,
-                reference_superpixels: SuperpixelPyramid | None = None) -> tuple[torch.Tensor, dict]:
+                reference_superpixels: SuperpixelPyramid | None = None,
+                slic_backend: str = "auto") -> tuple[torch.Tensor, dict]:
         """Predict the target's ab.
 
         target_l: (B, 1, H, W) L* in [0, 100]. reference_rgb: (B, 3, H', W') sRGB in [0, 1], required unless
         variant "none". Superpixel pyramids (3 levels) may be precomputed (e.g. in DataLoader workers); they
-        are computed here with SLIC otherwise. Returns ab (B, 2, H, W) in Lab units and intermediates:
+        are computed here with SLIC otherwise, with `slic_backend` (sa_lib.superpixels.SLIC_BACKENDS or "auto").
+        Returns ab (B, 2, H, W) in Lab units and intermediates:
         "attention": {level: (B, S_T, S_R) map}, "target_superpixels" / "reference_superpixels" (pyramids),
         "target_counts" / "reference_counts" (for super-attention: real superpixels per image per level).
         """
@@ -169,7 +171,7 @@ class Colorizer(nn.Module):
             f_t, f_r = self.encode(t_in_encoder), self.encode(r_in)
             phi_r = self.color_encoder(reference_rgb, {l: f_r[l].shape[-2:] for l in self.attention_levels})
             hints = self._attend(f_t, f_r, phi_r, t_in, r_in, target_superpixels, reference_superpixels,
-                                 intermediates)
+                                 intermediates, slic_backend)
             del f_r, phi_r, r_in  # the reference acts only through the hints: free it before the decoder
         else:
             f_t = self.encode(t_in)
@@ -197,7 +199,8 @@ class Colorizer(nn.Module):
         x = self.decoder[0](self.fusion[0](torch.cat(parts, dim=1)))
         return torch.tanh(self.head(x)) * AB_SCALE  # (B, 2, H, W) a*, b* in Lab units
 
-    def _attend(self, f_t, f_r, phi_r, t_in, r_in, target_sp, reference_sp, intermediates) -> dict:
+    def _attend(self, f_t, f_r, phi_r, t_in, r_in, target_sp, reference_sp, intermediates,
+                slic_backend: str = "auto") -> dict:
         """Run the attention blocks; returns hints per level and records maps and superpixels."""
         hints = {}
         if self.config.variant == "standard":
@@ -207,9 +210,9 @@ class Colorizer(nn.Module):
             return hints
         levels = len(SUPER_LEVELS)
         if target_sp is None:
-            target_sp = SuperpixelPyramid.from_gray(t_in, levels, self.config.slic_compactness)
+            target_sp = SuperpixelPyramid.from_gray(t_in, levels, self.config.slic_compactness, slic_backend)
         if reference_sp is None:
-            reference_sp = SuperpixelPyramid.from_gray(r_in, levels, self.config.slic_compactness)
+            reference_sp = SuperpixelPyramid.from_gray(r_in, levels, self.config.slic_compactness, slic_backend)
         for level in SUPER_LEVELS:
             t_lab, r_lab = target_sp.labels[level], reference_sp.labels[level]
             if t_lab.shape[-2:] != f_t[level].shape[-2:] or r_lab.shape[-2:] != f_r[level].shape[-2:]:
