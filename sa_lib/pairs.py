@@ -98,7 +98,7 @@ def crop_reference(image: Image.Image | np.ndarray, box: Box | None) -> Image.Im
 def crop_resized(rgb: np.ndarray, box: Box | None, size: int) -> np.ndarray:
     """(size, size, 3) uint8: an (H, W, 3) uint8 image cut to its box (clipped) and resized bicubic to the
     square size the paper trains and ranks at (sa_lib.train, sa_lib.references)."""
-    return np.asarray(Image.fromarray(crop_reference(rgb, box)).resize((size, size), Image.BICUBIC))
+    return np.array(Image.fromarray(crop_reference(rgb, box)).resize((size, size), Image.BICUBIC))  # writable
 
 
 def load_full_pair(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
