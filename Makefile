@@ -49,8 +49,8 @@ demo-annotations: setup ## Regenerate data/demo/annotations.json (automatic obje
 references: setup ## Rank the top-4 references of every target (PROFILE=demo|paper) and write the evaluation pairs
 	$(PY) -m sa_lib.references --profile $(PROFILE)
 
-VARIANTS ?= none standard super
-train-demo: setup ## Train the demo checkpoints on this CPU and write checkpoints/demo-{none,standard,super}
+VARIANTS ?= none standard super transfer
+train-demo: setup ## Train the demo checkpoints on this CPU and write checkpoints/demo-{none,standard,super,transfer}
 	for v in $(VARIANTS); do \
 	  $(PY) -m sa_lib.train --profile demo --variant $$v --export checkpoints/demo-$$v.safetensors || exit 1; \
 	done

@@ -12,9 +12,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .superpixels import superpixel_pool, superpixel_unpool, valid_mask
+from .superpixels import superpixel_mean, superpixel_pool, superpixel_unpool, valid_mask
 
 DEFAULT_TAU = 0.01  # softmax temperature of eq. 2, fixed as in the authors' code
+AB_HINT_CHANNELS = 3  # carry_ab: the attended reference a*b* (2) and the match confidence (1)
 
 
 def centre_and_normalise(super_features: torch.Tensor) -> torch.Tensor:
@@ -24,6 +25,17 @@ def centre_and_normalise(super_features: torch.Tensor) -> torch.Tensor:
     """
     centred = super_features - super_features.mean(dim=1, keepdim=True)
     return F.normalize(centred, dim=1, eps=1e-6)
+
+
+def identity_initialisation(query: nn.Module, key: nn.Module) -> None:
+    """Start both projections as the identity (square 1x1 convs): the similarity then starts as the cosine of
+    the concatenated, separately normalised parts, i.e. the mean of each part's own eq. 3 correlation."""
+    with torch.no_grad():
+        for conv in (query, key):
+            if conv.weight.shape[0] != conv.weight.shape[1]:
+                raise ValueError("identity initialisation needs as many key channels as input channels")
+            conv.weight.copy_(torch.eye(conv.weight.shape[0])[:, :, None])
+            conv.bias.zero_()
 
 
 def share_initialisation(query: nn.Module, key: nn.Module) -> None:
@@ -53,27 +65,47 @@ class SuperAttention(nn.Module):
     """
 
     def __init__(self, feature_channels: int, color_channels: int, key_channels: int, value_channels: int,
-                 tau: float = DEFAULT_TAU):
+                 tau: float = DEFAULT_TAU, match_channels: int = 0, carry_ab: bool = False):
         super().__init__()
         self.tau = tau
-        self.query = nn.Conv1d(feature_channels, key_channels, kernel_size=1)
-        self.key = nn.Conv1d(feature_channels, key_channels, kernel_size=1)
+        self.carry_ab = carry_ab
+        self.query = nn.Conv1d(feature_channels + match_channels, key_channels, kernel_size=1)
+        self.key = nn.Conv1d(feature_channels + match_channels, key_channels, kernel_size=1)
         self.value = nn.Conv1d(color_channels, value_channels, kernel_size=1)
         share_initialisation(self.query, self.key)
+        if match_channels and key_channels == feature_channels + match_channels:
+            identity_initialisation(self.query, self.key)  # the frozen features' matching from the first step
+
+    @property
+    def hint_channels(self) -> int:
+        """Channels of the hints it returns: the values, plus a*b* and confidence with carry_ab."""
+        return self.value.out_channels + (AB_HINT_CHANNELS if self.carry_ab else 0)
 
     def forward(self, target_features: torch.Tensor, reference_features: torch.Tensor,
                 reference_colors: torch.Tensor, target_labels: torch.Tensor, reference_labels: torch.Tensor,
-                target_counts: torch.Tensor, reference_counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                target_counts: torch.Tensor, reference_counts: torch.Tensor,
+                target_match: torch.Tensor | None = None, reference_match: torch.Tensor | None = None,
+                reference_ab: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Features (B, C, H_T, W_T) / (B, C, H_R, W_R), colours (B, C_phi, H_R, W_R), labels (B, H, W),
-        counts (B,). Returns the colour hints (B, value_channels, H_T, W_T) and the attention (B, S_T, S_R),
-        whose padding rows and columns are 0."""
+        counts (B,). Returns the colour hints (B, hint_channels, H_T, W_T) and the attention (B, S_T, S_R),
+        whose padding rows and columns are 0.
+
+        Options beyond the paper (see ColorizerConfig): `target_match` / `reference_match` (B, C_m, H, W) are
+        extra matching features (the frozen encoder's, of the gray images), pooled, centred and normalised on
+        their own and concatenated to the learned super-features before the query/key projections;
+        `reference_ab` (B, 2, H_R, W_R) network-scale a*b* of the reference, averaged per superpixel and
+        carried by the same attention, followed by the match confidence (each row's largest weight).
+        """
         s_t, s_r = int(target_counts.max()), int(reference_counts.max())
-        f_t = superpixel_pool(target_features, target_labels, s_t)  # (B, C, S_T) target super-features
-        f_r = superpixel_pool(reference_features, reference_labels, s_r)  # (B, C, S_R) reference super-features
+        f_t = centre_and_normalise(superpixel_pool(target_features, target_labels, s_t))  # (B, C, S_T)
+        f_r = centre_and_normalise(superpixel_pool(reference_features, reference_labels, s_r))  # (B, C, S_R)
+        if target_match is not None:
+            f_t = torch.cat([f_t, centre_and_normalise(superpixel_pool(target_match, target_labels, s_t))], 1)
+            f_r = torch.cat([f_r, centre_and_normalise(superpixel_pool(reference_match, reference_labels, s_r))], 1)
         values = self.value(superpixel_pool(reference_colors, reference_labels, s_r))  # (B, C_v, S_R)
 
-        q = F.normalize(self.query(centre_and_normalise(f_t)), dim=1, eps=1e-6)  # (B, C_k, S_T)
-        k = F.normalize(self.key(centre_and_normalise(f_r)), dim=1, eps=1e-6)  # (B, C_k, S_R)
+        q = F.normalize(self.query(f_t), dim=1, eps=1e-6)  # (B, C_k, S_T)
+        k = F.normalize(self.key(f_r), dim=1, eps=1e-6)  # (B, C_k, S_R)
         correlation = torch.bmm(q.transpose(1, 2), k)  # (B, S_T, S_R), entries in [-1, 1]
 
         ref_valid = valid_mask(reference_counts, s_r)[:, None, :]  # (B, 1, S_R)
@@ -81,6 +113,12 @@ class SuperAttention(nn.Module):
         attention = attention * valid_mask(target_counts, s_t)[:, :, None]  # (B, S_T, S_R), padding rows 0
 
         hints = torch.bmm(values, attention.transpose(1, 2))  # (B, C_v, S_T) colour hint per target superpixel
+        if self.carry_ab:
+            if reference_ab is None:
+                raise ValueError("this attention block carries a*b* (carry_ab): pass reference_ab")
+            ab = torch.bmm(superpixel_mean(reference_ab, reference_labels, s_r), attention.transpose(1, 2))  # (B, 2, S_T)
+            confidence = attention.amax(dim=2)[:, None, :]  # (B, 1, S_T) weight of each row's best match
+            hints = torch.cat([hints, ab, confidence], dim=1)  # (B, C_v + 3, S_T)
         return superpixel_unpool(hints, target_labels), attention
 
 

@@ -24,7 +24,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from PIL import Image  # noqa: E402
 from skimage.segmentation import find_boundaries  # noqa: E402
 
-from .checkpoint import atomic_write  # noqa: E402
+from .checkpoint import DEFAULT_CHECKPOINT, atomic_write  # noqa: E402
 from .pairs import Pair, load_full_pair, read_pairs  # noqa: E402
 
 LEVELS = (0, 1, 2)
@@ -45,11 +45,13 @@ class AttentionSettings:
     working_size: int  # long side (px) at which the network, and so the attention, runs
     pairs: tuple[Pair, ...]
     figure_pair: int  # index into `pairs` of the pair drawn as Fig. 3
+    compare: bool = True  # the explorer also shows the pair coloured by the paper's super model and [17]
 
 
 def profile_settings(profile: str) -> AttentionSettings:
-    """smoke: 2 demo pairs at 128 px (seconds); demo: the 38 demo pairs at 256 px; paper: the COCO pairs with
-    checkpoints/paper-super (what notebook 02 publishes in the paper profile)."""
+    """smoke: 2 demo pairs at 128 px (seconds); demo: the matched pairs (a different photo of the same kind of
+    subject as reference) then the 38 ranked pairs, at 256 px, with the default checkpoint (demo-transfer);
+    paper: the COCO pairs with checkpoints/paper-super (what notebook 02 publishes in the paper profile)."""
     from .demo_data import DEMO_DIR
 
     demo_images = DEMO_DIR / "images"
@@ -58,8 +60,10 @@ def profile_settings(profile: str) -> AttentionSettings:
         first = next(i for i, p in enumerate(pairs) if p.target == "gcompris-cheetah.jpg")
         if profile == "smoke":
             panda = next(i for i, p in enumerate(pairs) if p.target == "gcompris-panda.jpg")
-            return AttentionSettings("demo-super", 128, (pairs[first], pairs[panda]), 0)
-        return AttentionSettings("demo-super", 256, tuple(pairs), first)
+            return AttentionSettings(DEFAULT_CHECKPOINT, 128, (pairs[first], pairs[panda]), 0, compare=False)
+        matched = read_pairs(DEMO_DIR / "matched_pairs.csv", demo_images, demo_images)
+        cheetah = next(i for i, p in enumerate(matched) if p.target == "gcompris-cheetah.jpg")  # <- a jaguar
+        return AttentionSettings(DEFAULT_CHECKPOINT, 256, (*matched, *pairs), cheetah)
     if profile == "paper":
         from .coco import coco_root
 
@@ -128,7 +132,7 @@ def from_colorization(result, name: str = "") -> PairAttention:
                          t_labels, r_labels, name)
 
 
-def compute_pair_attention(pair: Pair, checkpoint: str = "demo-super", device: str = "auto",
+def compute_pair_attention(pair: Pair, checkpoint: str = DEFAULT_CHECKPOINT, device: str = "auto",
                            working_size: int = 256) -> PairAttention:
     """Colorize one pair with a super-attention checkpoint and keep its attention maps and superpixels."""
     from .colorize import colorize_detailed

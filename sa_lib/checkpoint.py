@@ -21,6 +21,8 @@ from safetensors.torch import save_file
 from .model import Colorizer, ColorizerConfig
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+DEFAULT_CHECKPOINT = "demo-transfer"  # what sa-colorize, the API and the explorer use without --checkpoint
+PAPER_MODEL_CHECKPOINT = "demo-super"  # the paper's model (super-attention) in the demo profile
 FORMAT = "superattn-colorizer-1"
 
 
@@ -28,10 +30,17 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used: missing, corrupt, not ours, or of another variant."""
 
 
+LATER_OPTIONS = {"match_frozen": False, "carry_ab": False, "ab_residual": False}  # ColorizerConfig fields added after checkpoints shipped
+
+
 def config_hash(config: ColorizerConfig) -> str:
-    """Short stable hash of the network's config (the provenance field `extra` excluded)."""
+    """Short stable hash of the network's config (the provenance field `extra` excluded, and the options added
+    later left out while they are off, so a config written before them keeps its hash)."""
     fields = json.loads(config.to_json())
     fields.pop("extra", None)
+    for name, off in LATER_OPTIONS.items():
+        if fields.get(name) == off:
+            fields.pop(name)
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 

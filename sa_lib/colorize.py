@@ -1,6 +1,6 @@
 """Colorize a gray target from a colour reference: the Python API and the `sa-colorize` command.
 
-    sa-colorize TARGET REFERENCE -o OUT.png [--checkpoint demo-super] [--mode fast|highres] [--explain F.png]
+    sa-colorize TARGET REFERENCE -o OUT.png [--checkpoint demo-transfer] [--mode fast|highres] [--explain F.png]
                 [--slic auto|skimage|opencv|torch]
     sa-colorize TARGET_DIR REFERENCE -o OUT_DIR          # every image of a folder, one reference
     sa-colorize --pairs PAIRS.csv -o OUT_DIR             # CSV rows: target,reference
@@ -27,11 +27,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .checkpoint import CheckpointError, load_checkpoint
+from .baselines import SuperpixelFeatureTransfer
+from .checkpoint import DEFAULT_CHECKPOINT, PAPER_MODEL_CHECKPOINT, CheckpointError, load_checkpoint
 from .devices import DeviceError, resolve_device
 from .color import combine_l_ab, rgb_to_lab
 from .image_io import MIN_SIDE, ImageInputError, ImageOutputError, read_image, write_image_atomic
 from .model import Colorizer
+from .pairs import PairsError, output_keys
 from .superpixels import SLIC_BACKENDS, resolve_backend
 
 MODES = ("fast", "highres")
@@ -65,7 +67,7 @@ def resolve_slic(slic: str, device: torch.device | str) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def load_model(checkpoint: str = "demo-super", device: str = "auto") -> Colorizer:
+def load_model(checkpoint: str = DEFAULT_CHECKPOINT, device: str = "auto") -> Colorizer:
     """The colorizer of a shipped checkpoint name or a .safetensors path, cached per (checkpoint, device)."""
     return load_checkpoint(checkpoint, device=resolve_device(device))
 
@@ -147,7 +149,7 @@ def check_highres_memory(target_shape: tuple[int, int], reference_shape: tuple[i
             f"(the default) or smaller images")
 
 
-def colorize_detailed(target, reference, checkpoint: str = "demo-super", device: str = "auto",
+def colorize_detailed(target, reference, checkpoint: str = DEFAULT_CHECKPOINT, device: str = "auto",
                       mode: str = "fast", working_size: int = DEFAULT_WORKING_SIZE,
                       slic: str = "auto") -> Colorization:
     """colorize(), also returning the attention maps and superpixels (for --explain and notebooks)."""
@@ -175,12 +177,35 @@ def colorize_detailed(target, reference, checkpoint: str = "demo-super", device:
     return Colorization(Image.fromarray(pixels), intermediates, net_l.cpu(), net_ref.cpu())
 
 
-def colorize(target, reference, checkpoint: str = "demo-super", device: str = "auto", mode: str = "fast",
+def colorize(target, reference, checkpoint: str = DEFAULT_CHECKPOINT, device: str = "auto", mode: str = "fast",
              working_size: int = DEFAULT_WORKING_SIZE, slic: str = "auto") -> Image.Image:
     """Colorize `target` (path, PIL image or array; colour targets are used through their L*) from
     `reference`. Returns an RGB PIL image of the target's size. `slic`: superpixel backend (auto, skimage,
     opencv or torch; see sa_lib.superpixels)."""
     return colorize_detailed(target, reference, checkpoint, device, mode, working_size, slic).image
+
+
+def other_methods(target_l: np.ndarray, reference: np.ndarray, checkpoint: str = DEFAULT_CHECKPOINT,
+                  device: str = "auto", slic: str = "auto") -> dict[str, np.ndarray]:
+    """The same pair coloured by the methods a result is shown beside (--explain, the explorer): the paper's
+    super-attention model (unless `checkpoint` is it) and the training-free [17] baseline.
+
+    target_l: (h, w) L* in [0, 100] and reference (h', w', 3) sRGB in [0, 1], at the size the network ran.
+    Returns title -> (h, w, 3) sRGB in [0, 1].
+    """
+    shown: dict[str, np.ndarray] = {}
+    if Path(str(checkpoint)).stem != PAPER_MODEL_CHECKPOINT:
+        model = load_model(PAPER_MODEL_CHECKPOINT, device)
+        dev = next(model.parameters()).device
+        l_star = torch.from_numpy(np.ascontiguousarray(target_l, dtype=np.float32))[None, None].to(dev)  # (1, 1, h, w)
+        ref = torch.from_numpy(np.ascontiguousarray(reference, dtype=np.float32)).permute(2, 0, 1)[None].to(dev)
+        with torch.inference_mode():
+            ab, _ = model(l_star, ref, slic_backend=slic)
+            rgb = combine_l_ab(l_star, ab.float())[0]  # (3, h, w)
+        shown[f"paper's super-attention ({PAPER_MODEL_CHECKPOINT})"] = rgb.permute(1, 2, 0).cpu().numpy()
+    shown["Carrillo 2022 [17] (training-free)"] = SuperpixelFeatureTransfer(device=resolve_device(device))(
+        np.asarray(target_l, dtype=np.float64), np.asarray(reference, dtype=np.float64))
+    return shown
 
 
 # ------------------------------------------------------------------------------------------------------- CLI
@@ -213,7 +238,11 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path, Path]]:
             if len(row) < 2:
                 raise UsageError(f"{pairs_file}: row {number} needs target,reference")
         base = pairs_file.parent
-        return _unique_outputs([(base / r[0], base / r[1], out / (Path(r[0]).stem + ".png")) for r in rows])
+        try:
+            keys = output_keys([(r[0], r[1]) for r in rows])
+        except PairsError as err:
+            raise UsageError(f"{pairs_file}: {err}") from None
+        return _unique_outputs([(base / r[0], base / r[1], out / (key + ".png")) for r, key in zip(rows, keys)])
     if args.target is None or args.reference is None:
         raise UsageError("give TARGET and REFERENCE, or --pairs FILE")
     target = Path(args.target)
@@ -238,7 +267,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("reference", nargs="?", help="colour reference image")
     parser.add_argument("-o", "--output", required=True, help="output image (or folder for folder/pairs input)")
     parser.add_argument("--pairs", help="CSV file of target,reference rows (paths relative to the file)")
-    parser.add_argument("--checkpoint", default="demo-super", help="shipped name (demo-super) or .safetensors")
+    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
+                        help=f"shipped name ({DEFAULT_CHECKPOINT}, the default; {PAPER_MODEL_CHECKPOINT}, the paper's "
+                             "model; demo-standard, demo-none) or a .safetensors file")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--mode", default="fast", choices=MODES)
     parser.add_argument("--working-size", type=int, default=DEFAULT_WORKING_SIZE,
@@ -278,7 +309,9 @@ def main(argv: list[str] | None = None) -> None:
             if args.explain:
                 from .explain import explain_figure
 
-                explain_figure(result, args.explain)
+                shown = other_methods(result.target_l[0, 0].numpy(), result.reference[0].permute(1, 2, 0).numpy(),
+                                      args.checkpoint, args.device, args.slic)
+                explain_figure(result, args.explain, comparisons=shown, checkpoint=str(args.checkpoint))
         except (ImageInputError, ImageOutputError, UsageError, DeviceError) as err:
             failures += 1
             print(f"sa-colorize: error: {err}", file=sys.stderr)

@@ -4,6 +4,12 @@
   (its top-1 ranked reference) and on pairs whose reference is the target's own ground truth.
 * Fig. 6 (comparison): the training-free baselines of `sa_lib.baselines` beside our super-attention model.
   (The paper's Fig. 6 shows Deep Exemplar, Just Attention and XCNET, which cannot run here.)
+* The matched-pairs gallery (`matched_gallery`, README): targets with a different photo of the same kind of
+  subject as reference (data/demo/matched_pairs.csv), coloured by [17], the paper's super and the transfer
+  model.
+
+Where the profile has the transfer model (demo, smoke) it gets its own column in every figure, beside the
+paper's variants, so a reader sees what the departure adds.
 
 Each image is exactly what the evaluator scores: the pair at the evaluation size, the output rebuilt from
 the target's L*. The shown pairs are fixed by name (chosen for variety among the demo pairs); other pair
@@ -23,19 +29,25 @@ import numpy as np  # noqa: E402
 from skimage.color import lab2rgb  # noqa: E402
 
 from .checkpoint import atomic_write  # noqa: E402
-from .evaluate import (GTREF, TOP1, VARIANT_NAMES, VARIANTS, PairImages, Setup,  # noqa: E402
+from .evaluate import (GTREF, TOP1, PairImages, Setup,  # noqa: E402
                        baseline_colorizers, model_colorizer)
 
 FIG5_DIFFERENT = ("gcompris-cheetah.jpg", "gcompris-panda.jpg")
 FIG5_SAME = ("scratch-football-field.jpg", "tuxpaint-lighthouse.jpg")
 FIG6_TARGETS = ("gcompris-cheetah.jpg", "gcompris-butterfly.jpg", "lomiri-Bridge_by_Sander_Klootwijk.jpg",
                 "scratch-village.jpg", "gcompris-duck.jpg")
+GALLERY_TARGETS = ("gcompris-cheetah.jpg", "gcompris-hawaMahal.jpg", "mate-Garden.jpg", "gcompris-sea5.jpg",
+                   "scratch-football-field.jpg", "gcompris-meidumPyramid.jpg")  # rows of matched_pairs.csv
+SHORT_NAMES = {"none": "without reference", "standard": "standard attention", "super": "super-attention (paper)",
+               "transfer": "transfer (default)"}
 
 
 def pick_pairs(setup: Setup, targets: Sequence[str], skip: int = 0) -> list[PairImages]:
     """The pairs of `setup` whose target is named in `targets`, in that order; if any is absent (another
     pair file), the pairs from index `skip` on instead, as many as were asked for."""
-    by_name = {item.pair.target: item for item in setup.data}
+    by_name: dict[str, PairImages] = {}
+    for item in setup.data:  # a target with several references: its first row
+        by_name.setdefault(item.pair.target, item)
     if all(name in by_name for name in targets):
         return [by_name[name] for name in targets]
     chosen = setup.data[skip:skip + len(targets)]
@@ -82,18 +94,18 @@ def _label(item: PairImages, reference: str) -> str:
 def fig5_ablation(setup: Setup, out: Path | str) -> Path:
     """Fig. 5: target, reference, the three variants and the ground truth; first rows with a different
     reference, last rows with the ground truth as reference."""
-    models = {v: model_colorizer(setup.checkpoint(v), setup.device) for v in VARIANTS}
+    names = setup.profile.models
+    models = {v: model_colorizer(setup.checkpoint(v), setup.device) for v in names}
     different = pick_pairs(setup, FIG5_DIFFERENT)
     same = pick_pairs(setup, FIG5_SAME, skip=len(FIG5_DIFFERENT))
     rows, labels = [], []
     for reference, items in ((TOP1, different), (GTREF, same)):
         for item in items:
             ref = item.reference if reference == TOP1 else item.truth
-            rows.append([gray_rgb(item.target_l), ref, *(models[v](item.target_l, ref) for v in VARIANTS),
+            rows.append([gray_rgb(item.target_l), ref, *(models[v](item.target_l, ref) for v in names),
                          item.truth])
             labels.append(_label(item, reference))
-    columns = ["target (L*)", "reference", *(VARIANT_NAMES[v].replace("Ours ", "").replace("(", "").replace(")", "")
-                                             for v in VARIANTS), "ground truth"]
+    columns = ["target (L*)", "reference", *(SHORT_NAMES[v] for v in names), "ground truth"]
     return image_grid(rows, columns, labels, Path(out),
                       f"Fig. 5 (profile {setup.profile.name}): variants with a different reference (top rows) "
                       "and with the target's own colours as reference (bottom rows)")
@@ -102,17 +114,37 @@ def fig5_ablation(setup: Setup, out: Path | str) -> Path:
 def fig6_comparison(setup: Setup, out: Path | str) -> Path:
     """Fig. 6: target, reference, the baselines, our super-attention model and the ground truth."""
     baselines = {key: (name, factory()) for key, (name, factory) in baseline_colorizers(setup).items()}
-    ours = model_colorizer(setup.checkpoint("super"), setup.device)
+    ours = {m: model_colorizer(setup.checkpoint(m), setup.device)
+            for m in ("super", "transfer") if m in setup.profile.models}
     rows, labels = [], []
     for item in pick_pairs(setup, FIG6_TARGETS):
         outputs = [fn(item.target_l, item.reference) for _, fn in baselines.values()]
-        rows.append([gray_rgb(item.target_l), item.reference, *outputs, ours(item.target_l, item.reference),
-                     item.truth])
+        rows.append([gray_rgb(item.target_l), item.reference, *outputs,
+                     *(fn(item.target_l, item.reference) for fn in ours.values()), item.truth])
         labels.append(_label(item, TOP1))
     short = {"reinhard": "Reinhard-style (L*-driven)", "welsh": "Welsh 2002 [10]",
              "carrillo2022": "Carrillo 2022 [17]"}
-    columns = ["target (L*)", "reference", *(short.get(k, k) for k in baselines), "ours (super-attention)",
-               "ground truth"]
+    columns = ["target (L*)", "reference", *(short.get(k, k) for k in baselines),
+               *(f"ours: {SHORT_NAMES[m]}" for m in ours), "ground truth"]
     return image_grid(rows, columns, labels, Path(out),
                       f"Fig. 6 (profile {setup.profile.name}): training-free exemplar methods and ours, "
                       "top-1 references")
+
+
+def matched_gallery(setup: Setup, out: Path | str) -> Path:
+    """The README gallery: matched pairs (a different photo of the same kind of subject as reference) coloured
+    by [17], the paper's super-attention and the transfer model (the default), beside the ground truth."""
+    carrillo = baseline_colorizers(setup)["carrillo2022"][1]()
+    models = {m: model_colorizer(setup.checkpoint(m), setup.device)
+              for m in ("super", "transfer") if m in setup.profile.models}
+    rows, labels = [], []
+    for item in pick_pairs(setup, GALLERY_TARGETS):
+        rows.append([gray_rgb(item.target_l), item.reference, carrillo(item.target_l, item.reference),
+                     *(fn(item.target_l, item.reference) for fn in models.values()), item.truth])
+        labels.append(f"{Path(item.pair.target).stem.replace('gcompris-', '')[:22]}\n"
+                      f"<- {Path(item.pair.reference).stem.replace('gcompris-', '')[:22]}")
+    columns = ["target (L*)", "reference (another photo)", "Carrillo 2022 [17]",
+               *(SHORT_NAMES[m] for m in models), "ground truth"]
+    return image_grid(rows, columns, labels, Path(out),
+                      f"Colour from a different photo (profile {setup.profile.name}, "
+                      f"{setup.pairs_file.name})")

@@ -66,9 +66,11 @@ PUBLISHED_HIS_REF = 0.542  # the paper's HIS(ground truth, top-1 reference) on i
 EXTERNAL_METHODS = {"xcnet": "XCNET [29]", "deep_exemplar": "Deep Exemplar [13]",
                     "just_attention": "Just Attention [15]"}  # cannot run here: outputs folder or published only
 VARIANT_NAMES = {"none": "Ours without reference", "standard": "Ours with standard attention",
-                 "super": "Ours (super-attention)"}
+                 "super": "Ours (super-attention)",
+                 "transfer": "Ours + transfer options (not in the paper: docs/transfer.md)"}
+DEMO_MODELS = (*VARIANTS, "transfer")  # the demo ships the paper's three variants and the transfer model
 BASELINE_KEYS = ("reinhard", "welsh", "carrillo2022")  # the training-free baselines of Table 2 (baseline_colorizers)
-RESERVED_NAMES = (*VARIANTS, *BASELINE_KEYS)  # our own rows: a folder of outputs may not take their names
+RESERVED_NAMES = (*DEMO_MODELS, *BASELINE_KEYS)  # our own rows: a folder of outputs may not take their names
 FOLDER_PREFIX = "folder:"  # setup.results keys of folder methods: (FOLDER_PREFIX + name, TOP1)
 OUTPUT_PATTERN = f"<target stem>{{{','.join(IMAGE_SUFFIXES)}}}"  # how a folder's outputs must be named
 
@@ -94,11 +96,12 @@ class EvalProfile:
     checkpoint_prefix: str  # checkpoints <prefix>-<variant>
     baseline_encoder: str  # deep features of the [17] baseline
     data: str  # "demo" or "coco"
+    models: tuple[str, ...] = VARIANTS  # checkpoints <prefix>-<model> scored (Table 1's rows)
 
 
 PROFILES = {
-    "smoke": EvalProfile("smoke", 96, 4, "demo", "effnet_lite0", "demo"),
-    "demo": EvalProfile("demo", EVAL_SIZE, None, "demo", "effnet_lite0", "demo"),
+    "smoke": EvalProfile("smoke", 96, 4, "demo", "effnet_lite0", "demo", DEMO_MODELS),
+    "demo": EvalProfile("demo", EVAL_SIZE, None, "demo", "effnet_lite0", "demo", DEMO_MODELS),
     "paper": EvalProfile("paper", EVAL_SIZE, None, "paper", "vgg19", "coco"),
 }
 
@@ -463,7 +466,7 @@ class Setup:
 
 
 def _check_checkpoints(profile: EvalProfile) -> None:
-    for variant in VARIANTS:
+    for variant in profile.models:
         name = f"{profile.checkpoint_prefix}-{variant}"
         if not (CHECKPOINT_DIR / f"{name}.safetensors").is_file():
             hint = (f"train it with `sa-train --profile paper --variant {variant} --export "
@@ -569,8 +572,11 @@ def _intro(setup: Setup, what: str) -> list[str]:
     except ValueError:
         shown = setup.pairs_file
     n, size = len(setup.data), setup.profile.size
-    return [f"{what} Measured by `sa-evaluate --profile {setup.profile.name}` on {n} pairs of `{shown}` "
-            f"(each target with its top-1 ranked reference) at {size}x{size}. Conventions: `docs/metrics.md`. "
+    own = setup.pairs_file.resolve() == default_pairs(setup.profile)[0].resolve()
+    command = f"sa-evaluate --profile {setup.profile.name}" + ("" if own else f" --pairs {shown}")
+    which = "its top-1 ranked reference" if own else "the reference its row names"
+    return [f"{what} Measured by `{command}` on {n} pairs of `{shown}` "
+            f"(each target with {which}) at {size}x{size}. Conventions: `docs/metrics.md`. "
             "The columns labelled \"published (paper, COCO)\" are the paper's numbers on its 5000 COCO val pairs, "
             "copied from the paper, not measured here."]
 
@@ -589,7 +595,7 @@ def ablation_table(setup: Setup) -> Table:
     as reference (Fig. 5's last rows; not in the paper's table, so no published numbers there)."""
     rows = []
     for reference in (TOP1, GTREF):
-        for variant in VARIANTS:
+        for variant in setup.profile.models:
             result = variant_result(setup, variant, reference)
             rows.append({"method": f"{VARIANT_NAMES[variant]} (`{setup.checkpoint(variant)}`)",
                          "reference": reference, **measured_cells(result, setup.lpips),
@@ -600,11 +606,16 @@ def ablation_table(setup: Setup) -> Table:
         "ΔHIS = 1 - HIS(pred, ground truth). A model that uses its reference should gain most there.",
         "- The paper gives no ΔHIS for the variant without reference (it uses none); it is measured here all "
         "the same, since the pairs have a reference.",
-    ] + (["- The demo checkpoints were trained on the CPU at 128 px on 214 demo photos "
+    ] + (["- The transfer row is not part of the paper's ablation: the paper's `super` with two options "
+          "(frozen-feature matching, carried a*b* and confidence) trained on warped and recoloured self references "
+          "(`docs/transfer.md`). It shows what those departures add over the paper's model."]
+         if "transfer" in setup.profile.models else []) + (["- The demo checkpoints were trained on the CPU at 128 px on 214 demo photos "
           "(`checkpoints/MODEL_CARD.md`), not on COCO: their numbers are not comparable with the published ones."]
          if demo else []))
     return Table(f"Table 1: ablation (profile `{setup.profile.name}`)",
-                 _intro(setup, "The three variants of the paper's ablation."), rows, notes)
+                 _intro(setup, "The three variants of the paper's ablation"
+                        + (" and the transfer model." if "transfer" in setup.profile.models else ".")),
+                 rows, notes)
 
 
 def comparison_table(setup: Setup, folders: dict[str, Path] | None = None) -> Table:
@@ -628,9 +639,10 @@ def comparison_table(setup: Setup, folders: dict[str, Path] | None = None) -> Ta
             name = f"{name} (outputs in `{folders[key]}`)"
         rows.append({"method": name, "reference": TOP1, **measured_cells(result, setup.lpips),
                      **published_cells(key if key in EXTERNAL_METHODS else None)})
-    result = variant_result(setup, "super")
-    rows.append({"method": f"{VARIANT_NAMES['super']} (`{setup.checkpoint('super')}`)", "reference": TOP1,
-                 **measured_cells(result, setup.lpips), **published_cells("super")})
+    for model in ("super", "transfer"):
+        if model in setup.profile.models:
+            rows.append({"method": f"{VARIANT_NAMES[model]} (`{setup.checkpoint(model)}`)", "reference": TOP1,
+                         **measured_cells(variant_result(setup, model), setup.lpips), **published_cells(model)})
     notes = _notes(setup, [
         f"- `{NOT_RUN}`: XCNET, Deep Exemplar and Just Attention cannot run here (no weights; compiled parts). "
         "Give a folder of their outputs, one per pair named `<target stem>.png`, with "
@@ -664,7 +676,22 @@ def per_pair_folder(profile: str, out: Path | str | None, pairs: Path | str | No
     for another pair file (so that its scores never replace those of the profile's pairs)."""
     if pairs is None:
         return REPO_ROOT / "build" / "eval" / profile
-    return (Path(out) if out is not None else REPO_ROOT / "figures") / "per_pair"
+    return (Path(out) if out is not None else tables_folder(None, pairs)) / "per_pair"
+
+
+def tables_folder(out: Path | str | None, pairs: Path | str | None) -> Path:
+    """Where the tables go: --out, else figures/ for the profile's own pairs and figures/<pairs stem>/ for
+    another pairs file (so that `--pairs data/demo/matched_pairs.csv` never replaces Tables 1 and 2)."""
+    if out is not None:
+        return Path(out)
+    return REPO_ROOT / "figures" if pairs is None else REPO_ROOT / "figures" / Path(pairs).stem
+
+
+def write_tables(setup: Setup, out: Path | str, folders: dict[str, Path] | None = None) -> list[Path]:
+    """Compute Tables 1 and 2 of a setup, then write both (markdown and CSV) into `out`; returns the files."""
+    tables = [(ablation_table(setup), "table1_ablation"), (comparison_table(setup, folders), "table2_comparison")]
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return [path for table, stem in tables for path in table.write(out, stem)]
 
 
 def run(profile: str = "demo", out: Path | str | None = None, pairs: Path | str | None = None,
@@ -682,9 +709,7 @@ def run(profile: str = "demo", out: Path | str | None = None, pairs: Path | str 
             raise UsageError(f"--method {name}: outputs folder not found: {folder}")
     setup = prepare(profile, pairs, device, log, folders=folders)
     per_pair_dir = Path(per_pair_dir) if per_pair_dir is not None else per_pair_folder(profile, out, pairs)
-    out = Path(out) if out is not None else REPO_ROOT / "figures"
-    tables = [(ablation_table(setup), "table1_ablation"), (comparison_table(setup, folders), "table2_comparison")]
-    written = [path for table, stem in tables for path in table.write(out, stem)]
+    written = write_tables(setup, tables_folder(out, pairs), folders)
     write_per_pair(setup, per_pair_dir)
     log(f"[evaluate] per-pair scores in {per_pair_dir}")
     return written
@@ -704,7 +729,8 @@ def main(argv: list[str] | None = None) -> None:
     """`sa-evaluate`: one line on stderr per problem; exit 2 for usage errors, 1 for failures."""
     parser = argparse.ArgumentParser(prog="sa-evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="demo", choices=tuple(PROFILES))
-    parser.add_argument("--out", type=Path, default=None, help="folder of the tables (default: figures/)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder of the tables (default: figures/, or figures/<pairs stem>/ with --pairs)")
     parser.add_argument("--pairs", type=Path, default=None, help="evaluation pairs CSV (default: the profile's)")
     parser.add_argument("--method", action="append", default=[], metavar="NAME=FOLDER",
                         help="another method's outputs, one per pair named <target stem>.png (repeatable, "

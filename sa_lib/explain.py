@@ -2,7 +2,9 @@
 
 For each chosen target superpixel (finest level) the figure shows the gray target with that superpixel
 outlined, the reference lit in proportion to the attention the superpixel pays to each reference
-superpixel (the row of the attention map, as in the paper's Fig. 3), and the colorized result.
+superpixel (the row of the attention map, as in the paper's Fig. 3), and the colorized result. A last row
+sets the whole result beside other methods on the same images (sa-colorize passes the paper's super model
+and the training-free [17]).
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ def pick_superpixels(labels: np.ndarray, count: int = 4) -> list[int]:
     return chosen[:count]
 
 
-def explain_figure(result, path: str | Path, level: int = 0) -> None:
-    """Write the figure for a `Colorization` (see sa_lib.colorize.colorize_detailed) to `path`."""
+def explain_figure(result, path: str | Path, level: int = 0, comparisons: dict[str, np.ndarray] | None = None,
+                   checkpoint: str = "this checkpoint") -> None:
+    """Write the figure for a `Colorization` (see sa_lib.colorize.colorize_detailed) to `path`; `comparisons`
+    (title -> (h, w, 3) image at the network's size) adds a last row: the result beside them."""
     from .colorize import UsageError
 
     attention = result.intermediates.get("attention", {})
@@ -47,8 +51,17 @@ def explain_figure(result, path: str | Path, level: int = 0) -> None:
     colour = np.asarray(result.image.resize(gray.shape[1::-1]), dtype=np.float32) / 255.0
 
     rows = pick_superpixels(t_labels)
+    compared = list((comparisons or {}).items())[:2]
+    n_rows = len(rows) + (1 if compared else 0)
     row_height = 10 / 3 * max(gray.shape[0] / gray.shape[1], reference.shape[0] / reference.shape[1]) + 0.5
-    fig, axes = plt.subplots(len(rows), 3, figsize=(10, row_height * len(rows) + 0.6), squeeze=False)
+    fig, axes = plt.subplots(n_rows, 3, figsize=(10, row_height * n_rows + 0.6), squeeze=False)
+    if compared:
+        panels = [(f"result: {Path(checkpoint).stem}", colour), *compared]
+        for ax in axes[-1]:
+            ax.axis("off")
+        for ax, (title, image) in zip(axes[-1], panels):
+            ax.imshow(np.clip(image, 0, 1))
+            ax.set_title(title, fontsize=9)
     for ax_row, label in zip(axes, rows):
         mask = t_labels == label
         target_view, result_view = outlined(gray, mask), outlined(colour, mask)

@@ -6,6 +6,9 @@ gray target with the picked superpixel outlined, the reference lit by its attent
 matrix with that row marked, and two swatches: the reference colour the row points at and the colour the
 model gave the superpixel.
 
+Below, the same pair as coloured by the other methods (`compare`; for a profile: the paper's super model
+and the training-free [17], from `sa_lib.colorize.other_methods`), so the explored model is seen beside them.
+
 The state logic lives in plain methods (`select_pair`, `select_level`, `select_superpixel`,
 `select_point`) that the widget callbacks call, so it is tested without a browser or a kernel. The model
 runs once per pair (cached); moving the slider only redraws.
@@ -26,6 +29,9 @@ from collections.abc import Callable, Sequence
 import ipywidgets as widgets
 import numpy as np
 from PIL import Image
+
+from .checkpoint import DEFAULT_CHECKPOINT
+from .colorize import other_methods
 
 from .attention_maps import (
     LEVEL_NAMES,
@@ -80,13 +86,15 @@ class AttentionExplorer:
     """The explorer; `AttentionExplorer.for_profile("demo")` builds it for a profile, `.widget` shows it."""
 
     def __init__(self, pairs: Sequence[Pair], compute: Callable[[Pair], PairAttention] | None = None,
-                 checkpoint: str = "demo-super", device: str = "auto", working_size: int = 256,
-                 start_pair: int = 0):
+                 checkpoint: str = DEFAULT_CHECKPOINT, device: str = "auto", working_size: int = 256,
+                 start_pair: int = 0, compare: Callable[[PairAttention], dict[str, np.ndarray]] | None = None):
         if not pairs:
             raise ValueError("the explorer needs at least one pair")
         self.pairs = list(pairs)
         self._compute = compute or (lambda pair: compute_pair_attention(pair, checkpoint, device, working_size))
         self._cache: dict[int, PairAttention] = {}
+        self._compare = compare
+        self._compared: dict[int, dict[str, np.ndarray]] = {}  # pair index -> title -> image (cached)
         self._syncing = False  # True while the explorer itself sets widget values (no feedback loops)
         self.pair_index, self.level, self.label, self.point = start_pair, LEVELS[0], 0, (0, 0)
 
@@ -109,6 +117,8 @@ class AttentionExplorer:
         self.matrix_image.add_class("sa-matrix")
         self.info = widgets.HTML()
         self.info.add_class("sa-info")
+        self.compare_html = widgets.HTML()
+        self.compare_html.add_class("sa-compare")
 
         self.pair_dropdown.observe(lambda c: self._from_widget(self.select_pair, c["new"]), names="value")
         self.level_buttons.observe(lambda c: self._from_widget(self.select_level, c["new"]), names="value")
@@ -126,6 +136,7 @@ class AttentionExplorer:
                           captioned("reference lit by its attention row", self.reference_image),
                           captioned("attention map, its row in red", self.matrix_image)]),
             self.info,
+            self.compare_html,
         ])
         self.widget.add_class("sa-explorer")
         self.select_pair(start_pair)
@@ -134,8 +145,12 @@ class AttentionExplorer:
     def for_profile(cls, profile: str, device: str = "auto") -> AttentionExplorer:
         """The pairs, checkpoint and working size of a notebook profile (smoke, demo or paper)."""
         s = profile_settings(profile)
+
+        def compare(pa: PairAttention) -> dict[str, np.ndarray]:
+            return other_methods(pa.gray * 100.0, pa.reference, s.checkpoint, device)
+
         return cls(s.pairs, checkpoint=s.checkpoint, device=device, working_size=s.working_size,
-                   start_pair=s.figure_pair)
+                   start_pair=s.figure_pair, compare=compare if s.compare else None)
 
     # ------------------------------------------------------------------------------- state, plain Python
 
@@ -163,6 +178,25 @@ class AttentionExplorer:
         self.pair_index = index
         self.point = default_point(self.current)
         self._pick_at_point()
+        self._render_comparison()
+
+    @property
+    def comparison(self) -> dict[str, np.ndarray]:
+        """title -> image of the selected pair coloured by this model and by the `compare` methods."""
+        if self._compare is None:
+            return {}
+        if self.pair_index not in self._compared:
+            self._compared[self.pair_index] = {"this model": self.current.colour,
+                                               **self._compare(self.current)}
+        return self._compared[self.pair_index]
+
+    def _render_comparison(self) -> None:
+        figures = []
+        for title, image in self.comparison.items():
+            data = base64.b64encode(png_bytes(image)).decode("ascii")
+            figures.append(f"<figure style='margin:0'><img src='data:image/png;base64,{data}' width='{VIEW_WIDTH}'>"
+                           f"<figcaption>{html.escape(title)}</figcaption></figure>")
+        self.compare_html.value = (f"<div style='display:flex;gap:12px'>{''.join(figures)}</div>" if figures else "")
 
     def select_level(self, level: int) -> None:
         """Switch level, keeping the picked point: the superpixel under it at the new level is picked."""

@@ -25,9 +25,13 @@ import torch.nn.functional as F
 from .attention import DEFAULT_TAU, StandardAttention, SuperAttention
 from .color import AB_SCALE, normalize_l, rgb_to_lab
 from .encoders import ENCODERS, build_color_encoder
-from .superpixels import SLIC_COMPACTNESS, SuperpixelPyramid
+from .superpixels import SLIC_COMPACTNESS, SuperpixelPyramid, level_sizes
 
 VARIANTS = ("none", "standard", "super")
+# Names build_model knows: the paper's three variants, and "transfer" (super + ColorizerConfig.transfer()'s
+# options, a departure from the paper for colour transfer from a different photo: docs/transfer.md).
+NAMED_MODELS = (*VARIANTS, "transfer")
+TRANSFER_OPTIONS = {"match_frozen": True, "carry_ab": True, "ab_residual": True}
 SUPER_LEVELS = (0, 1, 2)  # super-attention at the first three levels (strides 1, 2, 4)
 BOTTLENECK = 3  # standard attention at the bottleneck (stride 8)
 # Inference on large images runs the full-resolution decoder stage in strips of this many rows (plus a halo of
@@ -53,6 +57,15 @@ class ColorizerConfig:
     slic_compactness: float = SLIC_COMPACTNESS
     match_luminance: bool = True
     extra: dict = field(default_factory=dict)  # free-form provenance (profile name...), never read by the net
+    # Departures from the paper for colour transfer from a different photo (`ColorizerConfig.transfer()`,
+    # the `demo-transfer` checkpoint; docs/transfer.md). Both off is the paper's model.
+    match_frozen: bool = False  # super-attention also matches on the frozen colour encoder's features (levels
+    #                             0-2, all at each level's size) of the two gray images, beside the learned
+    #                             U-Net features; query/key start as the identity (the [17] baseline's cosine)
+    carry_ab: bool = False  # super-attention also carries the reference's own mean a*b* per superpixel and
+    #                         the match confidence (each row's largest weight) to the decoder
+    ab_residual: bool = False  # the head predicts a correction of the carried a*b* of level 0 (in tanh's
+    #                            logit space), so a*b* start as the reference's and training decides where not to
 
     def __post_init__(self):
         self.widths, self.encoder_convs = tuple(self.widths), tuple(self.encoder_convs)
@@ -62,12 +75,26 @@ class ColorizerConfig:
             raise ValueError(f"unknown encoder {self.encoder!r}; choose one of {', '.join(ENCODERS)}")
         if len(self.widths) != 4 or len(self.encoder_convs) != 4 or min(self.widths) < 1:
             raise ValueError("widths and encoder_convs need 4 positive entries (strides 1, 2, 4, 8)")
+        if (self.match_frozen or self.carry_ab or self.ab_residual) and self.variant != "super":
+            raise ValueError("match_frozen, carry_ab and ab_residual are options of the super variant")
+        if self.ab_residual and not self.carry_ab:
+            raise ValueError("ab_residual corrects the carried a*b*: it needs carry_ab")
 
     @classmethod
     def paper(cls, variant: str = "super", encoder: str = "vgg19") -> "ColorizerConfig":
         """The authors' sizes: widths 64/128/256/512, 2/2/3/3 encoder convs, 3 decoder convs, VGG19."""
         return cls(variant=variant, encoder=encoder, widths=(64, 128, 256, 512), encoder_convs=(2, 2, 3, 3),
                    decoder_convs=3)
+
+    @classmethod
+    def transfer(cls, **overrides) -> "ColorizerConfig":
+        """The demo's transfer model: the paper's `super` with match_frozen and carry_ab (docs/transfer.md)."""
+        return cls(**{"variant": "super", **TRANSFER_OPTIONS, **overrides})
+
+    @property
+    def name(self) -> str:
+        """Table rows and figures: the variant, or "transfer" for super with the transfer options."""
+        return "transfer" if self.match_frozen or self.carry_ab or self.ab_residual else self.variant
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -120,8 +147,10 @@ class Colorizer(nn.Module):
         self.color_encoder = (build_color_encoder(config.encoder, pretrained)
                               if self.attention_levels else None)
         if config.variant == "super":
+            match = sum(self.color_encoder.channels[l] for l in SUPER_LEVELS) if config.match_frozen else 0
             self.attention = nn.ModuleDict({str(l): SuperAttention(
-                w[l], self.color_encoder.channels[l], w[l], w[l], config.tau) for l in SUPER_LEVELS})
+                w[l], self.color_encoder.channels[l], w[l] + match, w[l], config.tau, match_channels=match,
+                carry_ab=config.carry_ab) for l in SUPER_LEVELS})
         elif config.variant == "standard":
             self.attention = nn.ModuleDict({str(BOTTLENECK): StandardAttention(
                 w[BOTTLENECK], self.color_encoder.channels[BOTTLENECK], w[BOTTLENECK], w[BOTTLENECK])})
@@ -130,8 +159,9 @@ class Colorizer(nn.Module):
             self.attention = nn.ModuleDict()
         self.upsample = nn.ModuleList([nn.ConvTranspose2d(w[l + 1], w[l], 4, stride=2, padding=1)
                                        for l in range(3)])
-        has_hints = [l in self.attention_levels for l in range(3)]
-        self.fusion = nn.ModuleList([nn.Conv2d((3 if has_hints[l] else 2) * w[l], w[l], 1) for l in range(3)])
+        hint_channels = [self.attention[str(l)].hint_channels if l in self.attention_levels else 0
+                         for l in range(3)]
+        self.fusion = nn.ModuleList([nn.Conv2d(2 * w[l] + hint_channels[l], w[l], 1) for l in range(3)])
         self.decoder = nn.ModuleList([conv_block(w[l], w[l], config.decoder_convs) for l in range(3)])
         self.head = nn.Conv2d(w[0], 2, 1)
 
@@ -170,8 +200,10 @@ class Colorizer(nn.Module):
             t_in_encoder = match_luminance(t_in, r_in) if self.config.match_luminance else t_in
             f_t, f_r = self.encode(t_in_encoder), self.encode(r_in)
             phi_r = self.color_encoder(reference_rgb, {l: f_r[l].shape[-2:] for l in self.attention_levels})
+            extra = self._transfer_inputs(t_in, r_in, reference_rgb)
             hints = self._attend(f_t, f_r, phi_r, t_in, r_in, target_superpixels, reference_superpixels,
-                                 intermediates, slic_backend)
+                                 intermediates, slic_backend, extra)
+            del extra
             del f_r, phi_r, r_in  # the reference acts only through the hints: free it before the decoder
         else:
             f_t = self.encode(t_in)
@@ -197,10 +229,31 @@ class Colorizer(nn.Module):
     def _decode_full_resolution(self, *parts: torch.Tensor) -> torch.Tensor:
         """Last decoder stage and head: [upsampled, (hints,) skip] at full resolution -> ab (B, 2, H, W)."""
         x = self.decoder[0](self.fusion[0](torch.cat(parts, dim=1)))
-        return torch.tanh(self.head(x)) * AB_SCALE  # (B, 2, H, W) a*, b* in Lab units
+        logits = self.head(x)  # (B, 2, H, W)
+        if self.config.ab_residual:  # carry_ab's hints end with [a*, b*, confidence]: correct the carried a*b*
+            logits = logits + torch.atanh(parts[1][:, -3:-1].clamp(-0.99, 0.99))
+        return torch.tanh(logits) * AB_SCALE  # (B, 2, H, W) a*, b* in Lab units
+
+    def _transfer_inputs(self, t_in: torch.Tensor, r_in: torch.Tensor, reference_rgb: torch.Tensor) -> dict:
+        """Inputs of the transfer options, per level: frozen matching features of the two gray images
+        (match_frozen) and the reference's network-scale a*b* at each level's size (carry_ab)."""
+        extra: dict = {}
+        levels = len(SUPER_LEVELS)
+        if self.config.match_frozen:
+            with torch.no_grad():  # phi is frozen: its features of the gray images only steer the matching
+                for side, gray in (("target", t_in), ("reference", r_in)):
+                    maps = self.color_encoder(gray.expand(-1, 3, -1, -1), {l: None for l in SUPER_LEVELS})
+                    extra[f"{side}_match"] = {l: torch.cat([F.interpolate(
+                        m, size=size, mode="bilinear", align_corners=False) for m in maps.values()], dim=1)
+                        for l, size in enumerate(level_sizes(*gray.shape[-2:], levels))}  # (B, sum C, h_l, w_l)
+        if self.config.carry_ab:
+            ab = rgb_to_lab(reference_rgb)[:, 1:] / AB_SCALE  # (B, 2, H', W') network-scale a*b*
+            extra["reference_ab"] = {l: ab if l == 0 else F.interpolate(ab, size=size, mode="area")
+                                     for l, size in enumerate(level_sizes(*ab.shape[-2:], levels))}
+        return extra
 
     def _attend(self, f_t, f_r, phi_r, t_in, r_in, target_sp, reference_sp, intermediates,
-                slic_backend: str = "auto") -> dict:
+                slic_backend: str = "auto", extra: dict | None = None) -> dict:
         """Run the attention blocks; returns hints per level and records maps and superpixels."""
         hints = {}
         if self.config.variant == "standard":
@@ -217,9 +270,10 @@ class Colorizer(nn.Module):
             t_lab, r_lab = target_sp.labels[level], reference_sp.labels[level]
             if t_lab.shape[-2:] != f_t[level].shape[-2:] or r_lab.shape[-2:] != f_r[level].shape[-2:]:
                 raise ValueError(f"superpixel grid of level {level} does not match the feature map size")
+            options = {k: v[level] for k, v in (extra or {}).items()}
             hints[level], attn = self.attention[str(level)](
                 f_t[level], f_r[level], phi_r[level], t_lab, r_lab,
-                target_sp.counts[level], reference_sp.counts[level])
+                target_sp.counts[level], reference_sp.counts[level], **options)
             intermediates["attention"][level] = attn  # (B, S_T, S_R)
         intermediates.update(target_superpixels=target_sp, reference_superpixels=reference_sp,
                              target_counts=target_sp.counts, reference_counts=reference_sp.counts)
@@ -228,10 +282,13 @@ class Colorizer(nn.Module):
 
 def build_model(variant: str = "super", encoder: str = "effnet_lite0", pretrained: bool = True,
                 config: ColorizerConfig | None = None, **overrides) -> Colorizer:
-    """Named factory: build_model("super" | "standard" | "none", encoder=..., pretrained=...).
+    """Named factory: build_model("super" | "standard" | "none" | "transfer", encoder=..., pretrained=...).
 
     `pretrained=False` builds the same network with a randomly initialised colour encoder (tests, offline
     VGG). `config` (e.g. ColorizerConfig.paper()) sets the sizes; variant/encoder/overrides replace fields.
+    "transfer" is the super variant with TRANSFER_OPTIONS (not in the paper).
     """
+    if variant == "transfer":
+        variant, overrides = "super", {**TRANSFER_OPTIONS, **overrides}
     base = config or ColorizerConfig()
     return Colorizer(replace(base, variant=variant, encoder=encoder, **overrides), pretrained=pretrained)

@@ -1,9 +1,11 @@
 """Write checkpoints/MODEL_CARD.md: what the shipped demo checkpoints are, and how they use the reference.
 
-    python -m sa_lib.model_card        # (make model-card) evaluates checkpoints/demo-{none,standard,super}
+    python -m sa_lib.model_card        # (make model-card) evaluates checkpoints/demo-{none,standard,super,transfer}
 
-Every number is measured by this command on the committed demo evaluation pairs (data/demo/eval_pairs.csv,
-each val photo with its top-1 ranked reference) and again with each target's own ground truth as reference.
+Every number is measured by this command: on the committed demo evaluation pairs (data/demo/eval_pairs.csv,
+each val photo with its top-1 ranked reference) and again with each target's own ground truth as reference,
+at the training size; and on the matched pairs (data/demo/matched_pairs.csv, a different photo of the same
+kind of subject as reference) at the evaluation size, with the targets of the transfer model checked.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CHECKPOINT_DIR, CheckpointError, load_checkpoint
-from .model import VARIANTS
+from .checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint
+from .demo_data import DEMO_DIR
+from .evaluate import EVAL_SIZE, TOP1, baseline_colorizers, prepare, run_method, variant_result
+from .model import NAMED_MODELS
 from .train import open_data, profile_config, validate
 
 COLUMNS = [("psnr_ab", "PSNR(ab) ↑", "{:.2f}"), ("ciede2000", "CIEDE2000 ↓", "{:.2f}"),
@@ -27,15 +31,17 @@ COLUMNS = [("psnr_ab", "PSNR(ab) ↑", "{:.2f}"), ("ciede2000", "CIEDE2000 ↓",
 
 
 def evaluate_checkpoints(folder: Path = CHECKPOINT_DIR) -> dict[str, dict]:
-    """variant -> {"metrics", "sidecar", "sha256", "size_mb"} for every demo-VARIANT checkpoint in `folder`."""
+    """name -> {"metrics", "sidecar", "sha256", "size_mb"} for every demo-NAME checkpoint in `folder`."""
     config = profile_config("demo")
     _, pool, val, _, pairs = open_data(config)
     results = {}
-    for variant in VARIANTS:
+    for variant in NAMED_MODELS:
         path = folder / f"demo-{variant}.safetensors"
         if not path.is_file():
             continue
-        model = load_checkpoint(path, expect_variant=variant)
+        model = load_checkpoint(path)
+        if model.config.name != variant:
+            raise CheckpointError(f"{path} holds a {model.config.name!r} model, expected {variant!r}")
         torch.manual_seed(0)
         results[variant] = {
             "metrics": validate(model, val, pool, pairs, config.image_size, len(pairs), "cpu"),
@@ -46,20 +52,65 @@ def evaluate_checkpoints(folder: Path = CHECKPOINT_DIR) -> dict[str, dict]:
     return results
 
 
+MATCHED = DEMO_DIR / "matched_pairs.csv"
+MATCHED_COLUMNS = [("psnr_ab", "PSNR(ab) ↑", "{:.2f}"), ("ciede2000", "CIEDE2000 ↓", "{:.2f}"),
+                   ("his_pred_ref", "HIS(pred, ref)", "{:.3f}"), ("colorfulness", "colourfulness", "{:.1f}")]
+
+
+def evaluate_matched(models: list[str]) -> dict[str, dict[str, float]]:
+    """row name -> means on the matched pairs at the evaluation size: each demo model and each baseline, and
+    "ground truth" (its HIS with the reference and its colourfulness)."""
+    setup = prepare("demo", pairs=MATCHED, device="cpu", log=lambda line: None)
+    rows = {f"demo-{m}": variant_result(setup, m).summary() for m in models}
+    for key, (_, factory) in baseline_colorizers(setup).items():
+        rows[key] = run_method(setup, key, factory, TOP1, lazy=True).summary()
+    from .metrics import colorfulness
+
+    any_row = next(iter(rows.values()))
+    rows["ground truth"] = {"his_pred_ref": any_row["his_ref"], "pairs": any_row["pairs"],
+                            "colorfulness": float(sum(colorfulness(d.truth) for d in setup.data) / len(setup.data))}
+    return rows
+
+
+def transfer_targets(rows: dict[str, dict[str, float]], model: str = DEFAULT_CHECKPOINT) -> list[str]:
+    """The targets of the transfer model on the matched pairs, each line saying met or MISSED with figures."""
+    if model not in rows:
+        return []
+    m, truth = rows[model], rows["ground truth"]
+    others = [name for name in rows if name not in (model, "ground truth")]
+    lines = []
+    for key, better, label in (("psnr_ab", max, "PSNR(ab)"), ("ciede2000", min, "CIEDE2000")):
+        best_other = better(others, key=lambda name: rows[name][key])
+        won = all((m[key] > rows[o][key]) if better is max else (m[key] < rows[o][key]) for o in others)
+        lines.append(f"- {label}: {m[key]:.2f} against the best of the others, {best_other} {rows[best_other][key]:.2f}: "
+                     f"{'met' if won else 'MISSED'} (beats every other model and baseline).")
+    floor = truth["his_pred_ref"] - 0.05
+    lines.append(f"- HIS(pred, ref) {m['his_pred_ref']:.3f} against HIS(ground truth, ref) - 0.05 = {floor:.3f}: "
+                 f"{'met' if m['his_pred_ref'] >= floor else 'MISSED'}.")
+    ratio = m["colorfulness"] / truth["colorfulness"]
+    lines.append(f"- colourfulness {m['colorfulness']:.1f} = {ratio:.0%} of the ground truths' {truth['colorfulness']:.1f} "
+                 f"(target 85%): {'met' if ratio >= 0.85 else 'MISSED'}.")
+    return lines
+
+
 def _row(variant: str, metrics: dict, prefix: str) -> str:
     cells = [fmt.format(metrics[f"val_{prefix}{key}"]) for key, _, fmt in COLUMNS]
     return f"| {variant} | " + " | ".join(cells) + " |"
 
 
-def render(results: dict[str, dict], n_train: int, n_pairs: int) -> str:
+def render(results: dict[str, dict], n_train: int, n_pairs: int,
+           matched: dict[str, dict[str, float]] | None = None) -> str:
     config = profile_config("demo")
+    transfer = profile_config("demo", "transfer")
     header = "| variant | " + " | ".join(name for _, name, _ in COLUMNS) + " |"
     rule = "|---" * (len(COLUMNS) + 1) + "|"
     lines = [
         "# Model card: the shipped demo checkpoints", "",
-        "Three variants of the paper's colorizer (Table 1's ablation) trained with the `demo` profile on this "
-        "project's offline demo photos. They exist so that everything runs offline on a CPU; they are NOT the "
-        "paper's COCO model and their numbers are not comparable with the paper's.", "",
+        "Three variants of the paper's colorizer (Table 1's ablation) and the transfer model, the default of "
+        f"`sa-colorize` (`{DEFAULT_CHECKPOINT}`: the paper's `super` with two named options and another training "
+        "of its references, `docs/transfer.md`), trained with the `demo` profile on this project's offline demo "
+        "photos. They exist so that everything runs offline on a CPU; they are NOT the paper's COCO model and "
+        "their numbers are not comparable with the paper's.", "",
         "## Training", "",
         f"- Data: the {n_train} train photos of `data/demo` (see `data/demo/README.md`), targets resized to "
         f"{config.image_size}x{config.image_size}; references drawn by the paper's sampler (the target itself "
@@ -70,6 +121,11 @@ def render(results: dict[str, dict], n_train: int, n_pairs: int) -> str:
         f"{config.lambda_perceptual} x effnet_feature_distance (LPIPS-VGG's weights cannot be had offline), "
         "colour encoder EfficientNet-Lite0 (ImageNet, frozen), U-Net widths "
         f"{'/'.join(map(str, config.model.widths))}.",
+        f"- The transfer model (`sa-train --profile demo --variant transfer`): the same settings, with "
+        f"ColorizerConfig options match_frozen and carry_ab, the target itself as reference with p = "
+        f"{transfer.p_self}, and every such self reference warped (flip, crop, rotation, a smooth random warp); "
+        f"with p = {transfer.p_recolor} the target and its reference are first recoloured together (a random "
+        "rotation of the a*b* plane), so the colours can only come from the reference.",
         "- Machine: the project's 2-core CPU (no GPU); reproduce with `make train-demo` (deterministic on the "
         "CPU: a re-run gives the same weights up to floating-point noise).", "",
         "Wall time is that of the run that wrote the file (from its `.json` sidecar), on a machine that other "
@@ -106,6 +162,21 @@ def render(results: dict[str, dict], n_train: int, n_pairs: int) -> str:
             f"{'above' if s['val_his_pred_ref'] > s['val_his_gt_ref'] else 'below'} the ground truth's "
             f"({s['val_his_pred_ref']:.3f} against {s['val_his_gt_ref']:.3f} for `super` with the ranked "
             "reference), which dHIS counts as an error in either direction.", ""]
+    if matched:
+        names = [n for n in matched if n != "ground truth"]
+        cells = lambda row: " | ".join(fmt.format(row[key]) for key, _, fmt in MATCHED_COLUMNS)  # noqa: E731
+        truth = matched["ground truth"]
+        lines += ["## Colour from a different photo (matched pairs)", "",
+                  f"Measured on the {truth['pairs']} matched pairs (`data/demo/matched_pairs.csv`: each val photo "
+                  "with a train photo of the same kind of subject or scene, chosen by eye, the reason in a column) "
+                  f"at {EVAL_SIZE}x{EVAL_SIZE}, as `sa-evaluate --profile demo --pairs data/demo/matched_pairs.csv` "
+                  "measures them (its tables: `figures/matched_pairs/`).", "",
+                  "| method | " + " | ".join(name for _, name, _ in MATCHED_COLUMNS) + " |",
+                  "|---" * (len(MATCHED_COLUMNS) + 1) + "|",
+                  *[f"| {name} | {cells(matched[name])} |" for name in names],
+                  f"| ground truth | - | - | {truth['his_pred_ref']:.3f} | {truth['colorfulness']:.1f} |", "",
+                  f"Targets of the default model (`{DEFAULT_CHECKPOINT}`):", "",
+                  *transfer_targets(matched), ""]
     lines += [f"Generated {date.today()} by `python -m sa_lib.model_card` on {platform.machine()} "
               f"({torch.get_num_threads()} threads).", ""]
     return "\n".join(lines)
@@ -122,7 +193,8 @@ def main(argv: list[str] | None = None) -> None:
     if not results:
         sys.exit(f"error: no demo checkpoints in {CHECKPOINT_DIR}; run `make train-demo` first")
     train, _, _, _, pairs = open_data(profile_config("demo"))
-    args.out.write_text(render(results, len(train), len(pairs)))
+    matched = evaluate_matched(list(results)) if MATCHED.is_file() else None
+    args.out.write_text(render(results, len(train), len(pairs), matched))
     print(f"wrote {args.out}")
 
 

@@ -8,7 +8,7 @@ attention figures and the benchmarks, so every consumer sees the same reference 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +30,13 @@ class Pair:
     box: Box | None  # crop of the reference; None for the whole image
     target_path: Path
     reference_path: Path
+    output_key: str | None = None  # set by read_pairs when the target appears in several rows
 
     @property
     def key(self) -> str:
-        """The name another method's output for this pair must have (without suffix): the target's stem."""
-        return Path(self.target).stem
+        """The name another method's output for this pair must have (without suffix): the target's stem, or
+        `<target stem>__<reference stem>` for a target that appears in several rows (see `output_keys`)."""
+        return self.output_key or Path(self.target).stem
 
     @property
     def name(self) -> str:
@@ -50,9 +52,23 @@ def _locate(name: str, folder: Path, csv_dir: Path) -> Path:
     raise PairsError(f"image {name!r} of the pairs file is neither in {folder} nor in {csv_dir}")
 
 
+def output_keys(rows: list[tuple[str, str]]) -> list[str]:
+    """The output name (no suffix) of each (target, reference) row: the target's stem, or
+    `<target stem>__<reference stem>` where several rows share a target (one target, several references).
+    `sa-colorize --pairs` writes these names and the evaluator reads them. PairsError if two rows still clash."""
+    stems = [Path(target).stem for target, _ in rows]
+    keys = [stem if stems.count(stem) == 1 else f"{stem}__{Path(reference).stem}"
+            for stem, (_, reference) in zip(stems, rows)]
+    repeated = next((k for k in keys if keys.count(k) > 1), None)
+    if repeated is not None:
+        raise PairsError(f"two pairs would share the output name {repeated!r} (same target and reference names)")
+    return keys
+
+
 def read_pairs(pairs_csv: Path | str, target_dir: Path | str, reference_dir: Path | str,
                limit: int | None = None) -> list[Pair]:
-    """The pairs of a CSV (the first `limit`); targets must have distinct names (outputs are matched by it)."""
+    """The pairs of a CSV (the first `limit`); a target may appear in several rows with different references
+    (its outputs are then told apart by the reference's name: `output_keys`)."""
     pairs_csv = Path(pairs_csv)
     if not pairs_csv.is_file():
         raise PairsError(f"pairs file not found: {pairs_csv}")
@@ -71,10 +87,11 @@ def read_pairs(pairs_csv: Path | str, target_dir: Path | str, reference_dir: Pat
         pairs.append(Pair(row["target"], row["reference"], box,
                           _locate(row["target"], Path(target_dir), pairs_csv.parent),
                           _locate(row["reference"], Path(reference_dir), pairs_csv.parent)))
-    keys = [p.key for p in pairs]
-    if len(set(keys)) != len(keys):
-        raise PairsError(f"{pairs_csv}: two pairs share a target name; outputs are matched by target name")
-    return pairs
+    try:
+        keys = output_keys([(p.target, p.reference) for p in pairs])
+    except PairsError as err:
+        raise PairsError(f"{pairs_csv}: {err}") from None
+    return [p if key == Path(p.target).stem else replace(p, output_key=key) for p, key in zip(pairs, keys)]
 
 
 def clipped_box(box: Box, width: int, height: int) -> tuple[int, int, int, int]:

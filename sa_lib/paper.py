@@ -172,8 +172,8 @@ def run_notebooks(profile: str, figures_dir: Path, device: str = "auto", retrain
     return timings
 
 
-SNAPSHOT_FIGURES = ("fig3_attention", "fig4_references", "fig5_ablation", "fig6_comparison", "complexity",
-                    "training_curves")
+SNAPSHOT_FIGURES = ("gallery_matched", "fig3_attention", "fig4_references", "fig5_ablation", "fig6_comparison",
+                    "complexity", "training_curves")
 
 
 def save_snapshots(figures: Path, out: Path, max_width: int = 1400) -> list[Path]:

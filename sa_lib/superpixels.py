@@ -231,6 +231,22 @@ def superpixel_pool(features: torch.Tensor, labels: torch.Tensor, size: int) -> 
     return torch.where(torch.isfinite(pooled), pooled, torch.zeros_like(pooled))
 
 
+def superpixel_mean(values: torch.Tensor, labels: torch.Tensor, size: int) -> torch.Tensor:
+    """Mean of (B, C, H, W) values inside each superpixel -> (B, C, size); padding slots are 0.
+
+    Used to carry the reference's own a*b* per superpixel (the "carry_ab" option): a colour is averaged,
+    not max-pooled like features.
+    """
+    b, c, h, w = values.shape
+    if labels.shape != (b, h, w):
+        raise ValueError(f"labels {tuple(labels.shape)} do not match values {tuple(values.shape)}")
+    index = labels.reshape(b, 1, h * w).expand(b, c, h * w)  # (B, C, HW) superpixel id of each pixel
+    sums = values.new_zeros((b, c, size)).scatter_add(2, index, values.reshape(b, c, h * w))  # (B, C, size)
+    counts = values.new_zeros((b, 1, size)).scatter_add(
+        2, index[:, :1], values.new_ones((b, 1, h * w)))  # (B, 1, size) pixels per superpixel
+    return sums / counts.clamp(min=1.0)
+
+
 def superpixel_unpool(super_features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Broadcast (B, C, S) super-features back to the pixels of (B, H, W) labels -> (B, C, H, W)."""
     b, c, _ = super_features.shape

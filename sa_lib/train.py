@@ -33,8 +33,12 @@ from torch.utils.data import DataLoader, Dataset
 from .checkpoint import CheckpointError, atomic_write, config_hash, save_checkpoint, trainable_state
 from .color import combine_l_ab, rgb_to_lab
 from .losses import ColorizationLoss, build_perceptual
-from .model import VARIANTS, ColorizerConfig, build_model
+from .augment import transfer_pair
+from .model import NAMED_MODELS, TRANSFER_OPTIONS, ColorizerConfig, build_model
 from .superpixels import SuperpixelPyramid, image_pyramid_labels
+
+
+REFERENCE_AUGMENTS = ("none", "warp_recolor")
 
 
 class ConfigError(ValueError):
@@ -59,6 +63,8 @@ class TrainConfig:
     lambda_perceptual: float = 0.1
     perceptual: str = "effnet_feature_distance"  # reproducible offline; the paper profile uses "lpips_vgg"
     p_self: float = 0.25
+    reference_augment: str = "none"  # "warp_recolor": self references warped, and recoloured with p_recolor
+    p_recolor: float = 0.5
     seed: int = 0
     num_workers: int = 1
     log_every: int = 10
@@ -71,8 +77,13 @@ class TrainConfig:
     progress: bool = True
 
     def validate(self) -> None:
-        if self.variant not in VARIANTS:
-            raise ConfigError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
+        if self.variant not in NAMED_MODELS:
+            raise ConfigError(f"unknown variant {self.variant!r}; choose one of {', '.join(NAMED_MODELS)}")
+        if self.reference_augment not in REFERENCE_AUGMENTS:
+            raise ConfigError(f"unknown reference_augment {self.reference_augment!r}; "
+                              f"choose one of {', '.join(REFERENCE_AUGMENTS)}")
+        if not 0.0 <= self.p_recolor <= 1.0:
+            raise ConfigError(f"p_recolor must be in [0, 1], got {self.p_recolor}")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
         if self.image_size < 32:
@@ -85,29 +96,38 @@ class TrainConfig:
             raise ConfigError(f"unknown data {self.data!r}; choose demo or coco")
 
 
+def model_variant(variant: str) -> str:
+    """The network variant a training variant builds ("transfer" is "super" with the transfer options)."""
+    return "super" if variant == "transfer" else variant
+
+
 def profile_config(profile: str, variant: str = "super", **overrides) -> TrainConfig:
     """`paper`: section 3.4 (Adam 1e-5, betas (0.9, 0.99), batch 8, 20 epochs, 224, LPIPS-VGG, COCO, VGG19).
     `demo`: sized for a 2-core CPU in ~20 min: demo widths, EfficientNet-Lite0, 128 px, 1500 steps and a
     higher learning rate (3e-4) because 1500 steps at 1e-5 would barely move the weights.
     `smoke`: a few steps on tiny images, for tests and notebooks."""
-    if variant not in VARIANTS:
-        raise ConfigError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    if variant not in NAMED_MODELS:
+        raise ConfigError(f"unknown variant {variant!r}; choose one of {', '.join(NAMED_MODELS)}")
+    net = model_variant(variant)
     if profile == "paper":
-        config = TrainConfig(profile="paper", variant=variant, data="coco", model=ColorizerConfig.paper(variant),
+        config = TrainConfig(profile="paper", variant=variant, data="coco", model=ColorizerConfig.paper(net),
                              image_size=224, batch_size=8, epochs=20, lr=1e-5, perceptual="lpips_vgg",
                              num_workers=8, val_every=2000, val_pairs=500, checkpoint_every=2000,
                              out=f"runs/paper-{variant}")
     elif profile == "demo":
-        config = TrainConfig(profile="demo", variant=variant, model=ColorizerConfig(variant=variant),
+        config = TrainConfig(profile="demo", variant=variant, model=ColorizerConfig(variant=net),
                              image_size=128, max_steps=1500, epochs=1000, out=f"runs/demo-{variant}")
     elif profile == "smoke":
-        config = TrainConfig(profile="smoke", variant=variant, model=ColorizerConfig(variant=variant),
+        config = TrainConfig(profile="smoke", variant=variant, model=ColorizerConfig(variant=net),
                              image_size=48, batch_size=2, max_steps=4, epochs=1000, num_workers=0, log_every=1,
                              val_every=4, val_pairs=2, checkpoint_every=2, out=f"runs/smoke-{variant}")
     else:
         raise ConfigError(f"unknown profile {profile!r}; choose demo, paper or smoke")
+    if variant == "transfer":  # the transfer options, and the training that makes them work (docs/transfer.md)
+        config = replace(config, model=replace(config.model, **TRANSFER_OPTIONS), p_self=0.75,
+                         reference_augment="warp_recolor")
     config = replace(config, **overrides)
-    config.model = replace(config.model, variant=config.variant)
+    config.model = replace(config.model, variant=model_variant(config.variant))
     config.validate()
     return config
 
@@ -136,10 +156,11 @@ class PairDataset(Dataset):
     """(target, reference) training pairs; indexed by (epoch, i) so each draw is reproducible anywhere."""
 
     def __init__(self, targets, pool, sampler, size: int, seed: int, with_superpixels: bool,
-                 compactness: float):
+                 compactness: float, reference_augment: str = "none", p_recolor: float = 0.0):
         self.targets, self.pool, self.sampler = targets, pool, sampler
         self.size, self.seed = size, seed
         self.with_superpixels, self.compactness = with_superpixels, compactness
+        self.reference_augment, self.p_recolor = reference_augment, p_recolor
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -150,7 +171,9 @@ class PairDataset(Dataset):
         rng = random.Random(f"{self.seed}/{epoch}/{index}")
         choice = self.sampler.sample(image_id, rng)
         target = to_tensor(load_resized(self.targets, image_id, self.size))
-        if choice == "self":
+        if choice == "self" and self.reference_augment == "warp_recolor":
+            target, reference = transfer_pair(target, rng, self.p_recolor)
+        elif choice == "self":
             reference = target
         else:
             reference = to_tensor(load_resized(self.pool, choice.image_id, self.size, choice.box))
@@ -277,7 +300,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     last = out / "last.safetensors"
 
     torch.manual_seed(config.seed)
-    model = build_model(config.variant, encoder=config.model.encoder, config=config.model).to(device)
+    model = build_model(config.model.variant, encoder=config.model.encoder, config=config.model).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.lr, betas=config.betas)
     start_step = 0
@@ -292,7 +315,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     steps_per_epoch = len(train_set) // config.batch_size
     total = min(config.max_steps or math.inf, config.epochs * max(1, steps_per_epoch))
     dataset = PairDataset(train_set, pool, sampler, config.image_size, config.seed,
-                          with_superpixels=config.variant == "super", compactness=config.model.slic_compactness)
+                          with_superpixels=config.model.variant == "super", compactness=config.model.slic_compactness,
+                          reference_augment=config.reference_augment, p_recolor=config.p_recolor)
     loader = DataLoader(dataset, batch_sampler=ResumableBatches(len(train_set), config.batch_size, config.seed,
                                                                 start_step, total, rank, world),
                         num_workers=config.num_workers, collate_fn=collate,
@@ -357,8 +381,8 @@ def _restore(config: TrainConfig, model, optimizer, out: Path) -> int:
         raise ConfigError(f"nothing to resume in {out} (no last.state.pt)")
     state = torch.load(state_file, map_location="cpu", weights_only=True)  # our own file: tensors and numbers
     saved = ColorizerConfig.from_json(state["config"])
-    if saved.variant != config.variant:
-        raise ConfigError(f"{state_file} is a {saved.variant!r} run, this run trains {config.variant!r}")
+    if saved.name != config.model.name:
+        raise ConfigError(f"{state_file} is a {saved.name!r} run, this run trains {config.model.name!r}")
     if config_hash(saved) != config_hash(config.model):
         raise ConfigError(f"{state_file} was trained with another model config (hash {config_hash(saved)})")
     model.load_state_dict(state["model"], strict=False)
@@ -457,7 +481,7 @@ def main(argv: list[str] | None = None) -> None:
     """`sa-train`: one-line errors, exit 2 for a bad configuration, 1 for a failure."""
     parser = argparse.ArgumentParser(prog="sa-train", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="demo", choices=["demo", "paper", "smoke"])
-    parser.add_argument("--variant", default="super", help="super | standard | none")
+    parser.add_argument("--variant", default="super", help="super | standard | none | transfer (docs/transfer.md)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
     parser.add_argument("--out", help="run folder (default runs/PROFILE-VARIANT)")
     parser.add_argument("--steps", type=int, dest="max_steps", help="stop after this many steps")

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import CHECKPOINT_DIR, config_hash
-from .model import VARIANTS
+from .model import NAMED_MODELS, VARIANTS
 from .train import TrainConfig, profile_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +37,7 @@ SMOKE_VARIANTS = ("super",)
 # (column, title, better) of the validation panels; "gtref_" columns are the same with the ground truth as reference.
 VAL_METRICS = (("val_psnr_ab", "PSNR(ab), dB", "higher"), ("val_ciede2000", "CIEDE2000", "lower"),
                ("val_delta_his", "dHIS", "lower"))
-COLORS = {"none": "tab:gray", "standard": "tab:red", "super": "tab:blue"}
+COLORS = {"none": "tab:gray", "standard": "tab:red", "super": "tab:blue", "transfer": "tab:green"}
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,11 @@ class TrainingPlan:
 
 
 def profile_variants(profile: str) -> tuple[str, ...]:
-    """The variants notebook 02 shows: the three of the ablation, or only `super` for the smoke profile."""
-    return SMOKE_VARIANTS if profile == "smoke" else tuple(VARIANTS)
+    """The variants notebook 02 shows: the three of the ablation (and the demo's transfer model), or only
+    `super` for the smoke profile."""
+    if profile == "smoke":
+        return SMOKE_VARIANTS
+    return NAMED_MODELS if profile == "demo" else VARIANTS
 
 
 def shipped_hash(sidecar: Path) -> str | None:

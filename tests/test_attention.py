@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from sa_lib.attention import StandardAttention, SuperAttention, centre_and_normalise
@@ -67,3 +68,59 @@ def test_fresh_blocks_start_with_key_equal_to_query_so_identical_superpixels_mat
     features = superpixel_unpool(torch.randn(1, 8, 16), labels)
     _, attn = block(features, features, features, labels, labels, torch.tensor([16]), torch.tensor([16]))
     assert (attn[0].argmax(-1) == torch.arange(16)).all()  # each superpixel's best match is itself
+
+
+def test_carry_ab_copies_the_matched_superpixels_mean_ab_and_its_confidence():
+    """carry_ab: with identity projections a superpixel matched to its twin receives the twin's mean a*b*
+    (hand-computed here) and a confidence close to 1."""
+    block = SuperAttention(8, 8, 8, 8, carry_ab=True)
+    with torch.no_grad():
+        for conv in (block.query, block.key):
+            conv.weight.copy_(torch.eye(8)[:, :, None])
+            conv.bias.zero_()
+    labels = _grid_labels(4, 4, 2)[None]  # 4 superpixels of 2 x 2 pixels
+    features = superpixel_unpool(torch.randn(1, 8, 4), labels)
+    ab = torch.arange(32, dtype=torch.float32).reshape(1, 2, 4, 4) / 32  # a*b* varies inside superpixels
+    out, attn = block(features, features, features, labels, labels, torch.tensor([4]), torch.tensor([4]),
+                      reference_ab=ab)
+    assert out.shape == (1, 8 + 3, 4, 4) and block.hint_channels == 11
+    top_left_mean = ab[0, :, :2, :2].mean(dim=(1, 2))  # (2,) mean a*b* of superpixel 0
+    torch.testing.assert_close(out[0, 8:10, 0, 0], top_left_mean, atol=1e-3, rtol=0)
+    assert (out[0, 10] > 0.99).all()  # confidence: every row's best weight
+    with pytest.raises(ValueError, match="reference_ab"):
+        block(features, features, features, labels, labels, torch.tensor([4]), torch.tensor([4]))
+
+
+def test_match_features_steer_the_attention():
+    """match_channels: extra matching features that single out the twin make the match, even when the
+    learned features say nothing (constant)."""
+    block = SuperAttention(4, 4, 12, 4, match_channels=8)
+    with torch.no_grad():
+        for conv in (block.query, block.key):
+            conv.weight.zero_()
+            conv.weight[4:, 4:, 0] = torch.eye(8)
+            conv.bias.zero_()
+    labels = _grid_labels(8, 8, 2)[None]
+    flat = torch.ones(1, 4, 8, 8)
+    match = superpixel_unpool(torch.randn(1, 8, 16), labels)
+    _, attn = block(flat, flat, flat, labels, labels, torch.tensor([16]), torch.tensor([16]),
+                    target_match=match, reference_match=match)
+    assert (attn[0].diagonal() > 0.99).all()
+
+
+def test_match_features_start_as_the_mean_of_both_cosines():
+    """With key channels = learned + matching channels, query and key start as the identity: the similarity
+    of two superpixels is then the mean of their learned-feature and matching-feature correlations."""
+    from sa_lib.attention import centre_and_normalise
+
+    block = SuperAttention(4, 4, 4 + 6, 4, match_channels=6)
+    assert torch.equal(block.query.weight[:, :, 0], torch.eye(10)) and torch.equal(block.key.weight, block.query.weight)
+    labels = _grid_labels(4, 4, 2)[None]
+    f_t, f_r = torch.randn(1, 4, 4), torch.randn(1, 4, 4)  # (B, C, S) super-features
+    m_t, m_r = torch.randn(1, 6, 4), torch.randn(1, 6, 4)
+    cos = lambda a, b: torch.bmm(centre_and_normalise(a).transpose(1, 2), centre_and_normalise(b))  # noqa: E731
+    expected = (cos(f_t, f_r) + cos(m_t, m_r)) / 2  # (1, S_T, S_R)
+    _, attn = block(*(superpixel_unpool(x, labels) for x in (f_t, f_r, f_r)), labels, labels,
+                    torch.tensor([4]), torch.tensor([4]), target_match=superpixel_unpool(m_t, labels),
+                    reference_match=superpixel_unpool(m_r, labels))
+    torch.testing.assert_close(attn, torch.softmax(expected / block.tau, dim=-1), atol=1e-4, rtol=0)

@@ -5,7 +5,7 @@ import torch
 
 from sa_lib.color import rgb_to_lab
 from sa_lib.losses import ColorizationLoss, EncoderFeatureDistance
-from sa_lib.model import ColorizerConfig, VARIANTS, build_model
+from sa_lib.model import ColorizerConfig, NAMED_MODELS, build_model
 from sa_lib.encoders import ENCODERS
 from sa_lib.superpixels import SuperpixelPyramid
 
@@ -17,7 +17,7 @@ def _inputs(demo_pair, batch=2):
 
 
 @pytest.mark.parametrize("encoder", ENCODERS)
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", NAMED_MODELS)
 def test_forward_backward_every_variant_and_encoder(variant, encoder, demo_pair):
     model = build_model(variant, encoder=encoder, pretrained=False)
     target_l, reference = _inputs(demo_pair)  # target 48x56, reference 40x36: non-square, different sizes
@@ -31,13 +31,13 @@ def test_forward_backward_every_variant_and_encoder(variant, encoder, demo_pair)
         else:
             assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reached {name}"
             assert torch.isfinite(p.grad).all(), name
-    expected_levels = {"none": [], "standard": [3], "super": [0, 1, 2]}[variant]
+    expected_levels = {"none": [], "standard": [3], "super": [0, 1, 2], "transfer": [0, 1, 2]}[variant]
     assert sorted(intermediates["attention"]) == expected_levels
     if variant == "none":
         assert model.color_encoder is None
     if variant == "standard":
         assert intermediates["attention"][3].shape == (2, 6 * 7, 5 * 4)  # dense over bottleneck positions
-    if variant == "super":
+    if variant in ("super", "transfer"):
         sp_t, sp_r = intermediates["target_superpixels"], intermediates["reference_superpixels"]
         for level in (0, 1, 2):
             s_t, s_r = int(sp_t.counts[level].max()), int(sp_r.counts[level].max())
@@ -83,7 +83,7 @@ def test_demo_encoder_has_real_imagenet_weights():
     assert pretrained.abs().mean() > random.abs().mean()  # trained stem filters are far from the init
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", NAMED_MODELS)
 def test_tiny_overfit_loss_falls_tenfold(variant, demo_pair):
     """One batch of two real demo crops: the full training loss must fall at least 10x, quickly."""
     from sa_lib.demo_data import load_split
@@ -130,7 +130,7 @@ def test_super_attention_maps_are_linear_not_quadratic_at_448():
     assert intermediates["attention"][0].numel() < 1e-4 * pixels ** 2
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", NAMED_MODELS)
 def test_inference_in_strips_equals_the_whole_image(variant, monkeypatch):
     """Large inputs decode their full-resolution stage in strips (memory); the result must not change."""
     import sa_lib.model as model_module
@@ -157,3 +157,21 @@ def test_strip_halo_must_cover_the_stacked_convs():
         whole = model._decode_full_resolution(*parts)
         assert (in_strips(model._decode_full_resolution, parts, 1, 7) - whole).abs().max() > 0.1  # too small
         torch.testing.assert_close(in_strips(model._decode_full_resolution, parts, 2, 7), whole, atol=1e-4, rtol=0)
+
+
+def test_ab_residual_starts_from_the_carried_colours(demo_pair):
+    """ab_residual: with a zero head the output a*b* are exactly the level-0 carried a*b* of the reference."""
+    model = build_model("transfer", pretrained=False).eval()
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+    captured = {}
+    forward = model.attention["0"].forward
+    model.attention["0"].forward = lambda *a, **k: captured.setdefault("out", forward(*a, **k))
+    target_l, reference = _inputs(demo_pair, batch=1)
+    with torch.no_grad():
+        ab, _ = model(target_l, reference)
+    carried = captured["out"][0][:, -3:-1].clamp(-0.99, 0.99) * 110  # (1, 2, H, W) Lab units
+    torch.testing.assert_close(ab, carried, atol=1e-3, rtol=0)
+    with pytest.raises(ValueError, match="needs carry_ab"):
+        ColorizerConfig(ab_residual=True)

@@ -41,3 +41,29 @@ def test_bad_pairs_files_are_named(tmp_path):
     (tmp_path / "q.csv").write_text("target,reference\nonly-a-target.jpg\n")
     with pytest.raises(PairsError, match="line 2 lacks a target or a reference"):
         read_pairs(tmp_path / "q.csv", tmp_path, tmp_path)
+
+
+def test_a_target_with_several_references_gets_one_output_name_each(tmp_path):
+    from sa_lib.pairs import output_keys
+
+    for name in ("t.jpg", "r1.jpg", "r2.jpg", "u.jpg"):
+        Image.new("RGB", (8, 8)).save(tmp_path / name)
+    (tmp_path / "p.csv").write_text("target,reference\nt.jpg,r1.jpg\nt.jpg,r2.jpg\nu.jpg,r1.jpg\n")
+    pairs = read_pairs(tmp_path / "p.csv", tmp_path, tmp_path)
+    assert [p.key for p in pairs] == ["t__r1", "t__r2", "u"]
+    (tmp_path / "q.csv").write_text("target,reference\nt.jpg,r1.jpg\nt.jpg,r1.jpg\n")
+    with pytest.raises(PairsError, match="share the output name 't__r1'"):
+        read_pairs(tmp_path / "q.csv", tmp_path, tmp_path)
+    assert output_keys([("a/x.png", "b.jpg")]) == ["x"]
+
+
+def test_matched_pairs_are_val_targets_with_train_references_and_a_reason():
+    import csv
+    import json
+
+    split = json.loads((DEMO_DIR / "split.json").read_text())
+    rows = list(csv.DictReader(open(DEMO_DIR / "matched_pairs.csv", newline="")))
+    assert len(rows) >= 40
+    assert all(r["target"] in split["val"] and r["reference"] in split["train"] for r in rows)
+    assert all(r["reason"].strip() for r in rows)
+    assert len(read_pairs(DEMO_DIR / "matched_pairs.csv", DEMO_DIR / "images", DEMO_DIR / "images")) == len(rows)

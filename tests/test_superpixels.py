@@ -58,3 +58,14 @@ def test_pool_is_channelwise_max_with_zero_padding_and_gradients():
 
 def test_valid_mask():
     assert valid_mask(torch.tensor([2, 3]), 3).tolist() == [[True, True, False], [True, True, True]]
+
+
+def test_superpixel_mean_by_hand_with_zero_padding():
+    from sa_lib.superpixels import superpixel_mean
+
+    labels = torch.tensor([[[0, 0, 1], [2, 2, 1]]])  # (1, 2, 3): 3 superpixels
+    values = torch.tensor([[[[1.0, 3.0, 5.0], [2.0, 4.0, 7.0]]]])  # (1, 1, 2, 3)
+    means = superpixel_mean(values, labels, 4)  # one padding slot
+    torch.testing.assert_close(means, torch.tensor([[[2.0, 6.0, 3.0, 0.0]]]))
+    with pytest.raises(ValueError, match="do not match"):
+        superpixel_mean(values, labels[:, :1], 4)
