@@ -115,3 +115,21 @@ def test_explorer_for_the_smoke_profile_with_the_real_model():
     before = e.reference_image.value
     e.superpixel_slider.value = (e.label + 1) % counts[0]
     assert e.reference_image.value != before
+
+
+def test_the_pair_is_shown_beside_the_other_methods_once_per_pair():
+    seen = []
+
+    def compare(pa):
+        seen.append(pa)
+        return {"paper's super": np.zeros_like(pa.colour), "[17]": np.ones_like(pa.colour)}
+
+    e = AttentionExplorer(PAIRS, compute=lambda pair: synthetic_pair(seed=1), compare=compare)
+    assert list(e.comparison) == ["this model", "paper's super", "[17]"]
+    assert e.compare_html.value.count("<img") == 3 and "[17]" in e.compare_html.value
+    e.select_superpixel(1)
+    e.select_level(1)
+    assert len(seen) == 1  # moving around the pair never recomputes the other methods
+    e.select_pair(1)
+    assert len(seen) == 2
+    assert AttentionExplorer(PAIRS, compute=lambda pair: synthetic_pair(seed=1)).compare_html.value == ""

@@ -34,3 +34,44 @@ def test_super_checkpoint_output_depends_on_the_reference(demo_pair):
         with_other, _ = model(target_l, reference)
     assert torch.isfinite(with_truth).all()
     assert (with_truth - with_other).abs().mean() > 0.5  # a* b* units: the reference changes the colours
+
+
+def _hue_share(rgb: torch.Tensor, mask: torch.Tensor, hue: float, min_chroma: float = 20.0) -> float:
+    """Share of the masked pixels of (1, 3, H, W) sRGB whose colour has at least `min_chroma` and a hue
+    within 30 degrees of `hue` (radians, in the a*b* plane)."""
+    lab = rgb_to_lab(rgb)[0]
+    chroma, angle = lab[1:].norm(dim=0), torch.atan2(lab[2], lab[1])
+    near = torch.remainder(angle - hue + torch.pi, 2 * torch.pi) - torch.pi
+    hit = (chroma >= min_chroma) & (near.abs() <= torch.pi / 6)
+    return float(hit[mask].float().mean())
+
+
+def test_default_checkpoint_takes_the_colour_of_a_different_photo():
+    """A fixed matched pair (a gray marigold, a photo of another orange-red flower as reference): the
+    reference's hue must appear on the flower with the default checkpoint, and not with demo-none."""
+    from sa_lib.checkpoint import DEFAULT_CHECKPOINT
+    from sa_lib.color import combine_l_ab
+    from sa_lib.demo_data import DEMO_DIR
+    from sa_lib.evaluate import load_pair_images
+    from sa_lib.pairs import read_pairs
+
+    images = DEMO_DIR / "images"
+    pair = next(p for p in read_pairs(DEMO_DIR / "matched_pairs.csv", images, images)
+                if p.target == "mate-Garden.jpg" and p.reference == "mate-FreshFlower.jpg")
+    item = load_pair_images(pair, 224)
+    truth = torch.from_numpy(item.truth).permute(2, 0, 1)[None].float()  # (1, 3, 224, 224)
+    reference = torch.from_numpy(item.reference).permute(2, 0, 1)[None].float()
+    ref_lab = rgb_to_lab(reference)[0]
+    vivid = ref_lab[1:].norm(dim=0) > 30
+    hue = float(torch.atan2(ref_lab[2][vivid].mean(), ref_lab[1][vivid].mean()))  # the reference's hue
+    region = rgb_to_lab(truth)[0, 1] > 35  # the flower's red petals in the ground truth
+    assert region.float().mean() > 0.05
+    target_l = rgb_to_lab(truth)[:, :1]
+    shares = {}
+    for name in (DEFAULT_CHECKPOINT, "demo-none"):
+        model = load_checkpoint(name).eval()
+        with torch.no_grad():
+            ab, _ = model(target_l, reference)
+        shares[name] = _hue_share(combine_l_ab(target_l, ab), region, hue)
+    assert shares[DEFAULT_CHECKPOINT] >= 0.6, shares
+    assert shares["demo-none"] <= 0.2, shares
