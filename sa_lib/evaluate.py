@@ -606,9 +606,10 @@ def ablation_table(setup: Setup) -> Table:
         "ΔHIS = 1 - HIS(pred, ground truth). A model that uses its reference should gain most there.",
         "- The paper gives no ΔHIS for the variant without reference (it uses none); it is measured here all "
         "the same, since the pairs have a reference.",
-    ] + (["- The transfer row is not part of the paper's ablation: the paper's `super` with two options "
-          "(frozen-feature matching, carried a*b* and confidence) trained on warped and recoloured self references "
-          "(`docs/transfer.md`). It shows what those departures add over the paper's model."]
+    ] + (["- The transfer row is not part of the paper's ablation: the paper's `super` with three named options "
+          "(frozen-feature matching, carried a*b* with the match confidence, a head that corrects the carried a*b*) "
+          "trained on warped and recoloured self references (`docs/transfer.md`). It shows what those departures "
+          "add over the paper's model."]
          if "transfer" in setup.profile.models else []) + (["- The demo checkpoints were trained on the CPU at 128 px on 214 demo photos "
           "(`checkpoints/MODEL_CARD.md`), not on COCO: their numbers are not comparable with the published ones."]
          if demo else []))
