@@ -107,7 +107,7 @@ def render(results: dict[str, dict], n_train: int, n_pairs: int,
     lines = [
         "# Model card: the shipped demo checkpoints", "",
         "Three variants of the paper's colorizer (Table 1's ablation) and the transfer model, the default of "
-        f"`sa-colorize` (`{DEFAULT_CHECKPOINT}`: the paper's `super` with two named options and another training "
+        f"`sa-colorize` (`{DEFAULT_CHECKPOINT}`: the paper's `super` with three named options and another training "
         "of its references, `docs/transfer.md`), trained with the `demo` profile on this project's offline demo "
         "photos. They exist so that everything runs offline on a CPU; they are NOT the paper's COCO model and "
         "their numbers are not comparable with the paper's.", "",
@@ -122,7 +122,7 @@ def render(results: dict[str, dict], n_train: int, n_pairs: int,
         "colour encoder EfficientNet-Lite0 (ImageNet, frozen), U-Net widths "
         f"{'/'.join(map(str, config.model.widths))}.",
         f"- The transfer model (`sa-train --profile demo --variant transfer`): the same settings, with "
-        f"ColorizerConfig options match_frozen and carry_ab, the target itself as reference with p = "
+        f"ColorizerConfig options match_frozen, carry_ab and ab_residual, the target itself as reference with p = "
         f"{transfer.p_self}, and every such self reference warped (flip, crop, rotation, a smooth random warp); "
         f"with p = {transfer.p_recolor} the target and its reference are first recoloured together (a random "
         "rotation of the a*b* plane), so the colours can only come from the reference.",
@@ -175,6 +175,8 @@ def render(results: dict[str, dict], n_train: int, n_pairs: int,
                   "|---" * (len(MATCHED_COLUMNS) + 1) + "|",
                   *[f"| {name} | {cells(matched[name])} |" for name in names],
                   f"| ground truth | - | - | {truth['his_pred_ref']:.3f} | {truth['colorfulness']:.1f} |", "",
+                  "A few of these pairs, by [17], the paper's `demo-super` and the default (written by `make paper`, "
+                  "notebook 04):", "", "![matched pairs](../docs/figures/gallery_matched.jpg)", "",
                   f"Targets of the default model (`{DEFAULT_CHECKPOINT}`):", "",
                   *transfer_targets(matched), ""]
     lines += [f"Generated {date.today()} by `python -m sa_lib.model_card` on {platform.machine()} "
