@@ -12,17 +12,23 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .superpixels import superpixel_pool, superpixel_unpool, valid_mask
+from .superpixels import interior_counts, superpixel_pool, superpixel_unpool, valid_mask
 
 DEFAULT_TAU = 0.01  # softmax temperature of eq. 2, fixed as in the authors' code
+# How query and key are normalised (ColorizerConfig.qk_normalisation): "both" (this project): unit norm before and
+# after the 1x1 projections; "before" (the authors' code): x / (||x|| + 1e-5) before them only.
+QK_NORMALISATIONS = ("both", "before")
+AUTHORS_NORM_EPS = 1e-5
 
 
-def centre_and_normalise(super_features: torch.Tensor) -> torch.Tensor:
+def centre_and_normalise(super_features: torch.Tensor, additive_eps: float | None = None) -> torch.Tensor:
     """Eq. 3's (F(i) - mu) / ||F(i) - mu||: centre each super-feature over its channels, then unit L2 norm.
 
-    (B, C, S) -> (B, C, S).
+    (B, C, S) -> (B, C, S). additive_eps: divide by ||.|| + additive_eps instead (the authors' code, 1e-5).
     """
     centred = super_features - super_features.mean(dim=1, keepdim=True)
+    if additive_eps is not None:
+        return centred / (centred.norm(dim=1, keepdim=True) + additive_eps)
     return F.normalize(centred, dim=1, eps=1e-6)
 
 
@@ -53,35 +59,66 @@ class SuperAttention(nn.Module):
     """
 
     def __init__(self, feature_channels: int, color_channels: int, key_channels: int, value_channels: int,
-                 tau: float = DEFAULT_TAU):
+                 tau: float = DEFAULT_TAU, qk_normalisation: str = "both", border: int = 0,
+                 null_token: bool = False):
         super().__init__()
         self.tau = tau
         self.query = nn.Conv1d(feature_channels, key_channels, kernel_size=1)
         self.key = nn.Conv1d(feature_channels, key_channels, kernel_size=1)
         self.value = nn.Conv1d(color_channels, value_channels, kernel_size=1)
         share_initialisation(self.query, self.key)
+        if qk_normalisation not in QK_NORMALISATIONS:
+            raise ValueError(f"unknown qk_normalisation {qk_normalisation!r}; choose {', '.join(QK_NORMALISATIONS)}")
+        # The authors' network (ColorizerConfig.official): see _project, superpixel_pool's border, _null_token.
+        self.qk_normalisation, self.border, self.null_token = qk_normalisation, border, null_token
 
     def forward(self, target_features: torch.Tensor, reference_features: torch.Tensor,
                 reference_colors: torch.Tensor, target_labels: torch.Tensor, reference_labels: torch.Tensor,
                 target_counts: torch.Tensor, reference_counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Features (B, C, H_T, W_T) / (B, C, H_R, W_R), colours (B, C_phi, H_R, W_R), labels (B, H, W),
         counts (B,). Returns the colour hints (B, value_channels, H_T, W_T) and the attention (B, S_T, S_R),
-        whose padding rows and columns are 0."""
+        whose padding rows and columns are 0. With null_token the attention has one more, last, column: the
+        empty superpixel's weight."""
         s_t, s_r = int(target_counts.max()), int(reference_counts.max())
-        f_t = superpixel_pool(target_features, target_labels, s_t)  # (B, C, S_T) target super-features
-        f_r = superpixel_pool(reference_features, reference_labels, s_r)  # (B, C, S_R) reference super-features
-        values = self.value(superpixel_pool(reference_colors, reference_labels, s_r))  # (B, C_v, S_R)
+        if self.border:  # superpixels numbered past the last one with an interior pixel drop out (authors)
+            target_counts = torch.minimum(target_counts, interior_counts(target_labels, self.border))
+            reference_counts = torch.minimum(reference_counts, interior_counts(reference_labels, self.border))
+        f_t = superpixel_pool(target_features, target_labels, s_t, self.border)  # (B, C, S_T) target super-features
+        f_r = superpixel_pool(reference_features, reference_labels, s_r, self.border)  # (B, C, S_R) reference's
+        colors = superpixel_pool(reference_colors, reference_labels, s_r, self.border)  # (B, C_phi, S_R)
+        ref_valid = valid_mask(reference_counts, s_r)  # (B, S_R)
+        if self.null_token:
+            f_r, colors, ref_valid = self._null_token(f_r, colors, ref_valid)  # S_R + 1 slots, the last one empty
+        values = self.value(colors)  # (B, C_v, S_R)
 
-        q = F.normalize(self.query(centre_and_normalise(f_t)), dim=1, eps=1e-6)  # (B, C_k, S_T)
-        k = F.normalize(self.key(centre_and_normalise(f_r)), dim=1, eps=1e-6)  # (B, C_k, S_R)
-        correlation = torch.bmm(q.transpose(1, 2), k)  # (B, S_T, S_R), entries in [-1, 1]
+        q = self._project(self.query, f_t)  # (B, C_k, S_T)
+        k = self._project(self.key, f_r)  # (B, C_k, S_R)
+        correlation = torch.bmm(q.transpose(1, 2), k)  # (B, S_T, S_R), entries in [-1, 1] ("both")
 
-        ref_valid = valid_mask(reference_counts, s_r)[:, None, :]  # (B, 1, S_R)
+        ref_valid = ref_valid[:, None, :]  # (B, 1, S_R)
         attention = torch.softmax((correlation / self.tau).masked_fill(~ref_valid, float("-inf")), dim=-1)
         attention = attention * valid_mask(target_counts, s_t)[:, :, None]  # (B, S_T, S_R), padding rows 0
 
         hints = torch.bmm(values, attention.transpose(1, 2))  # (B, C_v, S_T) colour hint per target superpixel
         return superpixel_unpool(hints, target_labels), attention
+
+    def _project(self, conv: nn.Conv1d, super_features: torch.Tensor) -> torch.Tensor:
+        """Query or key (B, C_k, S) of centred super-features (B, C, S), normalised as qk_normalisation says."""
+        if self.qk_normalisation == "before":  # the authors' code: no re-normalisation after the projection
+            return conv(centre_and_normalise(super_features, AUTHORS_NORM_EPS))
+        return F.normalize(conv(centre_and_normalise(super_features)), dim=1, eps=1e-6)
+
+    @staticmethod
+    def _null_token(f_r: torch.Tensor, colors: torch.Tensor, valid: torch.Tensor):
+        """Append the authors' empty slot-0 superpixel as a last reference slot: zero features, always attended.
+
+        Its key is then key_conv's bias and its value value_conv's bias, as in their code, where SLIC numbers
+        superpixels from 1 and slot 0 of scatter_max stays 0. (B, C, S) -> (B, C, S + 1); valid (B, S) -> (B, S + 1).
+        """
+        def zero_slot(x):
+            return torch.cat([x, x.new_zeros(x.shape[0], x.shape[1], 1)], dim=2)
+
+        return zero_slot(f_r), zero_slot(colors), torch.cat([valid, valid.new_ones(valid.shape[0], 1)], dim=1)
 
 
 class StandardAttention(nn.Module):
