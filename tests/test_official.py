@@ -19,12 +19,15 @@ import torch
 import torch.nn as nn
 from skimage.color import rgb2gray, rgb2lab
 
-from sa_lib import hub, official
+from sa_lib import evaluate, hub, official
+from sa_lib.attention_maps import from_colorization
 from sa_lib.attention import SuperAttention
 from sa_lib.checkpoint import config_hash, load_checkpoint, read_config
 from sa_lib.color import gray_from_lstar, rgb_to_lab
+from sa_lib.colorize import colorize_detailed
 from sa_lib.convert_official import main as convert_main
 from sa_lib.encoders import torchvision_vgg_keys
+from sa_lib.explain import explain_figure
 from sa_lib.model import AUTHORS_SWITCHES, ColorizerConfig
 from sa_lib.superpixels import authors_pyramid_labels, interior_counts, superpixel_pool
 
@@ -190,10 +193,15 @@ def _run(argv, capsys) -> tuple[int, str, str]:
     return exit_info.value.code, out.out, out.err
 
 
-def test_synthetic_checkpoint_converts_and_runs_at_odd_sizes(files, tmp_path, capsys):
-    out = tmp_path / "official.safetensors"
+@pytest.fixture(scope="module")
+def converted(files):
+    out = files / "official.safetensors"
     convert_main([str(files / "checkpoint.pt"), "-o", str(out), "--vgg19-bn", str(files / "vgg19_bn.pth")])
-    assert "wrote" in capsys.readouterr().out
+    return out
+
+
+def test_synthetic_checkpoint_converts_and_runs_at_odd_sizes(files, converted):
+    out = converted
     config = read_config(out)
     assert config.superpixel_scheme == "authors" and config.encoder == "vgg19_bn" and config.ab_scale == 127.0
     assert len(config.extra["source_sha256"]) == 64
@@ -301,3 +309,42 @@ def test_preset_switches_and_old_configs_unchanged():
     assert config_hash(shipped) == sidecar["config_hash"]
     with pytest.raises(ValueError, match="unknown superpixel_scheme"):
         ColorizerConfig(superpixel_scheme="mine")
+
+
+# ------------------------------------------------------------------- the converted model in the project's tools
+
+
+def test_colorize_explain_and_explorer_take_the_converted_model(converted, tmp_path):
+    rng = np.random.default_rng(0)
+    target, reference = rng.random((45, 61, 3)).astype(np.float32), rng.random((52, 40, 3)).astype(np.float32)
+    for mode in ("fast", "highres"):
+        result = colorize_detailed(target, reference, checkpoint=str(converted), device="cpu", mode=mode,
+                                   working_size=40)
+        assert result.image.size == (61, 45)
+    explain_figure(result, tmp_path / "why.png")
+    assert (tmp_path / "why.png").stat().st_size > 0
+    pair = from_colorization(result)
+    for level in pair.levels:  # the explorer's maps leave the empty slot-0 column out
+        assert pair.attention[level].shape == (pair.superpixel_count(level), pair.reference_labels[level].max() + 1)
+
+
+def test_evaluate_scores_a_converted_checkpoint_beside_the_published_numbers(converted, capsys):
+    setup = evaluate.prepare("smoke", device="cpu", log=lambda _: None, checkpoints={"official": converted})
+    (row,) = evaluate.checkpoint_rows(setup)
+    assert row["method"].startswith("official (") and 0.0 < float(row["ssim"]) <= 1.0
+    assert row["published_ssim"] == "0.925"  # the authors' model, beside the paper's own numbers
+    with pytest.raises(SystemExit) as info:
+        evaluate.main(["--profile", "smoke", "--checkpoint", "super=" + str(converted)])
+    assert info.value.code == 2 and "taken" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        evaluate.main(["--profile", "smoke", "--checkpoint", "official=/nonexistent.safetensors"])
+    err = capsys.readouterr().err
+    assert info.value.code == 1 and err.count("\n") == 1 and "not found" in err
+
+
+def test_evaluate_allows_missing_profile_checkpoints_only_with_another_model(monkeypatch, tmp_path):
+    monkeypatch.setattr(evaluate, "CHECKPOINT_DIR", tmp_path)  # no paper-* / demo-* checkpoints there
+    profile = evaluate.PROFILES["smoke"]
+    with pytest.raises(evaluate.EvaluationError, match="not found"):
+        evaluate._check_checkpoints(profile)
+    assert evaluate._check_checkpoints(profile, allow_missing=True) == ("none", "standard", "super")
