@@ -9,6 +9,8 @@ and it is the paper's N ~ sqrt(H x W) rule, so a super-attention map (N_T x N_R 
 with the number of pixels instead of quadratically.
 
 Labels are made contiguous (0 .. S-1, every label used), so no empty superpixel ever enters a softmax.
+(The preset of the authors' released network, ColorizerConfig.official(), keeps their grids instead:
+SUPERPIXEL_SCHEMES "authors", authors_pyramid_labels, interior pooling with superpixel_pool's border.)
 Batches hold label maps of equal size and a count per image; slots past an image's count are padding
 that the attention masks out.
 
@@ -59,7 +61,7 @@ from .slic_torch import slic_torch
 SLIC_COMPACTNESS = 0.1
 SLIC_SIGMA = 0.0
 SLIC_BACKENDS = ("skimage", "opencv", "torch")  # "auto" picks one of these (resolve_backend)
-# "contiguous": this project's grids (above). "authors": the grids of the authors' released code (authors_pyramid_labels).
+# "contiguous": this project's grids (above); "authors": those of the authors' released code (authors_pyramid_labels).
 SUPERPIXEL_SCHEMES = ("contiguous", "authors")
 AUTO_OPENCV_MIN_PIXELS = 256 * 256  # "auto" on the CPU: opencv above this many pixels per level, skimage up to it
 OPENCV_MIN_ELEMENT_PERCENT = 25  # OpenCV's default: segments under 25% of the mean size are merged
