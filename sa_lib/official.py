@@ -258,7 +258,7 @@ def download_authors_checkpoint(directory: Path | str | None = None, progress: b
     try:
         fetched = gdown.download(id=DRIVE_ID, output=str(part), quiet=not progress)
     except Exception as err:  # gdown raises its own and requests' errors; all mean the same to a user
-        fetched, reason = None, f"{type(err).__name__}: {' '.join(str(err).split())[:160]}"
+        fetched, reason = None, f"{type(err).__name__}: {' '.join(str(err).split())[:100]}..."
     else:
         reason = "no file came back"
     if not fetched or not part.is_file() or part.stat().st_size == 0:

@@ -22,7 +22,7 @@ from skimage.color import rgb2gray, rgb2lab
 from sa_lib import evaluate, hub, official
 from sa_lib.attention_maps import from_colorization
 from sa_lib.attention import SuperAttention
-from sa_lib.checkpoint import config_hash, load_checkpoint, read_config
+from sa_lib.checkpoint import CHECKPOINT_DIR, config_hash, load_checkpoint, read_config
 from sa_lib.color import gray_from_lstar, rgb_to_lab
 from sa_lib.colorize import colorize_detailed
 from sa_lib.convert_official import main as convert_main
@@ -305,7 +305,7 @@ def test_preset_switches_and_old_configs_unchanged():
         assert name not in json.loads(ColorizerConfig().to_json())
         assert name in json.loads(preset.to_json())
     shipped = read_config("demo-super")
-    sidecar = json.loads((official.hub.Path(__file__).parent.parent / "checkpoints" / "demo-super.json").read_text())
+    sidecar = json.loads((CHECKPOINT_DIR / "demo-super.json").read_text())
     assert config_hash(shipped) == sidecar["config_hash"]
     with pytest.raises(ValueError, match="unknown superpixel_scheme"):
         ColorizerConfig(superpixel_scheme="mine")
