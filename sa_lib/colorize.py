@@ -32,7 +32,7 @@ from .checkpoint import DEFAULT_CHECKPOINT, PAPER_MODEL_CHECKPOINT, CheckpointEr
 from .devices import DeviceError, resolve_device
 from .color import combine_l_ab, rgb_to_lab
 from .image_io import MIN_SIDE, ImageInputError, ImageOutputError, read_image, write_image_atomic
-from .model import Colorizer
+from .model import AUTHORS_PREPROCESSING, Colorizer
 from .pairs import PairsError, output_keys
 from .superpixels import SLIC_BACKENDS, resolve_backend
 
@@ -103,6 +103,17 @@ def working_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
     return max(32, round(height * scale)), max(32, round(width * scale))
 
 
+def exact_8bit(rgb: torch.Tensor) -> torch.Tensor:
+    """A float32 image -> float64; one read from an 8-bit file gets its exact values k / 255 back.
+
+    For the authors' preprocessing (ColorizerConfig.official), which runs SLIC in float64 on values read from
+    8-bit files: float32's rounding of k / 255 (3e-8) is enough to move a few pixels of a flat region to
+    another superpixel."""
+    x = rgb.double()
+    steps = torch.round(x * 255.0)
+    return steps / 255.0 if (x * 255.0 - steps).abs().max() < 1e-3 else x
+
+
 def _resize(x: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     if tuple(x.shape[-2:]) == shape:
         return x
@@ -165,6 +176,8 @@ def colorize_detailed(target, reference, checkpoint: str = DEFAULT_CHECKPOINT, d
     if mode == "highres" and dev.type == "cpu":
         check_highres_memory(tuple(target_rgb.shape[-2:]), tuple(reference_rgb.shape[-2:]), model.config.widths[0])
     with torch.inference_mode():
+        if model.config.luminance_input == AUTHORS_PREPROCESSING:  # float64 preprocessing: SLIC is discontinuous
+            target_rgb, reference_rgb = exact_8bit(target_rgb), exact_8bit(reference_rgb)
         full_l = rgb_to_lab(target_rgb)[:, :1]  # (1, 1, H, W): the target's own L*, kept at full resolution
         if mode == "fast":
             net_l = _resize(full_l, working_shape(*full_l.shape[-2:], working_size))

@@ -142,14 +142,16 @@ class AttentionExplorer:
         self.select_pair(start_pair)
 
     @classmethod
-    def for_profile(cls, profile: str, device: str = "auto") -> AttentionExplorer:
-        """The pairs, checkpoint and working size of a notebook profile (smoke, demo or paper)."""
+    def for_profile(cls, profile: str, device: str = "auto", checkpoint: str | None = None) -> AttentionExplorer:
+        """The pairs, checkpoint and working size of a notebook profile (smoke, demo or paper); `checkpoint`
+        (a name or .safetensors path, e.g. the authors' model from sa-convert-official) replaces its model."""
         s = profile_settings(profile)
+        checkpoint = checkpoint or s.checkpoint
 
         def compare(pa: PairAttention) -> dict[str, np.ndarray]:
-            return other_methods(pa.gray * 100.0, pa.reference, s.checkpoint, device)
+            return other_methods(pa.gray * 100.0, pa.reference, checkpoint, device)
 
-        return cls(s.pairs, checkpoint=s.checkpoint, device=device, working_size=s.working_size,
+        return cls(s.pairs, checkpoint=checkpoint, device=device, working_size=s.working_size,
                    start_pair=s.figure_pair, compare=compare if s.compare else None)
 
     # ------------------------------------------------------------------------------- state, plain Python

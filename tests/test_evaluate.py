@@ -287,7 +287,7 @@ def test_cli_refuses_a_repeated_method_name(tmp_path, capsys, monkeypatch):
 def test_cli_per_pair_option(tmp_path, capsys, monkeypatch):
     seen = {}
 
-    def fake_run(profile, out, pairs, folders, device, per_pair_dir=None, log=print):
+    def fake_run(profile, out, pairs, folders, device, per_pair_dir=None, log=print, checkpoints=None):
         seen.update(out=out, per_pair_dir=per_pair_dir)
         return []
 
