@@ -16,11 +16,11 @@ help: ## List the targets with what they do
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
 	  awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-17s %s\n", $$1, $$2}'
 
-setup: $(STAMP) ## Create .venv and install the project (editable) with its notebook and dev extras
+setup: $(STAMP) ## Create .venv and install the project (editable) with its notebook, dev and app extras
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[notebooks,dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[notebooks,dev,app]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@rm -f $(VENV)/.installed-*
 	@touch $@
