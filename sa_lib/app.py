@@ -53,7 +53,7 @@ from .attention_maps import (
     superpixel_at,
     target_view,
 )
-from .checkpoint import CHECKPOINT_DIR, CheckpointError
+from .checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, PAPER_MODEL_CHECKPOINT, CheckpointError
 from .color import combine_l_ab, rgb_to_lab
 from .colorize import (
     DEFAULT_WORKING_SIZE,
@@ -89,10 +89,11 @@ class AppError(ValueError):
 
 
 def checkpoint_choices(folder: Path = CHECKPOINT_DIR) -> list[str]:
-    """The checkpoints the app offers: the shipped demo-* ones (demo-super first), then any other .safetensors
-    of `folder`, by name (load_checkpoint resolves a name in checkpoints/)."""
+    """The checkpoints the app offers: the shipped demo-* ones (the default first, then the paper's demo-super),
+    then any other .safetensors of `folder`, by name (load_checkpoint resolves a name in checkpoints/)."""
     names = sorted(p.stem for p in Path(folder).glob("*.safetensors"))
-    demo = sorted((n for n in names if n.startswith("demo-")), key=lambda n: (n != "demo-super", n))
+    demo = sorted((n for n in names if n.startswith("demo-")),
+                  key=lambda n: (n != DEFAULT_CHECKPOINT, n != PAPER_MODEL_CHECKPOINT, n))
     return demo + [n for n in names if not n.startswith("demo-")]
 
 
@@ -231,7 +232,7 @@ class AppService:
                 raise AppError(str(err)) from None
             self.loaded = checkpoint
 
-    def colorize(self, target: str | Path | None, reference: str | Path | None, checkpoint: str = "demo-super",
+    def colorize(self, target: str | Path | None, reference: str | Path | None, checkpoint: str = DEFAULT_CHECKPOINT,
                  mode: str = "fast", working_size: int = DEFAULT_WORKING_SIZE,
                  progress: Callable[[float, str], None] | None = None) -> Run:
         """Colorize an uploaded pair; the result and the gray target are written as PNGs in a new run folder."""
@@ -411,8 +412,8 @@ def build_app(service: AppService, photos: str | Path | None = None, demo_pairs:
 
     def why_outputs(why: Why | None):
         if why is None:
-            note = ("<div class='sa-why-info'>This checkpoint has no super-attention: choose demo-super to see where "
-                    "each region's colour came from.</div>")
+            note = ("<div class='sa-why-info'>This checkpoint has no super-attention: choose demo-transfer or "
+                    "demo-super to see where each region's colour came from.</div>")
             return None, None, None, note
         view = AppService.why_view(why)
         return why, view.target, view.reference, f"<div class='sa-why-info'>{view.html}</div>"
