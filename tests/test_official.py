@@ -347,4 +347,4 @@ def test_evaluate_allows_missing_profile_checkpoints_only_with_another_model(mon
     profile = evaluate.PROFILES["smoke"]
     with pytest.raises(evaluate.EvaluationError, match="not found"):
         evaluate._check_checkpoints(profile)
-    assert evaluate._check_checkpoints(profile, allow_missing=True) == ("none", "standard", "super")
+    assert evaluate._check_checkpoints(profile, allow_missing=True) == ("none", "standard", "super", "transfer")
