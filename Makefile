@@ -10,17 +10,17 @@ PROFILE     ?= demo
 DEPS_HASH   := $(shell sha256sum pyproject.toml | cut -c1-12)
 STAMP       := $(VENV)/.installed-$(DEPS_HASH)
 
-.PHONY: help setup test test-browser paper clean data-coco demo-annotations references train-demo model-card bench
+.PHONY: help setup test test-browser paper clean data-coco demo-annotations references train-demo model-card bench official
 
 help: ## List the targets with what they do
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
 	  awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-17s %s\n", $$1, $$2}'
 
-setup: $(STAMP) ## Create .venv and install the project (editable) with its notebook and dev extras
+setup: $(STAMP) ## Create .venv and install the project (editable) with its notebook, dev and app extras
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[notebooks,dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[notebooks,dev,app]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@rm -f $(VENV)/.installed-*
 	@touch $@
@@ -56,6 +56,12 @@ train-demo: setup ## Train the demo checkpoints on this CPU and write checkpoint
 	done
 	$(PY) -m sa_lib.model_card
 
+OFFICIAL ?= checkpoints/official.safetensors
+official: setup ## Download the authors' released checkpoint (Google Drive, gdown) and vgg19_bn, convert them to checkpoints/official.safetensors
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[official]' || \
+	  echo "official: could not install gdown; the download step below will say what to do by hand" >&2
+	$(PY) -m sa_lib.convert_official --download -o $(OFFICIAL)
+
 model-card: setup ## Re-measure the shipped demo checkpoints and rewrite checkpoints/MODEL_CARD.md
 	$(PY) -m sa_lib.model_card
 
@@ -66,6 +72,7 @@ bench: setup ## Run the benchmarks (minutes; not part of the tests): see benchma
 	$(PY) benchmarks/mode_quality.py
 	$(PY) benchmarks/slic_backends.py
 	$(PY) benchmarks/slic_quality.py
+	$(PY) benchmarks/official.py
 
 clean: ## Remove build outputs (keeps .venv)
 	rm -rf build .pytest_cache

@@ -1,7 +1,9 @@
-"""Fixtures of the browser tests: a JupyterLab server on 127.0.0.1 and a headless Chromium driving it.
+"""Fixtures of the browser tests: a JupyterLab server and the web app (sa-app) on 127.0.0.1, and a headless
+Chromium driving them.
 
-Both are real: `jupyter lab` from this venv in a subprocess (a random token, a free port, the repository
-as its root, its own settings folder) and Debian's chromium + chromium-driver through selenium. Nothing is
+All are real: `jupyter lab` from this venv in a subprocess (a random token, a free port, the repository
+as its root, its own settings folder), `sa-app` in a subprocess on a free port, and Debian's chromium +
+chromium-driver through selenium. Nothing is
 skipped: a machine without Chromium, chromedriver or a JupyterLab that starts fails with a message that
 says so. The server is always shut down (REST shutdown, then the process group is killed).
 """
@@ -24,6 +26,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHOTS = REPO / "build" / "browser"
+DOWNLOADS = SHOTS / "downloads"  # where the browser saves what a test downloads
 # Debian's paths by default; `make test-browser CHROMIUM=... CHROMEDRIVER=...` passes others through the environment.
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -106,6 +109,44 @@ class LabServer:
         self._log.close()
 
 
+class AppServer:
+    """A running `sa-app` (python -m sa_lib.cli_app) on a free port, analytics off, logging to build/browser/."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        self.log_path = SHOTS / "sa-app.log"
+        self._log = open(self.log_path, "w")
+        env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_DISABLE_TELEMETRY="1", MPLBACKEND="Agg")
+        self.process = subprocess.Popen([sys.executable, "-m", "sa_lib.cli_app", "--port", str(self.port),
+                                         "--device", "cpu"], cwd=REPO, env=env, stdout=self._log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_ready(self, timeout: float = SERVER_START_S) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"sa-app exited with code {self.process.returncode}; see {self.log_path}")
+            try:
+                if _get(f"{self.url}/") == 200:
+                    return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.5)
+        pytest.fail(f"sa-app did not answer on {self.url} within {timeout:.0f} s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        self._log.close()
+
+
 def require_chromium() -> None:
     """Fail (never skip) when the browser or its driver is missing, naming what to install."""
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not (Path(path).is_file() and os.access(path, os.X_OK))]
@@ -114,12 +155,29 @@ def require_chromium() -> None:
                     f"(apt-get install -y chromium chromium-driver)", pytrace=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fresh_shots():
+    """build/browser/ without the screenshots of an earlier session (they would mislead), once per session."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for stale in [*SHOTS.glob("*.png"), *DOWNLOADS.glob("*")]:
+        stale.unlink()
+
+
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory) -> LabServer:
     require_chromium()
-    for stale in SHOTS.glob("*.png"):  # screenshots of an earlier session would mislead
-        stale.unlink()
     server = LabServer(tmp_path_factory.mktemp("jupyterlab"))
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def app_server() -> AppServer:
+    require_chromium()
+    server = AppServer()
     try:
         server.wait_ready()
         yield server
@@ -137,6 +195,8 @@ def driver(request):
     options.binary_location = CHROMIUM
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
+    options.add_experimental_option("prefs", {"download.default_directory": str(DOWNLOADS),
+                                              "download.prompt_for_download": False})
     try:
         browser = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     except Exception as err:  # selenium's errors vary with the version; any failure to start is fatal here

@@ -12,18 +12,24 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .superpixels import superpixel_mean, superpixel_pool, superpixel_unpool, valid_mask
+from .superpixels import interior_counts, superpixel_mean, superpixel_pool, superpixel_unpool, valid_mask
 
 DEFAULT_TAU = 0.01  # softmax temperature of eq. 2, fixed as in the authors' code
 AB_HINT_CHANNELS = 3  # carry_ab: the attended reference a*b* (2) and the match confidence (1)
+# How query and key are normalised (ColorizerConfig.qk_normalisation): "both" (this project): unit norm before and
+# after the 1x1 projections; "before" (the authors' code): x / (||x|| + 1e-5) before them only.
+QK_NORMALISATIONS = ("both", "before")
+AUTHORS_NORM_EPS = 1e-5
 
 
-def centre_and_normalise(super_features: torch.Tensor) -> torch.Tensor:
+def centre_and_normalise(super_features: torch.Tensor, additive_eps: float | None = None) -> torch.Tensor:
     """Eq. 3's (F(i) - mu) / ||F(i) - mu||: centre each super-feature over its channels, then unit L2 norm.
 
-    (B, C, S) -> (B, C, S).
+    (B, C, S) -> (B, C, S). additive_eps: divide by ||.|| + additive_eps instead (the authors' code, 1e-5).
     """
     centred = super_features - super_features.mean(dim=1, keepdim=True)
+    if additive_eps is not None:
+        return centred / (centred.norm(dim=1, keepdim=True) + additive_eps)
     return F.normalize(centred, dim=1, eps=1e-6)
 
 
@@ -65,7 +71,8 @@ class SuperAttention(nn.Module):
     """
 
     def __init__(self, feature_channels: int, color_channels: int, key_channels: int, value_channels: int,
-                 tau: float = DEFAULT_TAU, match_channels: int = 0, carry_ab: bool = False):
+                 tau: float = DEFAULT_TAU, match_channels: int = 0, carry_ab: bool = False,
+                 qk_normalisation: str = "both", border: int = 0, null_token: bool = False):
         super().__init__()
         self.tau = tau
         self.carry_ab = carry_ab
@@ -75,6 +82,10 @@ class SuperAttention(nn.Module):
         share_initialisation(self.query, self.key)
         if match_channels and key_channels == feature_channels + match_channels:
             identity_initialisation(self.query, self.key)  # the frozen features' matching from the first step
+        if qk_normalisation not in QK_NORMALISATIONS:
+            raise ValueError(f"unknown qk_normalisation {qk_normalisation!r}; choose {', '.join(QK_NORMALISATIONS)}")
+        # The authors' network (ColorizerConfig.official): see _project, superpixel_pool's border, _null_token.
+        self.qk_normalisation, self.border, self.null_token = qk_normalisation, border, null_token
 
     @property
     def hint_channels(self) -> int:
@@ -88,7 +99,8 @@ class SuperAttention(nn.Module):
                 reference_ab: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Features (B, C, H_T, W_T) / (B, C, H_R, W_R), colours (B, C_phi, H_R, W_R), labels (B, H, W),
         counts (B,). Returns the colour hints (B, hint_channels, H_T, W_T) and the attention (B, S_T, S_R),
-        whose padding rows and columns are 0.
+        whose padding rows and columns are 0. With null_token the attention has one more, last, column: the
+        empty superpixel's weight.
 
         Options beyond the paper (see ColorizerConfig): `target_match` / `reference_match` (B, C_m, H, W) are
         extra matching features (the frozen encoder's, of the gray images), pooled, centred and normalised on
@@ -97,18 +109,29 @@ class SuperAttention(nn.Module):
         carried by the same attention, followed by the match confidence (each row's largest weight).
         """
         s_t, s_r = int(target_counts.max()), int(reference_counts.max())
-        f_t = centre_and_normalise(superpixel_pool(target_features, target_labels, s_t))  # (B, C, S_T)
-        f_r = centre_and_normalise(superpixel_pool(reference_features, reference_labels, s_r))  # (B, C, S_R)
-        if target_match is not None:
-            f_t = torch.cat([f_t, centre_and_normalise(superpixel_pool(target_match, target_labels, s_t))], 1)
-            f_r = torch.cat([f_r, centre_and_normalise(superpixel_pool(reference_match, reference_labels, s_r))], 1)
-        values = self.value(superpixel_pool(reference_colors, reference_labels, s_r))  # (B, C_v, S_R)
+        if self.border:  # superpixels numbered past the last one with an interior pixel drop out (authors)
+            target_counts = torch.minimum(target_counts, interior_counts(target_labels, self.border))
+            reference_counts = torch.minimum(reference_counts, interior_counts(reference_labels, self.border))
+        f_t = superpixel_pool(target_features, target_labels, s_t, self.border)  # (B, C, S_T) target super-features
+        f_r = superpixel_pool(reference_features, reference_labels, s_r, self.border)  # (B, C, S_R) reference's
+        colors = superpixel_pool(reference_colors, reference_labels, s_r, self.border)  # (B, C_phi, S_R)
+        project = self._project
+        if target_match is not None:  # match_frozen: both parts centred and normalised apart, then projected
+            f_t = torch.cat([centre_and_normalise(f_t), centre_and_normalise(
+                superpixel_pool(target_match, target_labels, s_t, self.border))], dim=1)  # (B, C + C_m, S_T)
+            f_r = torch.cat([centre_and_normalise(f_r), centre_and_normalise(
+                superpixel_pool(reference_match, reference_labels, s_r, self.border))], dim=1)  # (B, C + C_m, S_R)
+            project = self._project_normalised
+        ref_valid = valid_mask(reference_counts, s_r)  # (B, S_R)
+        if self.null_token:
+            f_r, colors, ref_valid = self._null_token(f_r, colors, ref_valid)  # S_R + 1 slots, the last one empty
+        values = self.value(colors)  # (B, C_v, S_R)
 
-        q = F.normalize(self.query(f_t), dim=1, eps=1e-6)  # (B, C_k, S_T)
-        k = F.normalize(self.key(f_r), dim=1, eps=1e-6)  # (B, C_k, S_R)
-        correlation = torch.bmm(q.transpose(1, 2), k)  # (B, S_T, S_R), entries in [-1, 1]
+        q = project(self.query, f_t)  # (B, C_k, S_T)
+        k = project(self.key, f_r)  # (B, C_k, S_R)
+        correlation = torch.bmm(q.transpose(1, 2), k)  # (B, S_T, S_R), entries in [-1, 1] ("both")
 
-        ref_valid = valid_mask(reference_counts, s_r)[:, None, :]  # (B, 1, S_R)
+        ref_valid = ref_valid[:, None, :]  # (B, 1, S_R)
         attention = torch.softmax((correlation / self.tau).masked_fill(~ref_valid, float("-inf")), dim=-1)
         attention = attention * valid_mask(target_counts, s_t)[:, :, None]  # (B, S_T, S_R), padding rows 0
 
@@ -120,6 +143,29 @@ class SuperAttention(nn.Module):
             confidence = attention.amax(dim=2)[:, None, :]  # (B, 1, S_T) weight of each row's best match
             hints = torch.cat([hints, ab, confidence], dim=1)  # (B, C_v + 3, S_T)
         return superpixel_unpool(hints, target_labels), attention
+
+    @staticmethod
+    def _project_normalised(conv: nn.Conv1d, normalised: torch.Tensor) -> torch.Tensor:
+        """Query or key (B, C_k, S) of super-features already centred and normalised part by part."""
+        return F.normalize(conv(normalised), dim=1, eps=1e-6)
+
+    def _project(self, conv: nn.Conv1d, super_features: torch.Tensor) -> torch.Tensor:
+        """Query or key (B, C_k, S) of centred super-features (B, C, S), normalised as qk_normalisation says."""
+        if self.qk_normalisation == "before":  # the authors' code: no re-normalisation after the projection
+            return conv(centre_and_normalise(super_features, AUTHORS_NORM_EPS))
+        return F.normalize(conv(centre_and_normalise(super_features)), dim=1, eps=1e-6)
+
+    @staticmethod
+    def _null_token(f_r: torch.Tensor, colors: torch.Tensor, valid: torch.Tensor):
+        """Append the authors' empty slot-0 superpixel as a last reference slot: zero features, always attended.
+
+        Its key is then key_conv's bias and its value value_conv's bias, as in their code, where SLIC numbers
+        superpixels from 1 and slot 0 of scatter_max stays 0. (B, C, S) -> (B, C, S + 1); valid (B, S) -> (B, S + 1).
+        """
+        def zero_slot(x):
+            return torch.cat([x, x.new_zeros(x.shape[0], x.shape[1], 1)], dim=2)
+
+        return zero_slot(f_r), zero_slot(colors), torch.cat([valid, valid.new_ones(valid.shape[0], 1)], dim=1)
 
 
 class StandardAttention(nn.Module):

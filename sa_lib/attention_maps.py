@@ -228,6 +228,36 @@ def matrix_view(pa: PairAttention, level: int, label: int | None = None) -> np.n
     return image
 
 
+# ------------------------------------------------------------------------- a picked superpixel, summarised
+
+
+def hex_colour(rgb: np.ndarray) -> str:
+    """(3,) sRGB in [0, 1] -> "#rrggbb", for the HTML swatches."""
+    r, g, b = (round(float(c) * 255) for c in np.clip(rgb, 0, 1))
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def swatch_html(rgb: np.ndarray, caption: str) -> str:
+    """One colour swatch with its caption and hex code (class sa-swatch)."""
+    colour = hex_colour(rgb)
+    return (f"<div><span class='sa-swatch' style='display:inline-block;width:48px;height:24px;"
+            f"vertical-align:middle;border:1px solid #444;background:{colour}'></span> {caption} ({colour})</div>")
+
+
+def selection_html(pa: PairAttention, level: int, label: int, point: tuple[int, int]) -> str:
+    """What the explorer and the web app say about a picked superpixel: where it is, which reference superpixel
+    its row weighs most, and two swatches: the colour its row points at and the colour the model gave it.
+    `point` is (y, x) at the size the network ran."""
+    row = attention_row(pa, level, label)
+    attended, received = attended_colour(pa, level, label), received_colour(pa, level, label)
+    return (
+        f"<div>level {level} ({LEVEL_NAMES[level]}): target superpixel <b>{label}</b> of "
+        f"{pa.superpixel_count(level)}, at x, y = {point[1]}, {point[0]}; it draws from {row.shape[0]} reference "
+        f"superpixels, most from superpixel {int(row.argmax())} (weight {row.max():.2f}).</div>"
+        f"<div style='display:flex;gap:24px;margin-top:6px'>{swatch_html(attended, 'reference colour its row points at')}"
+        f"{swatch_html(received, 'colour it received (model output)')}</div>")
+
+
 # ------------------------------------------------------------------------------------------------ Fig. 3
 
 

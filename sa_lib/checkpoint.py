@@ -1,7 +1,8 @@
 """Checkpoints: safetensors weights with the model config inside, a JSON sidecar, atomic writes.
 
 A checkpoint is `NAME.safetensors` (the trainable weights; the frozen colour encoder is rebuilt from its
-own source) whose metadata holds the `ColorizerConfig` as JSON, so loading needs nothing else, plus
+own source, unless the file embeds it, as `sa-convert-official` writes them) whose metadata holds the
+`ColorizerConfig` as JSON, so loading needs nothing else, plus
 `NAME.json` beside it (config, config hash, step, metrics) for people and tools. Loading never unpickles:
 safetensors only. Resumable training state (optimizer, RNG) is a separate local file, see sa_lib.train.
 """
@@ -66,12 +67,14 @@ def trainable_state(model: Colorizer) -> dict[str, torch.Tensor]:
 
 
 def save_checkpoint(path: Path | str, model: Colorizer, step: int = 0, metrics: dict | None = None,
-                    half: bool = False) -> None:
-    """Write path (.safetensors) and its .json sidecar atomically. half=True stores floats as fp16."""
+                    half: bool = False, embed_color_encoder: bool = False) -> None:
+    """Write path (.safetensors) and its .json sidecar atomically. half=True stores floats as fp16.
+    embed_color_encoder=True also stores the colour encoder's weights (a self-contained file)."""
     path = Path(path)
     config = model.config
+    state = model.state_dict() if embed_color_encoder else trainable_state(model)
     tensors = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
-               for k, v in trainable_state(model).items()}
+               for k, v in state.items()}
     meta = {"format": FORMAT, "config": config.to_json(), "config_hash": config_hash(config), "step": str(step)}
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
     sidecar = {"config": json.loads(config.to_json()), "config_hash": config_hash(config), "step": step,
@@ -87,7 +90,8 @@ def resolve(name_or_path: str | Path) -> Path:
         if shipped.is_file():
             return shipped
         known = sorted(p.stem for p in CHECKPOINT_DIR.glob("*.safetensors"))
-        raise CheckpointError(f"unknown checkpoint {str(name_or_path)!r}; shipped: {', '.join(known) or 'none'}")
+        hint = "; `make official` downloads and converts the authors' model to it" if name_or_path == "official" else ""
+        raise CheckpointError(f"unknown checkpoint {str(name_or_path)!r}; shipped: {', '.join(known) or 'none'}{hint}")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     return path
@@ -116,14 +120,15 @@ def load_checkpoint(name_or_path: str | Path, device: str | torch.device = "cpu"
     config = read_config(path)
     if expect_variant is not None and config.variant != expect_variant:
         raise CheckpointError(f"{path} holds variant {config.variant!r}, expected {expect_variant!r}")
-    model = Colorizer(config, pretrained=pretrained_encoder)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             state = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{path} is corrupt ({err})") from None
-    expected = trainable_state(model)
+    embedded = any(k.startswith("color_encoder.") for k in state)  # a self-contained file: no download
+    model = Colorizer(config, pretrained=pretrained_encoder and not embedded)
+    expected = model.state_dict() if embedded else trainable_state(model)
     if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in state):
         raise CheckpointError(f"{path} does not match its own config (weights missing or of the wrong shape)")
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=False)
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=embedded)
     return model.to(device).eval()

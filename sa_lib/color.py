@@ -54,3 +54,23 @@ def combine_l_ab(l_star: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     if ab.shape[-2:] != l_star.shape[-2:]:
         ab = F.interpolate(ab, size=l_star.shape[-2:], mode="bilinear", align_corners=False)
     return lab_to_rgb(torch.cat([l_star, ab], dim=1))
+
+
+# CIE L* <-> Y and sRGB's transfer curve, with kornia's constants (so they invert its rgb_to_lab exactly).
+_LAB_EPSILON = 0.008856  # Y above which L* = 116 Y^(1/3) - 16
+_LAB_KAPPA = 7.787  # f(Y) = 7.787 Y + 4/29 below it
+_SRGB_LINEAR_MAX = 0.0031308  # linear values up to here are encoded as 12.92 x
+
+
+def gray_from_lstar(l_star: torch.Tensor) -> torch.Tensor:
+    """L* in [0, 100] (any shape) -> the gamma-encoded sRGB value g in [0, 1] of the gray pixel with that L*.
+
+    For a gray pixel (R = G = B = g), scikit-image's `rgb2gray` (0.2125 R + 0.7154 G + 0.0721 B, weights summing
+    to 1) is g itself, and its CIE Y is the linearised g. So inverting L* -> Y, then the sRGB curve, recovers
+    exactly what `rgb2gray` gives for a gray target: the luminance the authors' code feeds its network. Compute
+    in float64 for a bit-faithful recovery.
+    """
+    fy = (l_star + 16.0) / 116.0
+    y = torch.where(fy ** 3 > _LAB_EPSILON, fy ** 3, (fy - 4.0 / 29.0) / _LAB_KAPPA).clamp(0.0, 1.0)  # CIE Y
+    encoded = 1.055 * y.clamp(min=_SRGB_LINEAR_MAX) ** (1.0 / 2.4) - 0.055
+    return torch.where(y > _SRGB_LINEAR_MAX, encoded, 12.92 * y)

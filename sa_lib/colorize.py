@@ -4,6 +4,7 @@
                 [--slic auto|skimage|opencv|torch]
     sa-colorize TARGET_DIR REFERENCE -o OUT_DIR          # every image of a folder, one reference
     sa-colorize --pairs PAIRS.csv -o OUT_DIR             # CSV rows: target,reference
+    sa-colorize TARGET --reference-from PHOTOS_DIR -o OUT.png   # the reference: the top-1 of sa-suggest
 
 Any size and aspect ratio. Only ab is predicted: the output is rebuilt from the target's own full-resolution
 L*, so it has the target's size, orientation and detail. A colour target is used through its L* only.
@@ -30,16 +31,24 @@ from PIL import Image
 from .baselines import SuperpixelFeatureTransfer
 from .checkpoint import DEFAULT_CHECKPOINT, PAPER_MODEL_CHECKPOINT, CheckpointError, load_checkpoint
 from .devices import DeviceError, resolve_device
+from .hub import AssetUnavailable
 from .color import combine_l_ab, rgb_to_lab
-from .image_io import MIN_SIDE, ImageInputError, ImageOutputError, read_image, write_image_atomic
-from .model import Colorizer
+from .image_io import (
+    IMAGE_SUFFIXES,
+    MIN_SIDE,
+    ImageInputError,
+    ImageOutputError,
+    read_image,
+    write_image_atomic,
+)
+from .model import AUTHORS_PREPROCESSING, Colorizer
 from .pairs import PairsError, output_keys
+from .suggest import ReferenceSuggester, SuggestError, file_hash
 from .superpixels import SLIC_BACKENDS, resolve_backend
 
 MODES = ("fast", "highres")
 SLIC_CHOICES = ("auto", *SLIC_BACKENDS)
 DEFAULT_WORKING_SIZE = 256
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
 
 
 class UsageError(ValueError):
@@ -101,6 +110,17 @@ def working_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
     """(h, w) with the long side `long_side` (never upscaled) and the aspect ratio kept, sides >= 32."""
     scale = min(1.0, long_side / max(height, width))
     return max(32, round(height * scale)), max(32, round(width * scale))
+
+
+def exact_8bit(rgb: torch.Tensor) -> torch.Tensor:
+    """A float32 image -> float64; one read from an 8-bit file gets its exact values k / 255 back.
+
+    For the authors' preprocessing (ColorizerConfig.official), which runs SLIC in float64 on values read from
+    8-bit files: float32's rounding of k / 255 (3e-8) is enough to move a few pixels of a flat region to
+    another superpixel."""
+    x = rgb.double()
+    steps = torch.round(x * 255.0)
+    return steps / 255.0 if (x * 255.0 - steps).abs().max() < 1e-3 else x
 
 
 def _resize(x: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
@@ -165,6 +185,8 @@ def colorize_detailed(target, reference, checkpoint: str = DEFAULT_CHECKPOINT, d
     if mode == "highres" and dev.type == "cpu":
         check_highres_memory(tuple(target_rgb.shape[-2:]), tuple(reference_rgb.shape[-2:]), model.config.widths[0])
     with torch.inference_mode():
+        if model.config.luminance_input == AUTHORS_PREPROCESSING:  # float64 preprocessing: SLIC is discontinuous
+            target_rgb, reference_rgb = exact_8bit(target_rgb), exact_8bit(reference_rgb)
         full_l = rgb_to_lab(target_rgb)[:, :1]  # (1, 1, H, W): the target's own L*, kept at full resolution
         if mode == "fast":
             net_l = _resize(full_l, working_shape(*full_l.shape[-2:], working_size))
@@ -221,12 +243,23 @@ def _unique_outputs(jobs: list[tuple[Path, Path, Path]]) -> list[tuple[Path, Pat
     return jobs
 
 
-def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path, Path]]:
-    """(target, reference, output) triples from the command line; usage mistakes raise UsageError."""
+def _output_folder(out: Path) -> Path:
+    """The output folder of folder and pairs mode: refused if it is a file; created later, once all is checked."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output {out} is a file; folder and pairs mode write into a folder")
+    return out
+
+
+def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path | None, Path]]:
+    """(target, reference, output) triples from the command line; usage mistakes raise UsageError.
+
+    The reference is None with --reference-from: each target's top-1 is picked when it is colorized."""
     out = Path(args.output)
+    if args.reference_from and (args.pairs or args.reference is not None):
+        raise UsageError("--reference-from replaces REFERENCE: give one or the other"
+                         + (", and not with --pairs" if args.pairs else ""))
     if args.pairs:
-        if not out.is_dir():
-            raise UsageError(f"output folder does not exist: {out}")
+        _output_folder(out)
         pairs_file = Path(args.pairs)
         if not pairs_file.is_file():
             raise UsageError(f"pairs file not found: {pairs_file}")
@@ -243,30 +276,44 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path, Path]]:
         except PairsError as err:
             raise UsageError(f"{pairs_file}: {err}") from None
         return _unique_outputs([(base / r[0], base / r[1], out / (key + ".png")) for r, key in zip(rows, keys)])
-    if args.target is None or args.reference is None:
-        raise UsageError("give TARGET and REFERENCE, or --pairs FILE")
+    if args.target is None or (args.reference is None and not args.reference_from):
+        raise UsageError("give TARGET and REFERENCE, TARGET and --reference-from FOLDER, or --pairs FILE")
     target = Path(args.target)
+    reference = Path(args.reference) if args.reference is not None else None
     if target.is_dir():
-        if not out.is_dir():
-            raise UsageError(f"output folder does not exist: {out}")
+        _output_folder(out)
         files = sorted(p for p in target.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise UsageError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {target}")
-        return _unique_outputs([(f, Path(args.reference), out / (f.stem + ".png")) for f in files])
+        return _unique_outputs([(f, reference, out / (f.stem + ".png")) for f in files])
     if out.is_dir():
         raise UsageError(f"output path is a directory: {out} (give a file name, e.g. {out / 'result.png'})")
     if not out.parent.is_dir():
         raise UsageError(f"output folder does not exist: {out.parent}")
-    return [(target, Path(args.reference), out)]
+    return [(target, reference, out)]
+
+
+EPILOG = """one example per mode:
+  sa-colorize old.jpg reference.jpg -o result.png                 # a pair (--explain why.png: where colours came from)
+  sa-colorize scans/ reference.jpg -o coloured/                   # every image of a folder, one reference
+  sa-colorize --pairs pairs.csv -o coloured/                      # CSV rows target,reference (paths relative to it)
+  sa-colorize old.jpg --reference-from ~/Pictures -o result.png   # the reference: sa-suggest's top-1 in a folder
+Folder and pairs mode create the output folder. Errors are one line each; exit 2 for usage, 1 if an image failed.
+"""
 
 
 def main(argv: list[str] | None = None) -> None:
     """`sa-colorize`: one line on stderr per problem; exit 2 for usage errors, 1 if any image failed."""
-    parser = argparse.ArgumentParser(prog="sa-colorize", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="sa-colorize", description=__doc__.splitlines()[0], epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("target", nargs="?", help="gray (or colour) target image, or a folder of them")
     parser.add_argument("reference", nargs="?", help="colour reference image")
-    parser.add_argument("-o", "--output", required=True, help="output image (or folder for folder/pairs input)")
+    parser.add_argument("-o", "--output", required=True,
+                        help="output image (or folder for folder/pairs input; created if missing)")
     parser.add_argument("--pairs", help="CSV file of target,reference rows (paths relative to the file)")
+    parser.add_argument("--reference-from", metavar="FOLDER",
+                        help="use the photo of FOLDER that sa-suggest ranks first for each target (demo profile's "
+                             "ranking; features cached per folder)")
     parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
                         help=f"shipped name ({DEFAULT_CHECKPOINT}, the default; {PAPER_MODEL_CHECKPOINT}, the paper's "
                              "model; demo-standard, demo-none) or a .safetensors file")
@@ -279,6 +326,7 @@ def main(argv: list[str] | None = None) -> None:
                              "the CPU, torch on a GPU)")
     parser.add_argument("--explain", help="also write a figure of where the colours came from (single pair)")
     args = parser.parse_args(argv)
+    suggester, scan = None, None
     try:
         jobs = _jobs(args)
         resolve_slic(args.slic, resolve_device(args.device))
@@ -287,12 +335,19 @@ def main(argv: list[str] | None = None) -> None:
         if args.explain and Path(args.explain).suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg"):
             raise UsageError(f"--explain {args.explain}: use a .png, .jpg, .pdf or .svg file name")
         load_model(args.checkpoint, args.device)
-    except (UsageError, DeviceError) as err:
+        if args.reference_from:
+            suggester = ReferenceSuggester("demo", device=args.device)
+            scan = suggester.scan(args.reference_from)
+            for line in scan.skipped:
+                print(f"sa-colorize: skipped: {line}", file=sys.stderr)
+        if args.pairs or Path(args.target).is_dir():
+            Path(args.output).mkdir(parents=True, exist_ok=True)
+    except (UsageError, DeviceError, SuggestError) as err:
         parser.exit(2, f"sa-colorize: error: {err}\n")
     except CheckpointError as err:
         unknown = str(err).startswith("unknown checkpoint")
         parser.exit(2 if unknown else 1, f"sa-colorize: error: {err}\n")
-    except (OSError, RuntimeError) as err:
+    except (OSError, RuntimeError, AssetUnavailable) as err:
         parser.exit(1, f"sa-colorize: error: {' '.join(str(err).split())[:200]}\n")
 
     failures = 0
@@ -303,7 +358,16 @@ def main(argv: list[str] | None = None) -> None:
         progress = tqdm(total=len(jobs), unit="image", desc="colorize")
     for target, reference, output in jobs:
         try:
-            result = colorize_detailed(target, reference, args.checkpoint, args.device, args.mode, args.working_size,
+            source = target  # a path, or the target already read to rank the folder for it
+            if suggester is not None:
+                source = read_image(target, role="target")
+                best = suggester.rank(source, scan, 1, target_hash=file_hash(target))
+                if not best:
+                    raise ImageInputError(f"target image {target}: no other photo in {args.reference_from}")
+                reference = best[0].path
+                print(f"sa-colorize: {target} <- reference {reference} (distance {best[0].distance:.3f})",
+                      file=sys.stderr)
+            result = colorize_detailed(source, reference, args.checkpoint, args.device, args.mode, args.working_size,
                                        args.slic)
             write_image_atomic(output, np.asarray(result.image, dtype=np.float32) / 255.0)
             if args.explain:

@@ -94,18 +94,19 @@ def _label(item: PairImages, reference: str) -> str:
 def fig5_ablation(setup: Setup, out: Path | str) -> Path:
     """Fig. 5: target, reference, the three variants and the ground truth; first rows with a different
     reference, last rows with the ground truth as reference."""
-    names = setup.profile.models
-    models = {v: model_colorizer(setup.checkpoint(v), setup.device) for v in names}
+    names = [v for v in setup.profile.models if v not in setup.missing]
+    models = {SHORT_NAMES[v]: model_colorizer(setup.checkpoint(v), setup.device) for v in names}
+    models.update({name: model_colorizer(path, setup.device) for name, path in setup.checkpoints.items()})
     different = pick_pairs(setup, FIG5_DIFFERENT)
     same = pick_pairs(setup, FIG5_SAME, skip=len(FIG5_DIFFERENT))
     rows, labels = [], []
     for reference, items in ((TOP1, different), (GTREF, same)):
         for item in items:
             ref = item.reference if reference == TOP1 else item.truth
-            rows.append([gray_rgb(item.target_l), ref, *(models[v](item.target_l, ref) for v in names),
+            rows.append([gray_rgb(item.target_l), ref, *(fn(item.target_l, ref) for fn in models.values()),
                          item.truth])
             labels.append(_label(item, reference))
-    columns = ["target (L*)", "reference", *(SHORT_NAMES[v] for v in names), "ground truth"]
+    columns = ["target (L*)", "reference", *models, "ground truth"]
     return image_grid(rows, columns, labels, Path(out),
                       f"Fig. 5 (profile {setup.profile.name}): variants with a different reference (top rows) "
                       "and with the target's own colours as reference (bottom rows)")
@@ -114,8 +115,9 @@ def fig5_ablation(setup: Setup, out: Path | str) -> Path:
 def fig6_comparison(setup: Setup, out: Path | str) -> Path:
     """Fig. 6: target, reference, the baselines, our super-attention model and the ground truth."""
     baselines = {key: (name, factory()) for key, (name, factory) in baseline_colorizers(setup).items()}
-    ours = {m: model_colorizer(setup.checkpoint(m), setup.device)
-            for m in ("super", "transfer") if m in setup.profile.models}
+    ours = {f"ours: {SHORT_NAMES[m]}": model_colorizer(setup.checkpoint(m), setup.device)
+            for m in ("super", "transfer") if m in setup.profile.models and m not in setup.missing}
+    ours.update({name: model_colorizer(path, setup.device) for name, path in setup.checkpoints.items()})
     rows, labels = [], []
     for item in pick_pairs(setup, FIG6_TARGETS):
         outputs = [fn(item.target_l, item.reference) for _, fn in baselines.values()]
@@ -124,8 +126,7 @@ def fig6_comparison(setup: Setup, out: Path | str) -> Path:
         labels.append(_label(item, TOP1))
     short = {"reinhard": "Reinhard-style (L*-driven)", "welsh": "Welsh 2002 [10]",
              "carrillo2022": "Carrillo 2022 [17]"}
-    columns = ["target (L*)", "reference", *(short.get(k, k) for k in baselines),
-               *(f"ours: {SHORT_NAMES[m]}" for m in ours), "ground truth"]
+    columns = ["target (L*)", "reference", *(short.get(k, k) for k in baselines), *ours, "ground truth"]
     return image_grid(rows, columns, labels, Path(out),
                       f"Fig. 6 (profile {setup.profile.name}): training-free exemplar methods and ours, "
                       "top-1 references")
@@ -136,7 +137,7 @@ def matched_gallery(setup: Setup, out: Path | str) -> Path:
     by [17], the paper's super-attention and the transfer model (the default), beside the ground truth."""
     carrillo = baseline_colorizers(setup)["carrillo2022"][1]()
     models = {m: model_colorizer(setup.checkpoint(m), setup.device)
-              for m in ("super", "transfer") if m in setup.profile.models}
+              for m in ("super", "transfer") if m in setup.profile.models and m not in setup.missing}
     rows, labels = [], []
     for item in pick_pairs(setup, GALLERY_TARGETS):
         rows.append([gray_rgb(item.target_l), item.reference, carrillo(item.target_l, item.reference),

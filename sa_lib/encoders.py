@@ -131,3 +131,20 @@ def build_color_encoder(name: str = "effnet_lite0", pretrained: bool = True, max
     if name in ("vgg19", "vgg19_bn"):
         return _vgg(name, pretrained, max_level)
     raise ValueError(f"unknown encoder {name!r}; choose one of {', '.join(ENCODERS)}")
+
+
+def torchvision_vgg_keys(encoder: ColorEncoder) -> dict[str, str]:
+    """For a VGG encoder: its state key ("stages.S.K.weight") -> the torchvision state key ("features.N.weight").
+
+    The stages are consecutive slices of torchvision's `features`, so a torchvision-format state_dict (such as
+    vgg19_bn-c79401a0.pth) maps onto them by position.
+    """
+    if encoder.name not in ("vgg19", "vgg19_bn"):
+        raise ValueError(f"encoder {encoder.name!r} is not a torchvision VGG")
+    keys, index = {}, 0
+    for s, stage in enumerate(encoder.stages):
+        for k, layer in enumerate(stage):
+            for name in layer.state_dict():
+                keys[f"stages.{s}.{k}.{name}"] = f"features.{index}.{name}"
+            index += 1
+    return keys

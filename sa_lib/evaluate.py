@@ -4,6 +4,7 @@
     sa-evaluate --profile smoke                # 4 pairs at 96 px (tests, notebooks)
     sa-evaluate --profile paper                # COCO val pairs + checkpoints/paper-{none,standard,super}
     sa-evaluate --profile demo --method deep_exemplar=outputs/de/ --method mine=outputs/mine/
+    sa-evaluate --profile paper --checkpoint official=checkpoints/official.safetensors   # another model, too
 
 A method is either a colorizer -- a callable `(target_l, reference) -> rgb` that sees only the target's L*
 (H, W) in [0, 100] and the reference sRGB (h, w, 3) in [0, 1], never the ground truth's colours -- or a
@@ -72,6 +73,7 @@ DEMO_MODELS = (*VARIANTS, "transfer")  # the demo ships the paper's three varian
 BASELINE_KEYS = ("reinhard", "welsh", "carrillo2022")  # the training-free baselines of Table 2 (baseline_colorizers)
 RESERVED_NAMES = (*DEMO_MODELS, *BASELINE_KEYS)  # our own rows: a folder of outputs may not take their names
 FOLDER_PREFIX = "folder:"  # setup.results keys of folder methods: (FOLDER_PREFIX + name, TOP1)
+CHECKPOINT_PREFIX = "checkpoint:"  # setup.results keys of --checkpoint NAME=FILE models
 OUTPUT_PATTERN = f"<target stem>{{{','.join(IMAGE_SUFFIXES)}}}"  # how a folder's outputs must be named
 
 
@@ -460,25 +462,47 @@ class Setup:
     lpips: metrics.LPIPSMetric
     results: dict[tuple[str, str], MethodResult] = field(default_factory=dict)
     log: Callable[[str], None] = print
+    checkpoints: dict[str, Path] = field(default_factory=dict)  # --checkpoint NAME=FILE: more models, every table
+    missing: tuple[str, ...] = ()  # the profile's own variants without a checkpoint (allowed with --checkpoint)
 
     def checkpoint(self, variant: str) -> str:
         return f"{self.profile.checkpoint_prefix}-{variant}"
 
 
-def _check_checkpoints(profile: EvalProfile) -> None:
+def _check_checkpoints(profile: EvalProfile, allow_missing: bool = False) -> tuple[str, ...]:
+    """The variants whose profile checkpoint is missing (an EvaluationError unless allow_missing)."""
+    missing = []
     for variant in profile.models:
         name = f"{profile.checkpoint_prefix}-{variant}"
         if not (CHECKPOINT_DIR / f"{name}.safetensors").is_file():
             hint = (f"train it with `sa-train --profile paper --variant {variant} --export "
                     f"checkpoints/{name}.safetensors` (no paper checkpoint ships)" if profile.name == "paper"
                     else "run `make train-demo`")
-            raise EvaluationError(f"checkpoint {CHECKPOINT_DIR / (name + '.safetensors')} not found; {hint}")
+            if not allow_missing:
+                raise EvaluationError(f"checkpoint {CHECKPOINT_DIR / (name + '.safetensors')} not found; {hint}")
+            missing.append(variant)
+    return tuple(missing)
+
+
+def check_extra_checkpoints(checkpoints: dict[str, Path], folders: Iterable[str] = ()) -> None:
+    """--checkpoint NAME=FILE: each NAME free (not ours, not a folder's) and each FILE a colorizer checkpoint."""
+    from .checkpoint import read_config
+
+    for name, path in checkpoints.items():
+        if name in RESERVED_NAMES or name in set(folders):
+            raise UsageError(f"--checkpoint {name}: the name is taken (by this project's rows or a --method); "
+                             "give another NAME")
+        read_config(path)  # CheckpointError in one line: missing, not safetensors, not ours
 
 
 def prepare(profile: str = "demo", pairs: Path | str | None = None, device: str = "auto",
-            log: Callable[[str], None] = print, folders: dict[str, Path] | None = None) -> Setup:
+            log: Callable[[str], None] = print, folders: dict[str, Path] | None = None,
+            checkpoints: dict[str, Path | str] | None = None) -> Setup:
     """Check a profile's assets (and the folders of other methods' outputs against its pairs) and load its
-    pairs at the evaluation size (one-line errors if missing)."""
+    pairs at the evaluation size (one-line errors if missing). `checkpoints` (name -> .safetensors) adds
+    models to every table; with them, the profile's own checkpoints may be missing (their rows read not run)."""
+    checkpoints = {name: Path(path) for name, path in (checkpoints or {}).items()}
+    check_extra_checkpoints(checkpoints, folders or {})
     settings = profile_settings(profile)
     from .devices import DeviceError, resolve_device
 
@@ -499,7 +523,7 @@ def prepare(profile: str = "demo", pairs: Path | str | None = None, device: str 
         pairs_csv = Path(pairs)
         if not pairs_csv.is_file():
             raise UsageError(f"pairs file not found: {pairs_csv}")
-    _check_checkpoints(settings)
+    missing = _check_checkpoints(settings, allow_missing=bool(checkpoints))
     pair_list = read_pairs(pairs_csv, target_dir, reference_dir, settings.limit)
     check_output_folders(dict(folders or {}), pair_list)
     started = time.perf_counter()
@@ -509,7 +533,7 @@ def prepare(profile: str = "demo", pairs: Path | str | None = None, device: str 
         log(f"[evaluate] {lpips.reason}")
     log(f"[evaluate] profile {settings.name}: {len(data)} pairs from {pairs_csv} at {settings.size}x{settings.size} "
         f"({time.perf_counter() - started:.1f} s)")
-    return Setup(settings, pairs_csv, data, device, lpips, log=log)
+    return Setup(settings, pairs_csv, data, device, lpips, log=log, checkpoints=checkpoints, missing=missing)
 
 
 def run_method(setup: Setup, method: str, colorizer: ColorizerFn | Callable[[], ColorizerFn],
@@ -540,9 +564,27 @@ def folder_result(setup: Setup, name: str, folder: Path | str) -> MethodResult:
     return setup.results[key]
 
 
-def variant_result(setup: Setup, variant: str, reference: str = TOP1) -> MethodResult:
+def variant_result(setup: Setup, variant: str, reference: str = TOP1) -> MethodResult | None:
+    """A variant's result; None when its profile checkpoint is missing (allowed with --checkpoint)."""
+    if variant in setup.missing:
+        return None
     return run_method(setup, variant, lambda: model_colorizer(setup.checkpoint(variant), setup.device),
                       reference, lazy=True)
+
+
+def checkpoint_rows(setup: Setup, reference: str = TOP1) -> list[dict[str, str]]:
+    """The rows of the --checkpoint NAME=FILE models; the authors' released model (sa-convert-official) is
+    set beside the paper's published super-attention numbers."""
+    from .checkpoint import read_config
+
+    rows = []
+    for name, path in setup.checkpoints.items():
+        result = run_method(setup, CHECKPOINT_PREFIX + name, lambda p=path: model_colorizer(p, setup.device),
+                            reference, lazy=True)
+        official = read_config(path).extra.get("preset") == "official"
+        rows.append({"method": f"{name} (`{path}`)", "reference": reference, **measured_cells(result, setup.lpips),
+                     **(published_cells("super") if official and reference == TOP1 else published_cells(None))})
+    return rows
 
 
 def baseline_colorizers(setup: Setup) -> dict[str, tuple[str, Callable[[], ColorizerFn]]]:
@@ -600,6 +642,7 @@ def ablation_table(setup: Setup) -> Table:
             rows.append({"method": f"{VARIANT_NAMES[variant]} (`{setup.checkpoint(variant)}`)",
                          "reference": reference, **measured_cells(result, setup.lpips),
                          **(published_cells(variant) if reference == TOP1 else {})})
+        rows += checkpoint_rows(setup, reference)
     demo = setup.profile.checkpoint_prefix == "demo"
     notes = _notes(setup, [
         "- Rows with the ground truth as reference: each target is its own reference, so HIS_ref = 1 and "
@@ -640,6 +683,7 @@ def comparison_table(setup: Setup, folders: dict[str, Path] | None = None) -> Ta
             name = f"{name} (outputs in `{folders[key]}`)"
         rows.append({"method": name, "reference": TOP1, **measured_cells(result, setup.lpips),
                      **published_cells(key if key in EXTERNAL_METHODS else None)})
+    rows += checkpoint_rows(setup)
     for model in ("super", "transfer"):
         if model in setup.profile.models:
             rows.append({"method": f"{VARIANT_NAMES[model]} (`{setup.checkpoint(model)}`)", "reference": TOP1,
@@ -697,7 +741,7 @@ def write_tables(setup: Setup, out: Path | str, folders: dict[str, Path] | None 
 
 def run(profile: str = "demo", out: Path | str | None = None, pairs: Path | str | None = None,
         folders: dict[str, Path] | None = None, device: str = "auto", per_pair_dir: Path | str | None = None,
-        log: Callable[[str], None] = print) -> list[Path]:
+        log: Callable[[str], None] = print, checkpoints: dict[str, Path] | None = None) -> list[Path]:
     """Evaluate a profile and write both tables (and the per-pair CSVs); returns the table files written.
 
     Nothing is written until both tables are computed, so a failed run leaves the previous tables as they
@@ -708,7 +752,7 @@ def run(profile: str = "demo", out: Path | str | None = None, pairs: Path | str 
     for name, folder in folders.items():
         if not Path(folder).is_dir():
             raise UsageError(f"--method {name}: outputs folder not found: {folder}")
-    setup = prepare(profile, pairs, device, log, folders=folders)
+    setup = prepare(profile, pairs, device, log, folders=folders, checkpoints=checkpoints)
     per_pair_dir = Path(per_pair_dir) if per_pair_dir is not None else per_pair_folder(profile, out, pairs)
     written = write_tables(setup, tables_folder(out, pairs), folders)
     write_per_pair(setup, per_pair_dir)
@@ -719,10 +763,10 @@ def run(profile: str = "demo", out: Path | str | None = None, pairs: Path | str 
 # -------------------------------------------------------------------------------------------------- CLI
 
 
-def _method_arg(text: str) -> tuple[str, Path]:
+def _method_arg(text: str, option: str = "--method", what: str = "FOLDER") -> tuple[str, Path]:
     name, sep, folder = text.partition("=")
     if not sep or not name or not folder or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-        raise UsageError(f"--method {text!r}: give NAME=FOLDER (NAME of letters, digits, _ . -)")
+        raise UsageError(f"{option} {text!r}: give NAME={what} (NAME of letters, digits, _ . -)")
     return name, Path(folder)
 
 
@@ -741,15 +785,21 @@ def main(argv: list[str] | None = None) -> None:
                         help="folder of the per-pair CSVs (default: build/eval/<profile>, or <out>/per_pair "
                              "with --pairs)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="NAME=FILE",
+                        help="another colorizer checkpoint (.safetensors, e.g. the authors' model converted by "
+                             "sa-convert-official) scored in both tables (repeatable); with it the profile's own "
+                             "checkpoints may be missing")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
         methods = [_method_arg(m) for m in args.method]
-        names = [name for name, _ in methods]
+        models = [_method_arg(c, "--checkpoint", "FILE") for c in args.checkpoint]
+        names = [name for name, _ in methods + models]
         repeated = next((name for name in names if names.count(name) > 1), None)
         if repeated is not None:
-            raise UsageError(f"--method {repeated!r} is given more than once; give each NAME once")
-        written = run(args.profile, args.out, args.pairs, dict(methods), args.device, per_pair_dir=args.per_pair)
+            raise UsageError(f"{repeated!r} is given more than once (--method, --checkpoint); give each NAME once")
+        written = run(args.profile, args.out, args.pairs, dict(methods), args.device, per_pair_dir=args.per_pair,
+                      checkpoints=dict(models))
     except UsageError as err:
         parser.exit(2, f"sa-evaluate: error: {err}\n")
     except (EvaluationError, PairsError, CheckpointError, AssetUnavailable, FileNotFoundError) as err:

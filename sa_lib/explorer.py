@@ -38,14 +38,14 @@ from .attention_maps import (
     LEVELS,
     Pair,
     PairAttention,
-    attended_colour,
     attention_row,
     compute_pair_attention,
     default_point,
+    hex_colour,  # noqa: F401  (re-exported: it lived here first)
     matrix_view,
     profile_settings,
-    received_colour,
     reference_view,
+    selection_html,
     superpixel_at,
     superpixel_center,
     superpixel_mask,
@@ -66,12 +66,6 @@ def png_bytes(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def hex_colour(rgb: np.ndarray) -> str:
-    """(3,) sRGB in [0, 1] -> "#rrggbb", for the HTML swatches."""
-    r, g, b = (round(float(c) * 255) for c in np.clip(rgb, 0, 1))
-    return f"#{r:02x}{g:02x}{b:02x}"
 
 
 def parse_point(text: str) -> tuple[int, int]:
@@ -142,14 +136,16 @@ class AttentionExplorer:
         self.select_pair(start_pair)
 
     @classmethod
-    def for_profile(cls, profile: str, device: str = "auto") -> AttentionExplorer:
-        """The pairs, checkpoint and working size of a notebook profile (smoke, demo or paper)."""
+    def for_profile(cls, profile: str, device: str = "auto", checkpoint: str | None = None) -> AttentionExplorer:
+        """The pairs, checkpoint and working size of a notebook profile (smoke, demo or paper); `checkpoint`
+        (a name or .safetensors path, e.g. the authors' model from sa-convert-official) replaces its model."""
         s = profile_settings(profile)
+        checkpoint = checkpoint or s.checkpoint
 
         def compare(pa: PairAttention) -> dict[str, np.ndarray]:
-            return other_methods(pa.gray * 100.0, pa.reference, s.checkpoint, device)
+            return other_methods(pa.gray * 100.0, pa.reference, checkpoint, device)
 
-        return cls(s.pairs, checkpoint=s.checkpoint, device=device, working_size=s.working_size,
+        return cls(s.pairs, checkpoint=checkpoint, device=device, working_size=s.working_size,
                    start_pair=s.figure_pair, compare=compare if s.compare else None)
 
     # ------------------------------------------------------------------------------- state, plain Python
@@ -262,14 +258,7 @@ class AttentionExplorer:
                                   f'onclick="{CLICK_JS}">')
         self.reference_image.value = png_bytes(reference_view(pa, level, label))
         self.matrix_image.value = png_bytes(self._matrix_picture())
-        row = self.shown_row
-        attended, received = attended_colour(pa, level, label), received_colour(pa, level, label)
-        self.info.value = (
-            f"<div>level {level} ({LEVEL_NAMES[level]}): target superpixel <b>{label}</b> of {count}, "
-            f"at x, y = {self.point[1]}, {self.point[0]}; it draws from {row.shape[0]} reference superpixels, "
-            f"most from superpixel {int(row.argmax())} (weight {row.max():.2f}).</div>"
-            f"<div style='display:flex;gap:24px;margin-top:6px'>{_swatch(attended, 'reference colour its row points at')}"
-            f"{_swatch(received, 'colour it received (model output)')}</div>")
+        self.info.value = selection_html(pa, level, label, self.point)
 
     def _matrix_picture(self) -> np.ndarray:
         """The attention matrix scaled up (nearest) to about MATRIX_SIDE px, with a red bar at the row."""
@@ -280,8 +269,3 @@ class AttentionExplorer:
         bar[self.label * k:(self.label + 1) * k] = (1.0, 0.1, 0.1)
         return np.concatenate([bar, big], axis=1)
 
-
-def _swatch(rgb: np.ndarray, caption: str) -> str:
-    colour = hex_colour(rgb)
-    return (f"<div><span class='sa-swatch' style='display:inline-block;width:48px;height:24px;"
-            f"vertical-align:middle;border:1px solid #444;background:{colour}'></span> {caption} ({colour})</div>")

@@ -24,6 +24,8 @@ from PIL import Image, ImageOps, features
 
 MIN_SIDE = 32  # px: smaller images carry too little structure to colorize
 MAX_PIXELS = 100_000_000  # refuse larger images: ~1.2 GB as float32 RGB, and a decompression-bomb guard
+# What a folder of photos is read for (sa-colorize's folder mode, sa-suggest): the photo formats by extension.
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
 
 # Formats we let Pillow open: common photo formats only. Some other plugins run external programs
 # (EPS -> Ghostscript) or are rarely-exercised parsers; a user's "photo" has no reason to be one of them.

@@ -22,10 +22,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .attention import DEFAULT_TAU, StandardAttention, SuperAttention
-from .color import AB_SCALE, normalize_l, rgb_to_lab
+from .attention import DEFAULT_TAU, QK_NORMALISATIONS, StandardAttention, SuperAttention
+from .color import AB_SCALE, gray_from_lstar, normalize_l, rgb_to_lab
 from .encoders import ENCODERS, build_color_encoder
-from .superpixels import SLIC_COMPACTNESS, SuperpixelPyramid, level_sizes
+from .superpixels import SLIC_COMPACTNESS, SUPERPIXEL_SCHEMES, SuperpixelPyramid, level_sizes
 
 VARIANTS = ("none", "standard", "super")
 # Names build_model knows: the paper's three variants, and "transfer" (super + ColorizerConfig.transfer()'s
@@ -66,9 +66,19 @@ class ColorizerConfig:
     #                         the match confidence (each row's largest weight) to the decoder
     ab_residual: bool = False  # the head predicts a correction of the carried a*b* of level 0 (in tanh's
     #                            logit space), so a*b* start as the reference's and training decides where not to
+    # Switches that make this network the authors' released one (the preset ColorizerConfig.official(),
+    # docs/official.md). Their defaults are this project's own choices; at their defaults they are left out of
+    # to_json (AUTHORS_SWITCHES), so every earlier config keeps its JSON and its config_hash.
+    luminance_input: str = "lstar"  # "lstar": L*/100, float32; "rgb2gray": AUTHORS_PREPROCESSING
+    superpixel_scheme: str = "contiguous"  # sa_lib.superpixels.SUPERPIXEL_SCHEMES; "authors": AUTHORS_SUPERPIXELS
+    qk_normalisation: str = "both"  # sa_lib.attention.QK_NORMALISATIONS; "before": the authors'
+    upsample_relu: tuple[int, ...] = ()  # decoder levels whose upsampled map passes a ReLU (authors: 0 and 1)
+    ab_scale: float = AB_SCALE  # ab = ab_scale * tanh(head) (authors: 127)
 
     def __post_init__(self):
         self.widths, self.encoder_convs = tuple(self.widths), tuple(self.encoder_convs)
+        self.upsample_relu = tuple(self.upsample_relu)
+        check_authors_switches(self)
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
         if self.encoder not in ENCODERS:
@@ -79,6 +89,8 @@ class ColorizerConfig:
             raise ValueError("match_frozen, carry_ab and ab_residual are options of the super variant")
         if self.ab_residual and not self.carry_ab:
             raise ValueError("ab_residual corrects the carried a*b*: it needs carry_ab")
+        if (self.match_frozen or self.carry_ab) and self.superpixel_scheme != "contiguous":
+            raise ValueError("the transfer options work on contiguous superpixels, not the authors' scheme")
 
     @classmethod
     def paper(cls, variant: str = "super", encoder: str = "vgg19") -> "ColorizerConfig":
@@ -96,12 +108,74 @@ class ColorizerConfig:
         """Table rows and figures: the variant, or "transfer" for super with the transfer options."""
         return "transfer" if self.match_frozen or self.carry_ab or self.ab_residual else self.variant
 
+    @classmethod
+    def official(cls) -> "ColorizerConfig":
+        """The authors' released network (their gen_color_stride_vgg16 with percep_vgg19_bn), as
+        `sa-convert-official` loads their checkpoint into it: the paper's sizes with vgg19_bn and every switch
+        of AUTHORS_SWITCHES set their way. docs/official.md lists each difference."""
+        return replace(cls.paper("super", "vgg19_bn"), **OFFICIAL_SWITCHES, extra={"preset": "official"})
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        fields = asdict(self)
+        for name, default in AUTHORS_SWITCHES.items():  # at their defaults: absent, as before they existed
+            if fields[name] == default:
+                del fields[name]
+        return json.dumps(fields, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "ColorizerConfig":
         return cls(**json.loads(text))
+
+
+# ------------------------------------------------------------------- the authors' network as config switches
+# The switches' defaults (this project's network) and the values of the preset ColorizerConfig.official().
+AUTHORS_SWITCHES = {"luminance_input": "lstar", "superpixel_scheme": "contiguous", "qk_normalisation": "both",
+                    "upsample_relu": (), "ab_scale": AB_SCALE}
+OFFICIAL_SWITCHES = {"luminance_input": "rgb2gray", "superpixel_scheme": "authors", "qk_normalisation": "before",
+                     "upsample_relu": (0, 1), "ab_scale": 127.0}
+LUMINANCE_INPUTS = ("lstar", "rgb2gray")
+# luminance_input "rgb2gray": the target's luminance is scikit-image's rgb2gray of its gamma-encoded RGB,
+# recovered exactly from L* (sa_lib.color.gray_from_lstar); remapped to the reference's L*/100 with whole-image
+# population statistics and no epsilon, std(R) / std(T) (T - mean(T)) + mean(R); all of it, and the SLIC
+# (which sees the unremapped gray), in float64; cast to float32 only before the networks.
+AUTHORS_PREPROCESSING = "rgb2gray"
+# superpixel_scheme "authors": sa_lib.superpixels.authors_pyramid_labels (scikit-image resize and SLIC in
+# float64), pooling over interior pixels only (a 1-pixel frame dropped), and the empty slot-0 superpixel of
+# their labels kept as a null token in every softmax (SuperAttention).
+AUTHORS_SUPERPIXELS = "authors"
+AUTHORS_POOL_BORDER = 1
+
+
+def check_authors_switches(config: "ColorizerConfig") -> None:
+    """One-line ValueError for a switch of AUTHORS_SWITCHES with an unknown value."""
+    choices = {"luminance_input": LUMINANCE_INPUTS, "superpixel_scheme": SUPERPIXEL_SCHEMES,
+               "qk_normalisation": QK_NORMALISATIONS}
+    for name, allowed in choices.items():
+        if getattr(config, name) not in allowed:
+            raise ValueError(f"unknown {name} {getattr(config, name)!r}; choose one of {', '.join(allowed)}")
+    if any(level not in (0, 1, 2) for level in config.upsample_relu):
+        raise ValueError(f"upsample_relu takes decoder levels 0, 1 and 2, got {config.upsample_relu}")
+
+
+def super_attention_switches(config: "ColorizerConfig") -> dict:
+    """SuperAttention's keyword arguments for the config's switches (none for this project's own network)."""
+    authors = config.superpixel_scheme == AUTHORS_SUPERPIXELS
+    return {"qk_normalisation": config.qk_normalisation, "border": AUTHORS_POOL_BORDER if authors else 0,
+            "null_token": authors}
+
+
+def authors_luminance(t_gray: torch.Tensor, reference_rgb: torch.Tensor, remap: bool = True
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """AUTHORS_PREPROCESSING of the target's float64 gray (B, 1, H, W) (gray_from_lstar): the reference's L*/100
+    (B, 1, H', W') in float64 for SLIC, and the target gray remapped to it, in float32 for the encoder."""
+    r_gray = normalize_l(rgb_to_lab(reference_rgb.double())[:, :1])  # (B, 1, H', W') L*/100, float64
+    if not remap:
+        return r_gray, t_gray.float()
+    t_mean, r_mean = t_gray.mean(dim=(2, 3), keepdim=True), r_gray.mean(dim=(2, 3), keepdim=True)
+    t_std = t_gray.std(dim=(2, 3), correction=0, keepdim=True).clamp_min(1e-12)  # np.std; no NaN on a flat target
+    r_std = r_gray.std(dim=(2, 3), correction=0, keepdim=True)
+    remapped = r_std / t_std * (t_gray - t_mean) + r_mean  # (B, 1, H, W)
+    return r_gray, remapped.float()
 
 
 def conv_block(in_channels: int, out_channels: int, n_convs: int) -> nn.Sequential:
@@ -150,7 +224,7 @@ class Colorizer(nn.Module):
             match = sum(self.color_encoder.channels[l] for l in SUPER_LEVELS) if config.match_frozen else 0
             self.attention = nn.ModuleDict({str(l): SuperAttention(
                 w[l], self.color_encoder.channels[l], w[l] + match, w[l], config.tau, match_channels=match,
-                carry_ab=config.carry_ab) for l in SUPER_LEVELS})
+                carry_ab=config.carry_ab, **super_attention_switches(config)) for l in SUPER_LEVELS})
         elif config.variant == "standard":
             self.attention = nn.ModuleDict({str(BOTTLENECK): StandardAttention(
                 w[BOTTLENECK], self.color_encoder.channels[BOTTLENECK], w[BOTTLENECK], w[BOTTLENECK])})
@@ -191,14 +265,19 @@ class Colorizer(nn.Module):
         if min(target_l.shape[-2:]) < 8:
             raise ValueError(f"target is too small ({tuple(target_l.shape[-2:])}); need at least 8 x 8 pixels")
         intermediates: dict = {"attention": {}}
-        t_in = normalize_l(target_l)  # (B, 1, H, W) in [0, 1]
+        authors = self.config.luminance_input == AUTHORS_PREPROCESSING
+        t_in = gray_from_lstar(target_l.double()) if authors else normalize_l(target_l)  # (B, 1, H, W) in [0, 1]
         hints: dict[int, torch.Tensor] = {}
         if self.attention_levels:
             if reference_rgb is None:
                 raise ValueError(f"variant {self.config.variant!r} needs a reference image")
-            r_in = normalize_l(rgb_to_lab(reference_rgb)[:, :1])  # (B, 1, H', W') reference L in [0, 1]
-            t_in_encoder = match_luminance(t_in, r_in) if self.config.match_luminance else t_in
-            f_t, f_r = self.encode(t_in_encoder), self.encode(r_in)
+            if authors:  # float64 grays for SLIC, float32 remapped target for the encoder
+                r_in, t_in_encoder = authors_luminance(t_in, reference_rgb, self.config.match_luminance)
+            else:
+                r_in = normalize_l(rgb_to_lab(reference_rgb)[:, :1])  # (B, 1, H', W') reference L in [0, 1]
+                t_in_encoder = match_luminance(t_in, r_in) if self.config.match_luminance else t_in
+            f_t, f_r = self.encode(t_in_encoder), self.encode(r_in.float())
+            reference_rgb = reference_rgb.float()
             phi_r = self.color_encoder(reference_rgb, {l: f_r[l].shape[-2:] for l in self.attention_levels})
             extra = self._transfer_inputs(t_in, r_in, reference_rgb)
             hints = self._attend(f_t, f_r, phi_r, t_in, r_in, target_superpixels, reference_superpixels,
@@ -206,7 +285,7 @@ class Colorizer(nn.Module):
             del extra
             del f_r, phi_r, r_in  # the reference acts only through the hints: free it before the decoder
         else:
-            f_t = self.encode(t_in)
+            f_t = self.encode(t_in.float())
 
         x = f_t[BOTTLENECK]
         if BOTTLENECK in hints:
@@ -214,6 +293,8 @@ class Colorizer(nn.Module):
         for level in (2, 1, 0):
             skip = f_t[level]
             x = self.upsample[level](x)
+            if level in self.config.upsample_relu:  # the authors' decoder (ColorizerConfig.official)
+                x = F.relu(x)
             if x.shape[-2:] != skip.shape[-2:]:  # odd sizes: the max-pool floored, so resize to the skip
                 x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             parts = [x, hints[level], skip] if level in hints else [x, skip]
@@ -232,7 +313,7 @@ class Colorizer(nn.Module):
         logits = self.head(x)  # (B, 2, H, W)
         if self.config.ab_residual:  # carry_ab's hints end with [a*, b*, confidence]: correct the carried a*b*
             logits = logits + torch.atanh(parts[1][:, -3:-1].clamp(-0.99, 0.99))
-        return torch.tanh(logits) * AB_SCALE  # (B, 2, H, W) a*, b* in Lab units
+        return torch.tanh(logits) * self.config.ab_scale  # (B, 2, H, W) a*, b* in Lab units
 
     def _transfer_inputs(self, t_in: torch.Tensor, r_in: torch.Tensor, reference_rgb: torch.Tensor) -> dict:
         """Inputs of the transfer options, per level: frozen matching features of the two gray images
@@ -262,10 +343,12 @@ class Colorizer(nn.Module):
             intermediates["attention"][BOTTLENECK] = attn  # (B, H_T W_T, H_R W_R)
             return hints
         levels = len(SUPER_LEVELS)
+        scheme = self.config.superpixel_scheme
         if target_sp is None:
-            target_sp = SuperpixelPyramid.from_gray(t_in, levels, self.config.slic_compactness, slic_backend)
+            target_sp = SuperpixelPyramid.from_gray(t_in, levels, self.config.slic_compactness, slic_backend, scheme)
         if reference_sp is None:
-            reference_sp = SuperpixelPyramid.from_gray(r_in, levels, self.config.slic_compactness, slic_backend)
+            reference_sp = SuperpixelPyramid.from_gray(r_in, levels, self.config.slic_compactness, slic_backend,
+                                                       scheme)
         for level in SUPER_LEVELS:
             t_lab, r_lab = target_sp.labels[level], reference_sp.labels[level]
             if t_lab.shape[-2:] != f_t[level].shape[-2:] or r_lab.shape[-2:] != f_r[level].shape[-2:]:

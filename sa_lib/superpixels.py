@@ -9,6 +9,8 @@ and it is the paper's N ~ sqrt(H x W) rule, so a super-attention map (N_T x N_R 
 with the number of pixels instead of quadratically.
 
 Labels are made contiguous (0 .. S-1, every label used), so no empty superpixel ever enters a softmax.
+(The preset of the authors' released network, ColorizerConfig.official(), keeps their grids instead:
+SUPERPIXEL_SCHEMES "authors", authors_pyramid_labels, interior pooling with superpixel_pool's border.)
 Batches hold label maps of equal size and a count per image; slots past an image's count are padding
 that the attention masks out.
 
@@ -52,12 +54,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from skimage.segmentation import slic
+from skimage.transform import resize as skimage_resize
 
 from .slic_torch import slic_torch
 
 SLIC_COMPACTNESS = 0.1
 SLIC_SIGMA = 0.0
 SLIC_BACKENDS = ("skimage", "opencv", "torch")  # "auto" picks one of these (resolve_backend)
+# "contiguous": this project's grids (above); "authors": those of the authors' released code (authors_pyramid_labels).
+SUPERPIXEL_SCHEMES = ("contiguous", "authors")
 AUTO_OPENCV_MIN_PIXELS = 256 * 256  # "auto" on the CPU: opencv above this many pixels per level, skimage up to it
 OPENCV_MIN_ELEMENT_PERCENT = 25  # OpenCV's default: segments under 25% of the mean size are merged
 OPENCV_ITERATIONS = 10  # scikit-image's max_num_iter
@@ -182,12 +187,18 @@ class SuperpixelPyramid:
 
     @classmethod
     def from_gray(cls, gray: torch.Tensor, levels: int = 3, compactness: float = SLIC_COMPACTNESS,
-                  backend: str = "auto") -> "SuperpixelPyramid":
+                  backend: str = "auto", scheme: str = "contiguous") -> "SuperpixelPyramid":
         """SLIC of a batch of gray images (B, 1, H, W) in [0, 1] at every level.
 
         The torch backend (auto on CUDA) labels the whole batch in one call per level on the batch's device;
-        the others run image by image on the CPU.
+        the others run image by image on the CPU. scheme "authors": see authors_pyramid_labels.
         """
+        if scheme == "authors":
+            per_image = [authors_pyramid_labels(g[0].detach().cpu().double().numpy(), levels, compactness, backend)
+                         for g in gray]
+            return cls.stack(per_image).to(gray.device)
+        if scheme not in SUPERPIXEL_SCHEMES:
+            raise ValueError(f"unknown superpixel scheme {scheme!r}; choose {', '.join(SUPERPIXEL_SCHEMES)}")
         if resolve_backend(backend, gray.device) == "torch":
             labels, counts = [], []
             for level in _resize_levels(gray.detach().float(), levels):
@@ -216,15 +227,19 @@ def valid_mask(counts: torch.Tensor, size: int) -> torch.Tensor:
     return torch.arange(size, device=counts.device)[None, :] < counts[:, None]
 
 
-def superpixel_pool(features: torch.Tensor, labels: torch.Tensor, size: int) -> torch.Tensor:
+def superpixel_pool(features: torch.Tensor, labels: torch.Tensor, size: int, border: int = 0) -> torch.Tensor:
     """Channel-wise max of (B, C, H, W) features inside each superpixel -> (B, C, size) super-features.
 
     Padding slots (label never used in that image) are 0. Uses torch.scatter_reduce("amax"): no compiled
-    extension, differentiable.
+    extension, differentiable. border > 0 pools the interior pixels only (the authors' code drops a 1-pixel
+    frame): a superpixel with no interior pixel then gets 0 too.
     """
     b, c, h, w = features.shape
     if labels.shape != (b, h, w):
         raise ValueError(f"labels {tuple(labels.shape)} do not match features {tuple(features.shape)}")
+    if border > 0:
+        features, labels = interior(features, border), interior(labels, border)
+        h, w = max(0, h - 2 * border), max(0, w - 2 * border)
     index = labels.reshape(b, 1, h * w).expand(b, c, h * w)  # (B, C, HW) superpixel id of each pixel
     pooled = features.new_full((b, c, size), float("-inf"))
     pooled = pooled.scatter_reduce(2, index, features.reshape(b, c, h * w), reduce="amax", include_self=False)
@@ -253,3 +268,46 @@ def superpixel_unpool(super_features: torch.Tensor, labels: torch.Tensor) -> tor
     h, w = labels.shape[-2:]
     index = labels.reshape(b, 1, h * w).expand(b, c, h * w)  # (B, C, HW)
     return super_features.gather(2, index).reshape(b, c, h, w)
+
+
+# ------------------------------------------------------------------ the authors' grids (ColorizerConfig.official)
+
+
+def interior(x: torch.Tensor, border: int) -> torch.Tensor:
+    """x[..., border:-border, border:-border] (empty when the map has no interior)."""
+    h, w = x.shape[-2:]
+    return x[..., border:max(border, h - border), border:max(border, w - border)]
+
+
+def interior_counts(labels: torch.Tensor, border: int) -> torch.Tensor:
+    """(B, H, W) contiguous labels -> (B,) 1 + the largest label with a pixel inside the `border` frame (0 if none).
+
+    The authors' scatter_max returns that many slots: superpixels numbered past the last one that keeps an
+    interior pixel are not in their attention at all (those numbered before it, without interior pixels, are,
+    with zero features).
+    """
+    inside = interior(labels, border).flatten(1)  # (B, h_interior * w_interior)
+    if inside.shape[1] == 0:
+        return torch.zeros(labels.shape[0], dtype=labels.dtype, device=labels.device)
+    return inside.amax(dim=1) + 1
+
+
+def authors_pyramid_labels(gray: np.ndarray, levels: int = 3, compactness: float = SLIC_COMPACTNESS,
+                           backend: str = "auto") -> list[np.ndarray]:
+    """The grids of the authors' released code for one gray image (H, W) in [0, 1], contiguous labels 0 .. S-1.
+
+    Each level is the image resized with scikit-image's (anti-aliased) `resize` to that level's size, in float64
+    (SLIC is discontinuous: float32 moves pixels between superpixels), then scikit-image SLIC with sigma 0 and
+    n_segments by this project's rule (the authors' 224 / 112 / 56 at 224 x 224). The authors' labels start at
+    1; here they start at 0 and the empty slot 0 their attention keeps becomes SuperAttention's null token.
+    `backend` "auto" is scikit-image, the authors' SLIC, at every size; another backend runs on the same levels.
+    """
+    if gray.ndim != 2:
+        raise ValueError(f"authors_pyramid_labels expects a 2-D gray image, got shape {gray.shape}")
+    runner = _RUNNERS["skimage" if backend == "auto" else resolve_backend(backend, "cpu")]
+    gray = np.asarray(gray, dtype=np.float64)
+    out = []
+    for h, w in level_sizes(*gray.shape, levels):
+        level = skimage_resize(gray, (h, w))  # (h, w) float64; the authors resize level 0 too (to its own size)
+        out.append(_contiguous(runner(level, n_segments_for(h, w), compactness)))
+    return out

@@ -98,8 +98,11 @@ def test_fig3_writes_three_panels_per_level(tmp_path):
 def test_profile_settings():
     smoke, demo = am.profile_settings("smoke"), am.profile_settings("demo")
     assert len(smoke.pairs) == 2 and smoke.working_size < demo.working_size
-    assert len(demo.pairs) == 38 and all(p.target_path.is_file() and p.reference_path.is_file() for p in demo.pairs)
-    assert demo.pairs[demo.figure_pair] == smoke.pairs[smoke.figure_pair]
+    assert len(demo.pairs) == 65 + 38 and all(p.target_path.is_file() and p.reference_path.is_file()
+                                              for p in demo.pairs)  # the matched pairs, then the ranked ones
+    shown = demo.pairs[demo.figure_pair]  # Fig. 3: the cheetah with a jaguar, a matched pair
+    assert (shown.target, shown.reference) == ("gcompris-cheetah.jpg", "gcompris-jaguar.jpg")
+    assert demo.checkpoint == smoke.checkpoint == "demo-transfer" and demo.compare and not smoke.compare
     with pytest.raises(ValueError, match="unknown profile"):
         am.profile_settings("huge")
 

@@ -259,3 +259,60 @@ def test_highres_that_would_not_fit_in_memory_is_refused_in_one_line(photos, che
     code, _ = run([photos / "target.png", photos / "reference.jpg", "-o", out,  # fast mode is not checked
                    "--checkpoint", checkpoints / "super.safetensors"], capsys)
     assert code == 0 and out.exists()
+
+
+def test_cli_folder_and_pairs_mode_create_the_output_folder(photos, checkpoints, tmp_path, capsys):
+    ckpt = ["--checkpoint", checkpoints / "super.safetensors"]
+    targets = tmp_path / "targets"
+    targets.mkdir()
+    Image.open(photos / "target.png").save(targets / "a.png")
+    code, err = run([targets, photos / "reference.jpg", "-o", tmp_path / "new" / "deep", *ckpt], capsys)
+    assert code == 0, err
+    assert [p.name for p in (tmp_path / "new" / "deep").iterdir()] == ["a.png"]
+    pairs = photos / "pairs_new_dir.csv"
+    pairs.write_text("target,reference\ntarget.png,reference.jpg\n")
+    code, err = run(["--pairs", pairs, "-o", tmp_path / "pairs_out", *ckpt], capsys)
+    assert code == 0, err
+    assert [p.name for p in (tmp_path / "pairs_out").iterdir()] == ["target.png"]
+    # A usage error leaves no folder behind, and a file in the way is refused.
+    code, err = run([targets, photos / "reference.jpg", "-o", tmp_path / "never", "--checkpoint", "demo-nope"], capsys)
+    assert code == 2 and not (tmp_path / "never").exists()
+    (tmp_path / "afile").write_text("x")
+    code, err = run([targets, photos / "reference.jpg", "-o", tmp_path / "afile", *ckpt], capsys)
+    assert code == 2 and "is a file" in err
+
+
+def test_cli_help_shows_one_example_per_mode(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert info.value.code == 0
+    examples = [line.strip() for line in out.splitlines() if line.strip().startswith("sa-colorize ")]
+    assert len(examples) == 4
+    assert any("--pairs" in e for e in examples) and any("--reference-from" in e for e in examples)
+    assert any(e.split()[1].endswith("/") for e in examples)  # folder mode
+
+
+def test_cli_reference_from_a_folder_uses_the_top_1(photos, checkpoints, tmp_path, capsys, monkeypatch):
+    from sa_lib.demo_data import load_split
+
+    monkeypatch.setenv("SUPERATTN_DATA", str(tmp_path / "data"))
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    colour = Image.open(photos / "target_colour.jpg")
+    colour.crop((10, 5, 140, 65)).save(folder / "crop.png")  # the target's own scene, cropped
+    for path in load_split("train")[:3]:
+        Image.open(path).convert("RGB").resize((96, 64)).save(folder / path.name)
+    own = folder / "target-copy.png"
+    Image.open(photos / "target.png").save(own)  # the target's own file: never its reference
+    ckpt = ["--checkpoint", checkpoints / "super.safetensors"]
+    code, err = run([own, "--reference-from", folder, "-o", tmp_path / "out.png", *ckpt], capsys)
+    assert code == 0, err
+    assert "<- reference" in err and err.split("<- reference ")[1].split()[0].endswith("crop.png"), err
+    assert Image.open(tmp_path / "out.png").size == (150, 70)
+    code, err = run([photos / "target.png", photos / "reference.jpg", "--reference-from", folder, "-o",
+                     tmp_path / "o2.png", *ckpt], capsys)
+    assert code == 2 and "--reference-from" in err and not (tmp_path / "o2.png").exists()
+    code, err = run([photos / "target.png", "--reference-from", tmp_path / "nowhere", "-o", tmp_path / "o3.png",
+                     *ckpt], capsys)
+    assert code == 2 and "does not exist" in err and not (tmp_path / "o3.png").exists()

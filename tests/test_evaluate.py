@@ -190,9 +190,10 @@ def test_smoke_profile_writes_both_tables(tmp_path):
     assert sorted(p.name for p in written) == ["table1_ablation.csv", "table1_ablation.md",
                                                "table2_comparison.csv", "table2_comparison.md"]
     t1 = list(csv.DictReader((tmp_path / "out" / "table1_ablation.csv").read_text().splitlines()))
-    assert [r["reference"] for r in t1] == [TOP1] * 3 + [GTREF] * 3
+    assert [r["reference"] for r in t1] == [TOP1] * 4 + [GTREF] * 4  # none, standard, super, transfer
     assert all(0.0 < float(r["ssim"]) <= 1.0 for r in t1)
-    assert t1[2]["published_paper_coco_ssim"] == "0.925" and t1[5]["published_paper_coco_ssim"] == ""
+    assert t1[2]["published_paper_coco_ssim"] == "0.925" and t1[6]["published_paper_coco_ssim"] == ""
+    assert "transfer" in t1[3]["method"] and t1[3]["published_paper_coco_ssim"] == ""
     t2_rows = csv.DictReader((tmp_path / "out" / "table2_comparison.csv").read_text().splitlines())
     t2 = {r["method"].split(" (")[0]: r for r in t2_rows}
     assert t2["XCNET [29]"]["ssim"] == "not run" and t2["Deep Exemplar [13]"]["pairs"] == "3/4"
@@ -287,7 +288,7 @@ def test_cli_refuses_a_repeated_method_name(tmp_path, capsys, monkeypatch):
 def test_cli_per_pair_option(tmp_path, capsys, monkeypatch):
     seen = {}
 
-    def fake_run(profile, out, pairs, folders, device, per_pair_dir=None, log=print):
+    def fake_run(profile, out, pairs, folders, device, per_pair_dir=None, log=print, checkpoints=None):
         seen.update(out=out, per_pair_dir=per_pair_dir)
         return []
 
@@ -296,7 +297,7 @@ def test_cli_per_pair_option(tmp_path, capsys, monkeypatch):
     assert seen == {"out": tmp_path / "o", "per_pair_dir": tmp_path / "pp"}
     assert evaluate.per_pair_folder("smoke", tmp_path / "o", None) == evaluate.REPO_ROOT / "build" / "eval" / "smoke"
     assert evaluate.per_pair_folder("smoke", tmp_path / "o", tmp_path / "p.csv") == tmp_path / "o" / "per_pair"
-    assert evaluate.per_pair_folder("smoke", None, tmp_path / "p.csv") == evaluate.REPO_ROOT / "figures" / "per_pair"
+    assert evaluate.per_pair_folder("smoke", None, tmp_path / "p.csv") == evaluate.REPO_ROOT / "figures" / "p" / "per_pair"
 
 
 @pytest.mark.parametrize("problem", ["ambiguous", "unreadable", "empty"])

@@ -25,7 +25,7 @@ def shipped(tmp_path):
 
 def test_shipped_demo_checkpoints_match_the_demo_profile_so_nothing_retrains():
     plans = plan_training("demo")
-    assert [p.variant for p in plans] == ["none", "standard", "super"]
+    assert [p.variant for p in plans] == ["none", "standard", "super", "transfer"]
     for plan in plans:
         assert not plan.retrain, plan.reason
         assert plan.log == CHECKPOINT_DIR / f"demo-{plan.variant}.log.csv"

@@ -1,0 +1,75 @@
+"""`sa-app [--host 127.0.0.1] [--port 7860]`: serve the web app (sa_lib.app) until Ctrl-C.
+
+Needs the optional `app` extra (gradio): `pip install -e '.[app]'`, which `make setup` installs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import socket
+import sys
+from pathlib import Path
+
+from .app import DEFAULT_HOST, DEFAULT_PORT, AppService, build_app, is_loopback, launch, offline_environment
+from .devices import DeviceError
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"must be in 1..65535, got {value}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sa-app", description=__doc__.splitlines()[0],
+                                epilog="example: sa-app --photos ~/Pictures   then open http://127.0.0.1:7860")
+    p.add_argument("--host", default=DEFAULT_HOST,
+                   help="address to serve on (default 127.0.0.1: this machine only; 0.0.0.0 serves the network)")
+    p.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port (default 7860)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--photos", type=Path,
+                   help="folder of photos the suggestion tab starts with; when given, only folders inside it can "
+                        "be ranked (needed to rank any when --host is not a loopback address)")
+    return p
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> None:
+    """One line on stderr per problem: exit 2 for usage errors, 1 when the app cannot start."""
+    p = parser()
+    args = p.parse_args(argv)
+    if importlib.util.find_spec("gradio") is None:
+        p.exit(1, "sa-app: error: gradio is not installed: install the app extra (pip install -e '.[app]', "
+                  "or make setup)\n")
+    if args.photos is not None and not args.photos.is_dir():
+        p.exit(2, f"sa-app: error: --photos {args.photos}: not a folder\n")
+    if not _port_free(args.host, args.port):
+        p.exit(1, f"sa-app: error: cannot serve on {args.host}:{args.port}: the port is taken or the address is not "
+                  f"this machine's (try --port)\n")
+    offline_environment()
+    try:
+        service = AppService(args.device, photos_root=args.photos, allow_any_folder=is_loopback(args.host))
+    except DeviceError as err:
+        p.exit(2, f"sa-app: error: {err}\n")
+    demo = build_app(service, photos=args.photos)
+    print(f"sa-app: serving on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr, flush=True)
+    try:
+        launch(demo, args.host, args.port, service, block=True, quiet=True)
+    except KeyboardInterrupt:
+        pass
+    except OSError as err:
+        p.exit(1, f"sa-app: error: cannot serve on {args.host}:{args.port}: {' '.join(str(err).split())}\n")
+
+
+if __name__ == "__main__":
+    main()
