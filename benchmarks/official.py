@@ -36,7 +36,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torchvision
 from PIL import Image
+from skimage import color
+from skimage.color import rgb2gray
+from skimage.transform import resize
 
 from sa_lib.checkpoint import load_checkpoint
 from sa_lib.color import rgb_to_lab
@@ -115,11 +119,6 @@ def ours(workdir: Path, size: int):
 
 def theirs(workdir: Path, size: int, authors_code: Path):
     """Their test path at size x size, calling their own functions (from authors_code, outside this repo)."""
-    import torchvision
-    from skimage import color
-    from skimage.color import rgb2gray
-    from skimage.transform import resize
-
     sys.path.insert(0, str(authors_code))
     import models.model_perceptual as perceptual  # noqa: E402  (their code)
     from models.super_skip_unet import gen_color_stride_vgg16  # noqa: E402
