@@ -10,7 +10,7 @@ PROFILE     ?= demo
 DEPS_HASH   := $(shell sha256sum pyproject.toml | cut -c1-12)
 STAMP       := $(VENV)/.installed-$(DEPS_HASH)
 
-.PHONY: help setup test test-browser paper clean data-coco demo-annotations references train-demo model-card bench official
+.PHONY: help setup test test-browser app paper clean data-coco demo-annotations references train-demo model-card bench official
 
 help: ## List the targets with what they do
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -30,10 +30,15 @@ test: setup ## Run the test suite and every notebook on its smoke parameters (nb
 
 CHROMIUM       ?= /usr/bin/chromium
 CHROMEDRIVER   ?= /usr/bin/chromedriver
-test-browser: setup ## Drive the attention explorer in JupyterLab with headless Chromium (needs Debian's chromium, chromium-driver)
+test-browser: setup ## Drive the attention explorer in JupyterLab and the web app with headless Chromium (needs Debian's chromium, chromium-driver)
 	@test -x $(CHROMIUM) && test -x $(CHROMEDRIVER) || { \
 	  echo "test-browser: $(CHROMIUM) or $(CHROMEDRIVER) is missing: apt-get install chromium chromium-driver" >&2; exit 1; }
 	CHROMIUM=$(CHROMIUM) CHROMEDRIVER=$(CHROMEDRIVER) $(PY) -m pytest -q browser_tests
+
+HOST ?= 127.0.0.1
+PORT ?= 7860
+app: setup ## Serve the web app (sa-app) on http://127.0.0.1:7860 until Ctrl-C (HOST=..., PORT=..., PHOTOS=folder)
+	$(VENV)/bin/sa-app --host $(HOST) --port $(PORT) $(if $(PHOTOS),--photos $(PHOTOS),)
 
 RETRAIN ?= 0
 paper: setup ## Run the notebooks and regenerate every figure and table (PROFILE=demo on the CPU; PROFILE=paper on a GPU; RETRAIN=1)
@@ -73,6 +78,8 @@ bench: setup ## Run the benchmarks (minutes; not part of the tests): see benchma
 	$(PY) benchmarks/slic_backends.py
 	$(PY) benchmarks/slic_quality.py
 	$(PY) benchmarks/official.py
+	$(PY) benchmarks/suggest_cache.py --count 1000
+	$(PY) benchmarks/suggest_gray_targets.py
 
 clean: ## Remove build outputs (keeps .venv)
 	rm -rf build .pytest_cache
