@@ -261,9 +261,10 @@ def test_cmyk_jpeg_is_roughly_the_right_colour(tmp_path):
 
 def test_ycbcr_tiff(tmp_path):
     ycc = Image.new("RGB", SIZE, (200, 50, 20)).convert("YCbCr")
-    path = _save(tmp_path, "ycc.tif", ycc)
-    # Some Pillow/libtiff builds open this file as YCbCr, others (Pillow 12.3.0 with libtiff 4.7.1) as RGB
-    # already: the file must read as its colour either way, and the YCbCr mode itself must convert.
+    # Compressed through libtiff: Pillow 12.3.0 cannot read back its own uncompressed YCbCr TIFF ("truncated"),
+    # and opens this one as RGB (libtiff converts), older versions as YCbCr. The file must read as its colour
+    # either way, and the YCbCr mode itself must convert.
+    path = _save(tmp_path, "ycc.tif", ycc, compression="tiff_lzw")
     assert Image.open(path).mode in ("YCbCr", "RGB")
     np.testing.assert_allclose(read_image(path)[4, 4], np.array([200, 50, 20]) / 255, atol=3 / 255)
     np.testing.assert_allclose(_to_float_rgb(ycc)[4, 4], np.array([200, 50, 20]) / 255, atol=3 / 255)
