@@ -54,7 +54,7 @@ from .attention_maps import (
     target_view,
 )
 from .checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, PAPER_MODEL_CHECKPOINT, CheckpointError
-from .color import combine_l_ab, rgb_to_lab
+from .color import combine_l_ab
 from .colorize import (
     DEFAULT_WORKING_SIZE,
     MODES,
@@ -147,11 +147,11 @@ def read_upload(path: str | Path | None, role: str) -> np.ndarray:
         raise AppError(str(err).replace(f"'{path}'", f"'{Path(path).name}'")) from None
 
 
-def neutral_gray(rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8: the target's own L* shown as gray (a* = b* = 0), what the model sees of it."""
+def neutral_gray(full_l: torch.Tensor) -> np.ndarray:
+    """(H, W, 3) uint8: the target's own L* (1, 1, H, W), as colorize computed it, shown as gray (a* = b* = 0):
+    what the model sees of the target."""
     with torch.inference_mode():
-        lab = rgb_to_lab(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None])  # (1, 3, H, W)
-        gray = combine_l_ab(lab[:, :1], torch.zeros_like(lab[:, 1:]))[0]  # (3, H, W) in [0, 1]
+        gray = combine_l_ab(full_l, torch.zeros(1, 2, *full_l.shape[-2:]))[0]  # (3, H, W) in [0, 1]
     return as_uint8(gray.permute(1, 2, 0).numpy())
 
 
@@ -259,7 +259,7 @@ class AppService:
         result_png, before_png = folder / f"{stem}-colorized.png", folder / f"{stem}-gray.png"
         try:
             write_image_atomic(result_png, np.asarray(result.image))
-            write_image_atomic(before_png, neutral_gray(target_rgb))
+            write_image_atomic(before_png, neutral_gray(result.full_l))
         except ImageOutputError as err:
             raise AppError(str(err)) from None
         attention = from_colorization(result, stem) if "target_superpixels" in result.intermediates else None

@@ -63,6 +63,7 @@ class Colorization:
     intermediates: dict
     target_l: torch.Tensor  # (1, 1, h, w) L* at the size the network ran
     reference: torch.Tensor  # (1, 3, h', w') sRGB at the size the network ran
+    full_l: torch.Tensor | None = None  # (1, 1, H, W) the target's own L* at full resolution (on the CPU)
 
 
 def resolve_slic(slic: str, device: torch.device | str) -> str:
@@ -196,7 +197,7 @@ def colorize_detailed(target, reference, checkpoint: str = DEFAULT_CHECKPOINT, d
         ab, intermediates = model(net_l, net_ref, slic_backend=slic)
         rgb = combine_l_ab(full_l, ab.float())[0]  # ab upsampled onto the full-resolution L*
     pixels = (rgb.permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
-    return Colorization(Image.fromarray(pixels), intermediates, net_l.cpu(), net_ref.cpu())
+    return Colorization(Image.fromarray(pixels), intermediates, net_l.cpu(), net_ref.cpu(), full_l.cpu())
 
 
 def colorize(target, reference, checkpoint: str = DEFAULT_CHECKPOINT, device: str = "auto", mode: str = "fast",

@@ -238,3 +238,40 @@ def test_gradio_client_suggests_references_from_a_server_folder(served, pair, ph
     gallery, note = client.predict(handle_file(str(pair[0])), str(photos), 2, api_name="/suggest")
     assert len(gallery) == 2 and gallery[0]["caption"].startswith("1. cheetah-crop.png")
     assert "2 nearest photos" in note
+
+
+# -------------------------------------------------------------------------------------------- sa-app CLI
+
+
+def run_cli(argv, capsys):
+    from sa_lib.cli_app import main
+
+    with pytest.raises(SystemExit) as info:
+        main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return info.value.code, captured.err + captured.out
+
+
+def test_cli_refuses_in_one_line_before_serving(tmp_path, capsys, monkeypatch):
+    code, err = run_cli(["--photos", tmp_path / "missing"], capsys)
+    assert code == 2 and err == f"sa-app: error: --photos {tmp_path / 'missing'}: not a folder\n"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        code, err = run_cli(["--port", taken.getsockname()[1]], capsys)
+    assert code == 1 and "the port is taken" in err and err.count("\n") == 1
+    code, err = run_cli(["--port", "70000"], capsys)
+    assert code == 2 and "must be in 1..65535" in err
+    code, err = run_cli(["--device", "gpu", "--port", free_port()], capsys)
+    assert code == 2 and "unknown device" in err and err.count("\n") == 1
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gradio" else real(name, *a))
+    code, err = run_cli([], capsys)
+    assert code == 1 and "install the app extra" in err and err.count("\n") == 1
+
+
+def test_cli_help_names_host_port_and_the_default_address(capsys):
+    code, out = run_cli(["--help"], capsys)
+    assert code == 0 and "--host" in out and "--port" in out and "127.0.0.1" in out
