@@ -142,7 +142,9 @@ def test_attention_explorer_in_jupyterlab(lab, driver):
         REACT_S)
     x, y = (int(v) for v in clicked["point"].split(","))
     assert x < 20 and y < 20, f"the click landed at x, y = {clicked['point']}, expected near 0, 0"
-    assert clicked["readout"] != moved["readout"]
+    # The slider's readout is redrawn after the views (seen lagging once under load): wait for it too.
+    clicked = wait_for(driver, "the slider readout to follow the click", lambda d: (
+        s := view_state(d))["readout"] != moved["readout"] and s, REACT_S)
     screenshot(driver, "03_target_clicked.png")
 
     # Switch to level 2 (1/4 resolution): fewer, larger superpixels, and a smaller attention map.
