@@ -376,19 +376,20 @@ CSS = """
 """
 
 
-def _uploaded_image_class(gr):
-    """gr.Image that hands the uploaded file's path to the app untouched: Gradio's own preprocessing would open
-    it with Pillow first and fail on a bad file with its own message, before the app could check it."""
+def _hand_over_the_path(image):
+    """Make a gr.Image (type "filepath") give the app the uploaded file untouched. Gradio's own preprocessing
+    opens the file with Pillow first and would fail on a bad file with its own message, before the app could
+    check it with sa-colorize's reader. (Set on the instance: a subclass of gr.Image would make Gradio write a
+    .pyi stub beside this module.)"""
+    gradio_preprocess = image.preprocess
 
-    class UploadedImage(gr.Image):
-        is_template = True  # drawn by the frontend's Image component
+    def preprocess(payload):
+        if payload is not None and payload.path:
+            return payload.path
+        return gradio_preprocess(payload)  # pasted data URLs: Gradio writes them to a file
 
-        def preprocess(self, payload):
-            if payload is not None and payload.path:
-                return payload.path
-            return super().preprocess(payload)
-
-    return UploadedImage
+    image.preprocess = preprocess
+    return image
 
 
 def build_app(service: AppService, photos: str | Path | None = None, demo_pairs: list[Pair] | None = None):
@@ -396,7 +397,6 @@ def build_app(service: AppService, photos: str | Path | None = None, demo_pairs:
     `demo_pairs` replaces the examples (default: `example_pairs()`)."""
     import gradio as gr  # deferred: the optional 'app' extra, seconds to import
 
-    UploadedImage = _uploaded_image_class(gr)
     pairs = example_pairs() if demo_pairs is None else demo_pairs
     examples = example_files(pairs, service.work_dir / "examples")
     choices = checkpoint_choices()
@@ -483,10 +483,12 @@ def build_app(service: AppService, photos: str | Path | None = None, demo_pairs:
                     "Upload a target (gray or colour: only its L* is used) and a colour reference, or pick a demo "
                     "pair, then **Colorize**.")
         with gr.Row(equal_height=False):
-            target_in = UploadedImage(label="target", type="filepath", format="png", height=360, scale=2,
-                                      sources=["upload", "clipboard"], elem_id="sa-target-input")
-            reference_in = UploadedImage(label="reference", type="filepath", format="png", height=360, scale=2,
-                                         sources=["upload", "clipboard"], elem_id="sa-reference-input")
+            target_in = _hand_over_the_path(gr.Image(
+                label="target", type="filepath", format="png", height=360, scale=2, sources=["upload", "clipboard"],
+                elem_id="sa-target-input"))
+            reference_in = _hand_over_the_path(gr.Image(
+                label="reference", type="filepath", format="png", height=360, scale=2,
+                sources=["upload", "clipboard"], elem_id="sa-reference-input"))
             with gr.Column(scale=2, min_width=300):
                 checkpoint_in = gr.Dropdown(choices, value=choices[0] if choices else None, label="checkpoint",
                                             elem_id="sa-checkpoint")
