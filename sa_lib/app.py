@@ -395,6 +395,7 @@ def _hand_over_the_path(image):
 def build_app(service: AppService, photos: str | Path | None = None, demo_pairs: list[Pair] | None = None):
     """The Gradio Blocks of the app, wired to `service`; `photos` pre-fills the folder of the suggestion tab;
     `demo_pairs` replaces the examples (default: `example_pairs()`)."""
+    offline_environment()
     import gradio as gr  # deferred: the optional 'app' extra, seconds to import
 
     pairs = example_pairs() if demo_pairs is None else demo_pairs
@@ -404,7 +405,7 @@ def build_app(service: AppService, photos: str | Path | None = None, demo_pairs:
 
     def fail(err: Exception) -> gr.Error:
         """The page's error box: the one-line message; a bug also goes, with its traceback, to the server log."""
-        if isinstance(err, (AppError, AssetUnavailable)):
+        if isinstance(err, (AppError, AssetUnavailable, ImageInputError)):
             return gr.Error(" ".join(str(err).split()), duration=None)
         traceback.print_exc()
         return gr.Error(f"internal error: {type(err).__name__}: {' '.join(str(err).split())[:200]}", duration=None)
@@ -435,7 +436,7 @@ def build_app(service: AppService, photos: str | Path | None = None, demo_pairs:
         x, y = evt.index[:2]
         return why_outputs(AppService.why_click(why, x, y, on))
 
-    def on_click_view(why, evt: gr.SelectData):  # the why-view's own target, at the network's size
+    def on_click_view(why, evt: gr.SelectData):  # the why-view's own target, as drawn (enlarged)
         return on_click(why, "view", evt)
 
     def on_click_full(why, evt: gr.SelectData):  # the full-resolution target or result
@@ -453,10 +454,10 @@ def build_app(service: AppService, photos: str | Path | None = None, demo_pairs:
         try:
             progress(0.0, desc="ranking the folder's photos")
             ranked, skipped = service.suggest(target, folder, int(k), progress=True)
+            gallery = [(thumbnail(read_image(s.path, role="candidate"), 256),
+                        f"{rank}. {s.path.name} ({s.distance:.3f})") for rank, s in enumerate(ranked, start=1)]
         except Exception as err:
             raise fail(err) from None
-        gallery = [(thumbnail(read_image(s.path, role="candidate"), 256), f"{rank}. {s.path.name} ({s.distance:.3f})")
-                   for rank, s in enumerate(ranked, start=1)]
         note = f"{len(ranked)} nearest photos of {folder}; click one to use it as the reference."
         if skipped:
             note += f" {len(skipped)} file(s) could not be read: " + "; ".join(skipped[:3])
