@@ -377,27 +377,28 @@ CSS = """
 """
 
 
-def _uploaded_image_class(gr):
-    """gr.Image that hands the uploaded file's path to the app untouched: Gradio's own preprocessing would open
-    it with Pillow first and fail on a bad file with its own message, before the app could check it."""
+def _hand_over_the_path(image):
+    """Make a gr.Image (type "filepath") give the app the uploaded file untouched. Gradio's own preprocessing
+    opens the file with Pillow first and would fail on a bad file with its own message, before the app could
+    check it with sa-colorize's reader. (Set on the instance: a subclass of gr.Image would make Gradio write a
+    .pyi stub beside this module.)"""
+    gradio_preprocess = image.preprocess
 
-    class UploadedImage(gr.Image):
-        is_template = True  # drawn by the frontend's Image component
+    def preprocess(payload):
+        if payload is not None and payload.path:
+            return payload.path
+        return gradio_preprocess(payload)  # pasted data URLs: Gradio writes them to a file
 
-        def preprocess(self, payload):
-            if payload is not None and payload.path:
-                return payload.path
-            return super().preprocess(payload)
-
-    return UploadedImage
+    image.preprocess = preprocess
+    return image
 
 
 def build_app(service: AppService, photos: str | Path | None = None, demo_pairs: list[Pair] | None = None):
     """The Gradio Blocks of the app, wired to `service`; `photos` pre-fills the folder of the suggestion tab;
     `demo_pairs` replaces the examples (default: `example_pairs()`)."""
+    offline_environment()
     import gradio as gr  # deferred: the optional 'app' extra, seconds to import
 
-    UploadedImage = _uploaded_image_class(gr)
     pairs = example_pairs() if demo_pairs is None else demo_pairs
     examples = example_files(pairs, service.work_dir / "examples")
     choices = checkpoint_choices()
@@ -405,7 +406,7 @@ def build_app(service: AppService, photos: str | Path | None = None, demo_pairs:
 
     def fail(err: Exception) -> gr.Error:
         """The page's error box: the one-line message; a bug also goes, with its traceback, to the server log."""
-        if isinstance(err, (AppError, AssetUnavailable)):
+        if isinstance(err, (AppError, AssetUnavailable, ImageInputError)):
             return gr.Error(" ".join(str(err).split()), duration=None)
         traceback.print_exc()
         return gr.Error(f"internal error: {type(err).__name__}: {' '.join(str(err).split())[:200]}", duration=None)
@@ -436,7 +437,7 @@ def build_app(service: AppService, photos: str | Path | None = None, demo_pairs:
         x, y = evt.index[:2]
         return why_outputs(AppService.why_click(why, x, y, on))
 
-    def on_click_view(why, evt: gr.SelectData):  # the why-view's own target, at the network's size
+    def on_click_view(why, evt: gr.SelectData):  # the why-view's own target, as drawn (enlarged)
         return on_click(why, "view", evt)
 
     def on_click_full(why, evt: gr.SelectData):  # the full-resolution target or result
@@ -454,10 +455,10 @@ def build_app(service: AppService, photos: str | Path | None = None, demo_pairs:
         try:
             progress(0.0, desc="ranking the folder's photos")
             ranked, skipped = service.suggest(target, folder, int(k), progress=True)
+            gallery = [(thumbnail(read_image(s.path, role="candidate"), 256),
+                        f"{rank}. {s.path.name} ({s.distance:.3f})") for rank, s in enumerate(ranked, start=1)]
         except Exception as err:
             raise fail(err) from None
-        gallery = [(thumbnail(read_image(s.path, role="candidate"), 256), f"{rank}. {s.path.name} ({s.distance:.3f})")
-                   for rank, s in enumerate(ranked, start=1)]
         note = f"{len(ranked)} nearest photos of {folder}; click one to use it as the reference."
         if skipped:
             note += f" {len(skipped)} file(s) could not be read: " + "; ".join(skipped[:3])
@@ -484,10 +485,12 @@ def build_app(service: AppService, photos: str | Path | None = None, demo_pairs:
                     "Upload a target (gray or colour: only its L* is used) and a colour reference, or pick a demo "
                     "pair, then **Colorize**.")
         with gr.Row(equal_height=False):
-            target_in = UploadedImage(label="target", type="filepath", format="png", height=360, scale=2,
-                                      sources=["upload", "clipboard"], elem_id="sa-target-input")
-            reference_in = UploadedImage(label="reference", type="filepath", format="png", height=360, scale=2,
-                                         sources=["upload", "clipboard"], elem_id="sa-reference-input")
+            target_in = _hand_over_the_path(gr.Image(
+                label="target", type="filepath", format="png", height=360, scale=2, sources=["upload", "clipboard"],
+                elem_id="sa-target-input"))
+            reference_in = _hand_over_the_path(gr.Image(
+                label="reference", type="filepath", format="png", height=360, scale=2,
+                sources=["upload", "clipboard"], elem_id="sa-reference-input"))
             with gr.Column(scale=2, min_width=300):
                 checkpoint_in = gr.Dropdown(choices, value=choices[0] if choices else None, label="checkpoint",
                                             elem_id="sa-checkpoint")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -208,6 +209,7 @@ def test_gradio_client_colorizes_a_pair_and_gets_the_error_of_a_bad_file(served,
     from gradio_client.exceptions import AppError
 
     url, service = served
+    assert not Path(A.__file__).with_suffix(".pyi").exists()  # no stub written beside the module by Gradio
     client = Client(url, verbose=False, analytics_enabled=False, download_files=str(tmp_path / "downloads"))
     target, reference = pair
     before, result, slider, download, status, why_target, why_reference, why_info = client.predict(
