@@ -31,17 +31,11 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used: missing, corrupt, not ours, or of another variant."""
 
 
-LATER_OPTIONS = {"match_frozen": False, "carry_ab": False, "ab_residual": False}  # ColorizerConfig fields added after checkpoints shipped
-
-
 def config_hash(config: ColorizerConfig) -> str:
-    """Short stable hash of the network's config (the provenance field `extra` excluded, and the options added
-    later left out while they are off, so a config written before them keeps its hash)."""
+    """Short stable hash of the network's config (the provenance field `extra` excluded; fields added later are
+    absent from to_json at their defaults, so a config written before them keeps its hash)."""
     fields = json.loads(config.to_json())
     fields.pop("extra", None)
-    for name, off in LATER_OPTIONS.items():
-        if fields.get(name) == off:
-            fields.pop(name)
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 

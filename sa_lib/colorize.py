@@ -226,9 +226,15 @@ def other_methods(target_l: np.ndarray, reference: np.ndarray, checkpoint: str =
             ab, _ = model(l_star, ref, slic_backend=slic)
             rgb = combine_l_ab(l_star, ab.float())[0]  # (3, h, w)
         shown[f"paper's super-attention ({PAPER_MODEL_CHECKPOINT})"] = rgb.permute(1, 2, 0).cpu().numpy()
-    shown["Carrillo 2022 [17] (training-free)"] = SuperpixelFeatureTransfer(device=resolve_device(device))(
+    shown["Carrillo 2022 [17] (training-free)"] = carrillo_baseline(str(resolve_device(device)))(
         np.asarray(target_l, dtype=np.float64), np.asarray(reference, dtype=np.float64))
     return shown
+
+
+@functools.lru_cache(maxsize=2)
+def carrillo_baseline(device: str = "cpu") -> SuperpixelFeatureTransfer:
+    """The [17] baseline, built once per device (its encoder's weights are read from disk once)."""
+    return SuperpixelFeatureTransfer(device=device)
 
 
 # ------------------------------------------------------------------------------------------------------- CLI

@@ -32,6 +32,7 @@ VARIANTS = ("none", "standard", "super")
 # options, a departure from the paper for colour transfer from a different photo: docs/transfer.md).
 NAMED_MODELS = (*VARIANTS, "transfer")
 TRANSFER_OPTIONS = {"match_frozen": True, "carry_ab": True, "ab_residual": True}
+TRANSFER_OFF = {name: False for name in TRANSFER_OPTIONS}  # the paper's model
 SUPER_LEVELS = (0, 1, 2)  # super-attention at the first three levels (strides 1, 2, 4)
 BOTTLENECK = 3  # standard attention at the bottleneck (stride 8)
 # Inference on large images runs the full-resolution decoder stage in strips of this many rows (plus a halo of
@@ -68,7 +69,7 @@ class ColorizerConfig:
     #                            logit space), so a*b* start as the reference's and training decides where not to
     # Switches that make this network the authors' released one (the preset ColorizerConfig.official(),
     # docs/official.md). Their defaults are this project's own choices; at their defaults they are left out of
-    # to_json (AUTHORS_SWITCHES), so every earlier config keeps its JSON and its config_hash.
+    # to_json (LATER_FIELDS), so every earlier config keeps its JSON and its config_hash.
     luminance_input: str = "lstar"  # "lstar": L*/100, float32; "rgb2gray": AUTHORS_PREPROCESSING
     superpixel_scheme: str = "contiguous"  # sa_lib.superpixels.SUPERPIXEL_SCHEMES; "authors": AUTHORS_SUPERPIXELS
     qk_normalisation: str = "both"  # sa_lib.attention.QK_NORMALISATIONS; "before": the authors'
@@ -100,7 +101,7 @@ class ColorizerConfig:
 
     @classmethod
     def transfer(cls, **overrides) -> "ColorizerConfig":
-        """The demo's transfer model: the paper's `super` with match_frozen and carry_ab (docs/transfer.md)."""
+        """The demo's transfer model: the paper's `super` with TRANSFER_OPTIONS on (docs/transfer.md)."""
         return cls(**{"variant": "super", **TRANSFER_OPTIONS, **overrides})
 
     @property
@@ -117,7 +118,7 @@ class ColorizerConfig:
 
     def to_json(self) -> str:
         fields = asdict(self)
-        for name, default in AUTHORS_SWITCHES.items():  # at their defaults: absent, as before they existed
+        for name, default in LATER_FIELDS.items():  # at their defaults: absent, as before they existed
             if fields[name] == default:
                 del fields[name]
         return json.dumps(fields, sort_keys=True)
@@ -144,6 +145,9 @@ AUTHORS_PREPROCESSING = "rgb2gray"
 # their labels kept as a null token in every softmax (SuperAttention).
 AUTHORS_SUPERPIXELS = "authors"
 AUTHORS_POOL_BORDER = 1
+# Fields added after checkpoints shipped: to_json leaves them out at these values, so every earlier config keeps
+# its JSON and its config_hash.
+LATER_FIELDS = {**TRANSFER_OFF, **AUTHORS_SWITCHES}
 
 
 def check_authors_switches(config: "ColorizerConfig") -> None:

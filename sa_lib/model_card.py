@@ -83,7 +83,7 @@ def transfer_targets(rows: dict[str, dict[str, float]], model: str = DEFAULT_CHE
         best_other = better(others, key=lambda name: rows[name][key])
         won = all((m[key] > rows[o][key]) if better is max else (m[key] < rows[o][key]) for o in others)
         lines.append(f"- {label}: {m[key]:.2f} against the best of the others, {best_other} {rows[best_other][key]:.2f}: "
-                     f"{'met' if won else 'MISSED'} (beats every other model and baseline).")
+                     f"{'met' if won else 'MISSED'} (the target: better than every other model and baseline).")
     floor = truth["his_pred_ref"] - 0.05
     lines.append(f"- HIS(pred, ref) {m['his_pred_ref']:.3f} against HIS(ground truth, ref) - 0.05 = {floor:.3f}: "
                  f"{'met' if m['his_pred_ref'] >= floor else 'MISSED'}.")
