@@ -78,17 +78,8 @@ class LabServer:
             cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_ready(self, timeout: float = SERVER_START_S) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"jupyter lab exited with code {self.process.returncode}; see {self.log_path}")
-            try:
-                if _get(f"{self.url}/api/status?token={self.token}") == 200:
-                    return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.5)
-        pytest.fail(f"jupyter lab did not answer on {self.url} within {timeout:.0f} s; see {self.log_path}")
+        wait_until_answering("jupyter lab", self.process, f"{self.url}/api/status?token={self.token}", self.url,
+                             self.log_path, timeout)
 
     def stop(self) -> None:
         """Ask the server to shut down (it stops its kernels), then kill what is left of its process group."""
@@ -99,13 +90,7 @@ class LabServer:
                 self.process.wait(timeout=20)
             except (urllib.error.URLError, ConnectionError, TimeoutError, subprocess.TimeoutExpired):
                 pass
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        kill_group(self.process, grace=10)
         self._log.close()
 
 
@@ -124,27 +109,38 @@ class AppServer:
                                         stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_ready(self, timeout: float = SERVER_START_S) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"sa-app exited with code {self.process.returncode}; see {self.log_path}")
-            try:
-                if _get(f"{self.url}/") == 200:
-                    return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.5)
-        pytest.fail(f"sa-app did not answer on {self.url} within {timeout:.0f} s; see {self.log_path}")
+        wait_until_answering("sa-app", self.process, f"{self.url}/", self.url, self.log_path, timeout)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        kill_group(self.process, grace=20)
         self._log.close()
+
+
+def wait_until_answering(name: str, process: subprocess.Popen, probe: str, url: str, log_path: Path,
+                         timeout: float) -> None:
+    """Poll `probe` until it answers 200; fail naming the server and its log if it exits or stays silent."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"{name} exited with code {process.returncode}; see {log_path}")
+        try:
+            if _get(probe) == 200:
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"{name} did not answer on {url} within {timeout:.0f} s; see {log_path}")
+
+
+def kill_group(process: subprocess.Popen, grace: float) -> None:
+    """SIGTERM the server's process group, SIGKILL it if it has not exited after `grace` seconds."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
 
 
 def require_chromium() -> None:

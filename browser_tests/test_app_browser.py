@@ -14,11 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
+from browsing import css, wait_for
 from PIL import Image
-from selenium.common.exceptions import StaleElementReferenceException, TimeoutException, WebDriverException
 from selenium.webdriver.common.action_chains import ActionChains
-from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
 REPO = Path(__file__).resolve().parent.parent
 SHOTS = REPO / "build" / "browser"
@@ -27,21 +25,6 @@ PHOTOS = REPO / "data" / "demo" / "images"
 OPEN_S, RUN_S, REACT_S = 90, 180, 60  # bounded waits: the page, one colorization, one click
 
 
-def wait_for(driver, what: str, condition, timeout: float):
-    def safe(d):
-        try:
-            return condition(d)
-        except (StaleElementReferenceException, WebDriverException):
-            return False
-    try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.5).until(safe)
-    except TimeoutException:
-        pass
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}", pytrace=False)
-
-
-def css(driver, selector: str):
-    return driver.find_elements(By.CSS_SELECTOR, selector)
 
 
 def image_src(driver, element_id: str) -> str:

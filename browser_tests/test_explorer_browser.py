@@ -13,16 +13,10 @@ import re
 import time
 from pathlib import Path
 
-import pytest
-from selenium.common.exceptions import (
-    StaleElementReferenceException,
-    TimeoutException,
-    WebDriverException,
-)
+from browsing import css, wait_for
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
 
 REPO = Path(__file__).resolve().parent.parent
 SHOTS = REPO / "build" / "browser"  # screenshots (the conftest writes the server log there too)
@@ -30,22 +24,6 @@ NOTEBOOK = "notebooks/05_attention_maps.ipynb"
 OPEN_S, RUN_ALL_S, REACT_S = 150, 240, 60  # bounded waits: opening + kernel start, running all, one widget update
 
 
-def wait_for(driver, what: str, condition, timeout: float):
-    """WebDriverWait that fails the test with `what` (and a screenshot is taken by the fixture)."""
-    def safe(d):
-        try:
-            return condition(d)
-        except (StaleElementReferenceException, WebDriverException):
-            return False
-    try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.5).until(safe)
-    except TimeoutException:
-        pass
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}", pytrace=False)
-
-
-def css(driver, selector: str):
-    return driver.find_elements(By.CSS_SELECTOR, selector)
 
 
 def prompts(driver) -> list[str]:
