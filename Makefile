@@ -42,33 +42,33 @@ app: setup ## Serve the web app (sa-app) on http://127.0.0.1:7860 until Ctrl-C (
 
 RETRAIN ?= 0
 paper: setup ## Run the notebooks and regenerate every figure and table (PROFILE=demo on the CPU; PROFILE=paper on a GPU; RETRAIN=1)
-	$(PY) -m sa_lib.paper --profile $(PROFILE) $(if $(filter 1 yes true,$(RETRAIN)),--retrain,)
+	$(PY) -m sa_lib.cli.paper --profile $(PROFILE) $(if $(filter 1 yes true,$(RETRAIN)),--retrain,)
 
 COCO_SPLITS ?= val train
 data-coco: setup ## Download, verify (md5) and extract COCO 2017 into SUPERATTN_DATA/coco (default ~/.cache/superattn); COCO_SPLITS=val for val only
-	$(PY) -m sa_lib.coco download --splits $(COCO_SPLITS)
+	$(PY) -m sa_lib.cli.coco download --splits $(COCO_SPLITS)
 
 demo-annotations: setup ## Regenerate data/demo/annotations.json (automatic object masks of the demo photos)
-	$(PY) -m sa_lib.demo_annotations
+	$(PY) -m sa_lib.cli.demo_annotations
 
 references: setup ## Rank the top-4 references of every target (PROFILE=demo|paper) and write the evaluation pairs
-	$(PY) -m sa_lib.references --profile $(PROFILE)
+	$(PY) -m sa_lib.cli.references --profile $(PROFILE)
 
 VARIANTS ?= none standard super transfer
 train-demo: setup ## Train the demo checkpoints on this CPU and write checkpoints/demo-{none,standard,super,transfer}
 	for v in $(VARIANTS); do \
-	  $(PY) -m sa_lib.train --profile demo --variant $$v --export checkpoints/demo-$$v.safetensors || exit 1; \
+	  $(PY) -m sa_lib.cli.train --profile demo --variant $$v --export checkpoints/demo-$$v.safetensors || exit 1; \
 	done
-	$(PY) -m sa_lib.model_card
+	$(PY) -m sa_lib.cli.model_card
 
 OFFICIAL ?= checkpoints/official.safetensors
 official: setup ## Download the authors' released checkpoint (Google Drive, gdown) and vgg19_bn, convert them to checkpoints/official.safetensors
 	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[official]' || \
 	  echo "official: could not install gdown; the download step below will say what to do by hand" >&2
-	$(PY) -m sa_lib.convert_official --download -o $(OFFICIAL)
+	$(PY) -m sa_lib.cli.convert_official --download -o $(OFFICIAL)
 
 model-card: setup ## Re-measure the shipped demo checkpoints and rewrite checkpoints/MODEL_CARD.md
-	$(PY) -m sa_lib.model_card
+	$(PY) -m sa_lib.cli.model_card
 
 bench: setup ## Run the benchmarks (minutes; not part of the tests): see benchmarks/README.md
 	$(PY) benchmarks/end_to_end.py

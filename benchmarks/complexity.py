@@ -5,7 +5,7 @@
     python benchmarks/complexity.py --one block standard 112   # one point, in this process
 
 The measurement itself (what is timed, how memory is read, the predictions that skip points too large for
---max-gb) is `sa_lib.complexity`, whose docstring describes it; notebook 06 uses the same functions. Each
+--max-gb) is `sa_lib.eval.complexity`, whose docstring describes it; notebook 06 uses the same functions. Each
 point runs in a fresh process. Dense attention on a full-resolution 224 x 224 map needs ~10 GB for the map
 alone (~30 GB predicted), so with the default 8 GB it is measured only at 56 and 112.
 
@@ -21,7 +21,7 @@ import json
 import shlex
 import sys
 
-from sa_lib.complexity import (BLOCK_SIZES, FIGURE, METHODS, MODEL_SIZES, PARTS, QUICK_SIZES, RESULT_TAG,
+from sa_lib.eval.complexity import (BLOCK_SIZES, FIGURE, METHODS, MODEL_SIZES, PARTS, QUICK_SIZES, RESULT_TAG,
                                RESULTS, markdown, measure_one, plot, run, write_results)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from sa_lib.demo_data import load_split
+from sa_lib.data.demo_data import load_split
 
 
 def main() -> None:

@@ -4,7 +4,7 @@
 
 Each val photo (up to 640 px) is colorized from its gray version with its ranked reference and with its
 own ground truth as reference, in both modes; the result is scored against the true colours with the
-project's metrics (sa_lib.metrics). Prints a markdown table of the means and the time per image.
+project's metrics (sa_lib.eval.metrics). Prints a markdown table of the means and the time per image.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from datetime import date
 import numpy as np
 from PIL import Image
 
-from sa_lib.colorize import colorize
-from sa_lib.demo_data import DEMO_DIR
-from sa_lib.pairs import load_full_pair, read_pairs
-from sa_lib.metrics import ciede2000, psnr_ab, ssim
+from sa_lib.inference.colorize import colorize
+from sa_lib.data.demo_data import DEMO_DIR
+from sa_lib.data.pairs import load_full_pair, read_pairs
+from sa_lib.eval.metrics import ciede2000, psnr_ab, ssim
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
     python benchmarks/official.py [--sizes 448,896] [--repeats 3] [--authors-code DIR]
 
 Same weights on both sides: a random-weight checkpoint with the authors' key names (their checkpoint cannot be
-downloaded here) and random vgg19_bn weights, converted by sa_lib.official to the preset
+downloaded here) and random vgg19_bn weights, converted by sa_lib.model.official to the preset
 ColorizerConfig.official(). One gray target and one colour reference (demo photos, squashed to S x S, as the
 authors' code squashes to 224 x 224) go through, end to end from the 8-bit images to ab:
 
@@ -42,12 +42,12 @@ from skimage import color
 from skimage.color import rgb2gray
 from skimage.transform import resize
 
-from sa_lib.checkpoint import load_checkpoint
-from sa_lib.color import rgb_to_lab
-from sa_lib.colorize import exact_8bit
-from sa_lib.demo_data import load_split
-from sa_lib.encoders import torchvision_vgg_keys
-from sa_lib.official import authors_keys, convert, official_model
+from sa_lib.model.checkpoint import load_checkpoint
+from sa_lib.core.color import rgb_to_lab
+from sa_lib.inference.colorize import exact_8bit
+from sa_lib.data.demo_data import load_split
+from sa_lib.model.encoders import torchvision_vgg_keys
+from sa_lib.model.official import authors_keys, convert, official_model
 
 ROOT = Path(__file__).resolve().parent.parent
 

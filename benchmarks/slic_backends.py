@@ -1,4 +1,4 @@
-"""Speed of the SLIC backends (sa_lib.superpixels): time per image, batch throughput, and the 2048x1365 pair.
+"""Speed of the SLIC backends (sa_lib.superpixels.pyramid): time per image, batch throughput, and the 2048x1365 pair.
 
     python benchmarks/slic_backends.py [--sizes 224,1024,2048] [--batch 64] [--repeats 3] [--torch-threads 1]
 
@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sa_lib.demo_data import load_split
-from sa_lib.superpixels import (SLIC_BACKENDS, SuperpixelPyramid, opencv_available, resolve_backend,
+from sa_lib.data.demo_data import load_split
+from sa_lib.superpixels.pyramid import (SLIC_BACKENDS, SuperpixelPyramid, opencv_available, resolve_backend,
                                 slic_labels)
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -4,14 +4,14 @@ only the backend changes.
     python benchmarks/slic_quality.py [--checkpoint demo-super] [--modes fast] [--limit N] [--torch-threads 1]
 
 1. Superpixels: on each demo val photo (L*/100, as the model sees it), at its own size (longest side up to
-   640 px) and resized to 224 x 224, every backend's labels are scored with sa_lib.segmentation_quality:
+   640 px) and resized to 224 x 224, every backend's labels are scored with sa_lib.superpixels.quality:
    boundary recall (tolerance 2 px) and undersegmentation error (Neubert & Protzel) against scikit-image's
    labels, and boundary recall against the photo's object-mask boundaries (data/demo/annotations.json,
    automatic colour-region masks: a rough ground truth). Row "skimage, flipped" is scikit-image on the
    mirrored photo, mirrored back: how far a trivial change moves scikit-image's own superpixels.
    Row "opencv, 5 iterations" is OpenCV with half the iterations (a cheaper setting, not the default).
 2. Model: the demo evaluation pairs (data/demo/eval_pairs.csv, the val photos with their ranked reference)
-   are colorized with `--checkpoint` by sa_lib.colorize with each backend; mean PSNR(ab) and CIEDE2000
+   are colorized with `--checkpoint` by sa_lib.inference.colorize with each backend; mean PSNR(ab) and CIEDE2000
    against the true colours, and the mean difference of each backend's output from the scikit-image one.
 
 Writes benchmarks/results/slic_quality.md and .json and prints the markdown.
@@ -31,15 +31,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-import sa_lib.superpixels as superpixels
-from sa_lib.color import rgb_to_lab
-from sa_lib.colorize import colorize
-from sa_lib.datasets import demo_dataset
-from sa_lib.demo_data import DEMO_DIR
-from sa_lib.metrics import ciede2000, psnr_ab
-from sa_lib.pairs import load_full_pair, read_pairs
-from sa_lib.segmentation_quality import boundary_recall, undersegmentation_error
-from sa_lib.superpixels import SLIC_BACKENDS, opencv_available, slic_labels
+import sa_lib.superpixels.pyramid as superpixels
+from sa_lib.core.color import rgb_to_lab
+from sa_lib.inference.colorize import colorize
+from sa_lib.data.datasets import demo_dataset
+from sa_lib.data.demo_data import DEMO_DIR
+from sa_lib.eval.metrics import ciede2000, psnr_ab
+from sa_lib.data.pairs import load_full_pair, read_pairs
+from sa_lib.superpixels.quality import boundary_recall, undersegmentation_error
+from sa_lib.superpixels.pyramid import SLIC_BACKENDS, opencv_available, slic_labels
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

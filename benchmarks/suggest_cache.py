@@ -33,9 +33,9 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from sa_lib.demo_data import load_split  # noqa: E402
-from sa_lib.image_io import read_image  # noqa: E402
-from sa_lib.suggest import ReferenceSuggester  # noqa: E402
+from sa_lib.data.demo_data import load_split  # noqa: E402
+from sa_lib.data.image_io import read_image  # noqa: E402
+from sa_lib.app.suggest import ReferenceSuggester  # noqa: E402
 
 
 def make_photos(folder: Path, count: int, seed: int = 0) -> None:

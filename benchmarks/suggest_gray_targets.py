@@ -20,9 +20,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sa_lib import references as R  # noqa: E402
-from sa_lib.demo_data import load_split  # noqa: E402
-from sa_lib.suggest import _crop_tensor  # noqa: E402
+from sa_lib.data import references as R  # noqa: E402
+from sa_lib.data.demo_data import load_split  # noqa: E402
+from sa_lib.app.suggest import _crop_tensor  # noqa: E402
 
 
 def features(paths: list[Path], gray: bool, fn) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
     python benchmarks/train_throughput.py --profile paper --variant super --steps 10
 
-Measures the training step alone (forward, loss, backward, Adam) on real demo photos at the profile's size
+Measures the training step alone (sa_lib.train.step.train_step: forward, loss, backward, Adam) on real demo photos at the profile's size
 and batch, with SLIC grids precomputed as the DataLoader workers do. The colour encoder's weights do not
 change the cost, so where they cannot be had (VGG19 offline) it runs with random weights and says so.
 """
@@ -16,13 +16,15 @@ from datetime import date
 
 import torch
 
-from sa_lib.color import rgb_to_lab
-from sa_lib.datasets import demo_dataset
-from sa_lib.hub import AssetUnavailable
-from sa_lib.losses import ColorizationLoss, EncoderFeatureDistance, build_perceptual
-from sa_lib.model import build_model
-from sa_lib.superpixels import SuperpixelPyramid
-from sa_lib.train import load_resized, profile_config, to_tensor
+from sa_lib.core.color import rgb_to_lab
+from sa_lib.data.datasets import demo_dataset
+from sa_lib.core.hub import AssetUnavailable
+from sa_lib.model.losses import ColorizationLoss, EncoderFeatureDistance, build_perceptual
+from sa_lib.model.colorizer import build_model
+from sa_lib.superpixels.pyramid import SuperpixelPyramid
+from sa_lib.train.batches import load_resized, to_tensor
+from sa_lib.train.config import profile_config
+from sa_lib.train.step import train_step
 
 
 def main() -> None:
@@ -62,12 +64,7 @@ def main() -> None:
         if device == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        with autocast:
-            ab, _ = model(lab[:, :1], reference, **sp)
-        loss = loss_fn(ab.float(), lab[:, :1], lab[:, 1:])["total"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        train_step(model, loss_fn, optimizer, lab, reference, sp, autocast)  # the training loop's own step
         if device == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)

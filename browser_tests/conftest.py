@@ -95,7 +95,7 @@ class LabServer:
 
 
 class AppServer:
-    """A running `sa-app` (python -m sa_lib.cli_app) on a free port, analytics off, logging to build/browser/."""
+    """A running `sa-app` (python -m sa_lib.cli.app) on a free port, analytics off, logging to build/browser/."""
 
     def __init__(self):
         self.port = free_port()
@@ -104,7 +104,7 @@ class AppServer:
         self.log_path = SHOTS / "sa-app.log"
         self._log = open(self.log_path, "w")
         env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_DISABLE_TELEMETRY="1", MPLBACKEND="Agg")
-        self.process = subprocess.Popen([sys.executable, "-m", "sa_lib.cli_app", "--port", str(self.port),
+        self.process = subprocess.Popen([sys.executable, "-m", "sa_lib.cli.app", "--port", str(self.port),
                                          "--device", "cpu"], cwd=REPO, env=env, stdout=self._log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
 

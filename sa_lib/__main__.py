@@ -1,5 +1,5 @@
 """`python -m sa_lib TARGET REFERENCE -o OUT`: the same as `sa-colorize`."""
 
-from .colorize import main
+from .cli.colorize import main
 
 main()

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sa_lib.demo_data import load_split
+from sa_lib.data.demo_data import load_split
 
 
 def load_rgb(path, size: tuple[int, int]) -> torch.Tensor:

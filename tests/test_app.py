@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sa_lib import app as A
-from sa_lib.colorize import load_model
-from sa_lib.demo_data import DEMO_DIR
+from sa_lib.app import web as A
+from sa_lib.inference.colorize import load_model
+from sa_lib.data.demo_data import DEMO_DIR
 
 A.offline_environment()  # before gradio or gradio_client is imported: no telemetry, no update check
 
@@ -246,7 +246,7 @@ def test_gradio_client_suggests_references_from_a_server_folder(served, pair, ph
 
 
 def run_cli(argv, capsys):
-    from sa_lib.cli_app import main
+    from sa_lib.cli.app import main
 
     with pytest.raises(SystemExit) as info:
         main([str(a) for a in argv])

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from sa_lib.attention import StandardAttention, SuperAttention, centre_and_normalise
-from sa_lib.superpixels import superpixel_unpool
+from sa_lib.model.attention import StandardAttention, SuperAttention, centre_and_normalise
+from sa_lib.superpixels.pyramid import superpixel_unpool
 
 
 def _grid_labels(h, w, cell):
@@ -111,7 +111,7 @@ def test_match_features_steer_the_attention():
 def test_match_features_start_as_the_mean_of_both_cosines():
     """With key channels = learned + matching channels, query and key start as the identity: the similarity
     of two superpixels is then the mean of their learned-feature and matching-feature correlations."""
-    from sa_lib.attention import centre_and_normalise
+    from sa_lib.model.attention import centre_and_normalise
 
     block = SuperAttention(4, 4, 4 + 6, 4, match_channels=6)
     assert torch.equal(block.query.weight[:, :, 0], torch.eye(10)) and torch.equal(block.key.weight, block.query.weight)

@@ -1,4 +1,4 @@
-"""sa_lib.attention_maps: one attention row as pictures, and the paper's Fig. 3."""
+"""sa_lib.figures.attention_maps: one attention row as pictures, and the paper's Fig. 3."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sa_lib import attention_maps as am
+from sa_lib.figures import attention_maps as am
 
 
 def grid_labels(shape: tuple[int, int], rows: int, cols: int) -> np.ndarray:

@@ -1,13 +1,13 @@
-"""Reference augmentation of the transfer training (sa_lib.augment)."""
+"""Reference augmentation of the transfer training (sa_lib.data.augment)."""
 
 import math
 import random
 
 import torch
 
-from sa_lib.augment import recolor, transfer_pair, warp
-from sa_lib.color import rgb_to_lab
-from sa_lib.metrics import his
+from sa_lib.data.augment import recolor, transfer_pair, warp
+from sa_lib.core.color import rgb_to_lab
+from sa_lib.eval.metrics import his
 
 
 def test_warp_is_seeded_sized_and_moves_pixels(demo_pair):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from skimage.color import lab2rgb, rgb2lab
 
-from sa_lib import baselines
-from sa_lib.baselines import SuperpixelFeatureTransfer, jittered_samples, reinhard, reinhard_ab, welsh, welsh_ab
+from sa_lib.eval import baselines
+from sa_lib.eval.baselines import SuperpixelFeatureTransfer, jittered_samples, reinhard, reinhard_ab, welsh, welsh_ab
 
 
 def lab_image(lab: np.ndarray) -> np.ndarray:

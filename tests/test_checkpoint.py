@@ -3,9 +3,9 @@ import json
 import pytest
 import torch
 
-from sa_lib.checkpoint import (CheckpointError, config_hash, load_checkpoint, read_config, resolve,
+from sa_lib.model.checkpoint import (CheckpointError, config_hash, load_checkpoint, read_config, resolve,
                                save_checkpoint, trainable_state)
-from sa_lib.model import ColorizerConfig, build_model
+from sa_lib.model.colorizer import ColorizerConfig, build_model
 
 
 def test_round_trip_needs_nothing_but_the_file(tmp_path):

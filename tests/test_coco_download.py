@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sa_lib import coco, hub
-from sa_lib.demo_annotations import CATEGORY, mask_annotation
+from sa_lib.cli import coco as coco_cli
+from sa_lib.data import coco
+from sa_lib.core import hub
+from sa_lib.data.demo_annotations import CATEGORY, mask_annotation
 
 PAYLOAD = bytes(range(256)) * 40  # 10240 bytes
 URL = "https://example.invalid/data/toy.zip"
@@ -258,14 +260,16 @@ def test_missing_coco_says_how_to_get_it(tmp_path):
 
 
 def test_cli_offline_prints_one_line_and_exits_1(tmp_path, capsys):
-    assert coco.main(["download", "--splits", "val", "--root", str(tmp_path), "--no-progress"]) == 1
+    with pytest.raises(SystemExit) as info:
+        coco_cli.main(["download", "--splits", "val", "--root", str(tmp_path), "--no-progress"])
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err
+    assert info.value.code == 1
+    assert err.count("\n") == 1 and err.startswith("python -m sa_lib.cli.coco: error: ") and "Traceback" not in err
     assert hub.REGISTRY["coco_annotations_trainval2017"].url in err
     assert str(tmp_path / "downloads" / "annotations_trainval2017.zip") in err
 
 
 def test_cli_downloads(monkeypatch, tmp_path, tiny_coco, capsys):
     serve(monkeypatch, tiny_coco)
-    assert coco.main(["download", "--root", str(tmp_path), "--no-progress"]) == 0
+    assert coco_cli.main(["download", "--root", str(tmp_path), "--no-progress"]) == 0
     assert "COCO val2017: 2 images" in capsys.readouterr().out

@@ -1,6 +1,6 @@
 import torch
 
-from sa_lib.color import (AB_SCALE, combine_l_ab, denormalize_ab, lab_to_rgb, normalize_ab, rgb_to_gray_l,
+from sa_lib.core.color import (AB_SCALE, combine_l_ab, denormalize_ab, lab_to_rgb, normalize_ab, rgb_to_gray_l,
                           rgb_to_lab)
 
 

@@ -1,4 +1,4 @@
-"""sa-colorize and sa_lib.colorize: any size, the target's own L*, and a clear one-line error for bad input."""
+"""sa-colorize and sa_lib.inference.colorize: any size, the target's own L*, and a clear one-line error for bad input."""
 
 import subprocess
 import sys
@@ -8,11 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
-from sa_lib.checkpoint import save_checkpoint
-from sa_lib.color import normalize_l
-from sa_lib.colorize import colorize, colorize_detailed, main
-from sa_lib.superpixels import SuperpixelPyramid
-from sa_lib.model import build_model
+from sa_lib.model.checkpoint import save_checkpoint
+from sa_lib.core.color import normalize_l
+from sa_lib.cli.colorize import main
+from sa_lib.colorize import colorize, colorize_detailed
+from sa_lib.superpixels.pyramid import SuperpixelPyramid
+from sa_lib.model.colorizer import build_model
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def checkpoints(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
-    from sa_lib.demo_data import load_split
+    from sa_lib.data.demo_data import load_split
 
     folder = tmp_path_factory.mktemp("photos")
     paths = load_split("val")
@@ -219,7 +220,7 @@ def test_slic_auto_on_the_cpu_is_skimage_the_demo_weights_own(photos, checkpoint
 
 
 def test_slic_bad_value_is_a_usage_error(photos, checkpoints, tmp_path, capsys):
-    from sa_lib.colorize import UsageError
+    from sa_lib.core.errors import UsageError
 
     with pytest.raises(UsageError, match="auto, skimage, opencv, torch"):
         colorize(photos / "target.png", photos / "reference.jpg", checkpoint=checkpoints / "super.safetensors",
@@ -236,7 +237,7 @@ def test_cli_slic_flag_writes_the_image_and_a_missing_opencv_is_a_usage_error(ph
     code, err = run(argv, capsys)
     assert code == 0, err
     assert Image.open(tmp_path / "o.png").size == (150, 70)
-    monkeypatch.setattr("sa_lib.superpixels.opencv_available", lambda: False)
+    monkeypatch.setattr("sa_lib.superpixels.pyramid.opencv_available", lambda: False)
     (tmp_path / "o.png").unlink()
     code, err = run(argv, capsys)
     assert code == 2 and "opencv-contrib-python-headless" in err and err.count("\n") == 1
@@ -245,12 +246,12 @@ def test_cli_slic_flag_writes_the_image_and_a_missing_opencv_is_a_usage_error(ph
 
 def test_highres_that_would_not_fit_in_memory_is_refused_in_one_line(photos, checkpoints, tmp_path, capsys,
                                                                      monkeypatch):
-    from sa_lib.colorize import highres_memory_estimate
+    from sa_lib.inference.memory import highres_memory_estimate
 
     # The two measured points of BENCHMARKS.md (2.6 GB at 2048x1365, 7.7 GB at 4000x2667) within 15 %.
     assert abs(highres_memory_estimate(2 * 2048 * 1365, 0) / 2.6e9 - 1) < 0.15
     assert abs(highres_memory_estimate(2 * 4000 * 2667, 0) / 7.7e9 - 1) < 0.15
-    monkeypatch.setattr("sa_lib.colorize.available_memory", lambda: 0.5e9)
+    monkeypatch.setattr("sa_lib.inference.memory.available_memory", lambda: 0.5e9)
     out = tmp_path / "out.png"
     code, err = run([photos / "target.png", photos / "reference.jpg", "-o", out, "--mode", "highres",
                      "--checkpoint", checkpoints / "super.safetensors"], capsys)
@@ -294,7 +295,7 @@ def test_cli_help_shows_one_example_per_mode(capsys):
 
 
 def test_cli_reference_from_a_folder_uses_the_top_1(photos, checkpoints, tmp_path, capsys, monkeypatch):
-    from sa_lib.demo_data import load_split
+    from sa_lib.data.demo_data import load_split
 
     monkeypatch.setenv("SUPERATTN_DATA", str(tmp_path / "data"))
     folder = tmp_path / "photos"

@@ -1,4 +1,4 @@
-"""sa_lib.complexity: the predictions, the slopes, the results files, one real measured point, the CLI."""
+"""sa_lib.eval.complexity: the predictions, the slopes, the results files, one real measured point, the CLI."""
 
 import json
 import subprocess
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from sa_lib import complexity
+from sa_lib.eval import complexity
 
 ROOT = Path(__file__).resolve().parent.parent
 

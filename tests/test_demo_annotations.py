@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sa_lib.datasets import CocoLikeDataset
-from sa_lib.demo_annotations import (CATEGORY, build_annotations, decode_mask, encode_mask, mask_annotation,
+from sa_lib.data.datasets import CocoLikeDataset
+from sa_lib.data.demo_annotations import (CATEGORY, build_annotations, decode_mask, encode_mask, mask_annotation,
                                      write_annotations)
-from sa_lib.demo_data import DEMO_DIR, load_split
+from sa_lib.data.demo_data import DEMO_DIR, load_split
 
 
 def rectangles(height, width, background, rects):
@@ -109,7 +109,7 @@ def test_committed_annotations_cover_the_demo_images(committed):
 
 
 def test_committed_annotations_match_the_generator(committed):
-    """Two photos re-segmented now give the committed masks (regenerate with python -m sa_lib.demo_annotations)."""
+    """Two photos re-segmented now give the committed masks (regenerate with python -m sa_lib.cli.demo_annotations)."""
     data, _ = committed
     for info in data["images"][::125]:
         fresh = build_annotations(DEMO_DIR / "images", [info["file_name"]])["annotations"]

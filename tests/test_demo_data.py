@@ -9,8 +9,8 @@ from collections import Counter
 import pytest
 from PIL import Image
 
-from sa_lib import demo_data
-from sa_lib.demo_data import DEMO_DIR, KEEP_TOGETHER, load_split, make_split
+from sa_lib.data import demo_data
+from sa_lib.data.demo_data import DEMO_DIR, KEEP_TOGETHER, load_split, make_split
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
-"""sa_lib.devices: one device rule for every entry point."""
+"""sa_lib.core.devices: one device rule for every entry point."""
 
 import pytest
 import torch
 
-from sa_lib.devices import DeviceError, resolve_device
+from sa_lib.core.devices import DeviceError, resolve_device
 
 
 def test_auto_and_named_devices():

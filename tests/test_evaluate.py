@@ -12,10 +12,14 @@ import pytest
 from PIL import Image
 from skimage.color import rgb2lab
 
-from sa_lib import baselines, evaluate, metrics
-from sa_lib.comparison_figures import gray_rgb
-from sa_lib.pairs import PairsError
-from sa_lib.evaluate import (GTREF, TOP1, EvaluationError, Table, evaluate_colorizer, evaluate_folder, find_outputs,
+from sa_lib.eval import baselines
+from sa_lib.cli import evaluate as evaluate_cli
+from sa_lib.eval import evaluate
+from sa_lib.profiles import PROFILES
+from sa_lib.eval import metrics
+from sa_lib.figures.comparison import gray_rgb
+from sa_lib.data.pairs import PairsError
+from sa_lib.eval.evaluate import (GTREF, TOP1, EvaluationError, Table, evaluate_colorizer, evaluate_folder, find_outputs,
                              folder_report, load_pair_images, measured_cells, read_pairs)
 
 SIZE = 32
@@ -67,7 +71,7 @@ def test_read_pairs_and_load_images(pairs_setup):
 
 
 def test_reference_box_is_clipped_to_the_image(tmp_path):
-    """A box reaching past the photo (48 x 40) is clipped, as sa_lib.pairs.crop_reference does for training and ranking too: no black border."""
+    """A box reaching past the photo (48 x 40) is clipped, as sa_lib.data.pairs.crop_reference does for training and ranking too: no black border."""
     Image.fromarray(_photo(0)).save(tmp_path / "t.png")
     Image.fromarray(_photo(3)).save(tmp_path / "r.png")
     (tmp_path / "pairs.csv").write_text("target,reference,ref_x,ref_y,ref_w,ref_h\nt.png,r.png,30,20,40,40\n")
@@ -174,9 +178,9 @@ def test_table_keeps_published_numbers_in_their_own_columns(pairs_setup):
 def test_smoke_profile_writes_both_tables(tmp_path):
     """End to end on the committed demo pairs (smoke: 4 pairs, 96 px), with a partial outputs folder, another
     method's folder, and a copy of the pair file (so the per-pair CSVs default to <out>/per_pair)."""
-    pairs_csv, _, _ = evaluate.default_pairs(evaluate.PROFILES["smoke"])
+    pairs_csv, _, _ = evaluate.default_pairs(PROFILES["smoke"])
     shutil.copy(pairs_csv, tmp_path / "pairs.csv")
-    setup_pairs = read_pairs(*evaluate.default_pairs(evaluate.PROFILES["smoke"]), limit=4)
+    setup_pairs = read_pairs(*evaluate.default_pairs(PROFILES["smoke"]), limit=4)
     de, mine = tmp_path / "de", tmp_path / "mine"
     de.mkdir()
     mine.mkdir()
@@ -234,7 +238,7 @@ def test_folder_results_have_their_own_namespace(tmp_path, monkeypatch):
 
 
 def test_reinhard_row_says_it_is_an_l_driven_extension():
-    names = evaluate.baseline_colorizers(SimpleNamespace(profile=evaluate.PROFILES["smoke"]))
+    names = evaluate.baseline_colorizers(SimpleNamespace(profile=PROFILES["smoke"]))
     assert "L*-driven" in names["reinhard"][0] and not names["reinhard"][0].startswith("Reinhard et al. 2001")
 
 
@@ -247,7 +251,7 @@ def test_gray_target_is_shown_as_the_exact_gray_of_its_lightness():
 
 def _main_exit(argv, capsys) -> tuple[int, str]:
     with pytest.raises(SystemExit) as info:
-        evaluate.main(argv)
+        evaluate_cli.main(argv)
     return info.value.code, capsys.readouterr().err
 
 
@@ -292,8 +296,8 @@ def test_cli_per_pair_option(tmp_path, capsys, monkeypatch):
         seen.update(out=out, per_pair_dir=per_pair_dir)
         return []
 
-    monkeypatch.setattr(evaluate, "run", fake_run)
-    evaluate.main(["--profile", "smoke", "--out", str(tmp_path / "o"), "--per-pair", str(tmp_path / "pp")])
+    monkeypatch.setattr(evaluate_cli, "run", fake_run)
+    evaluate_cli.main(["--profile", "smoke", "--out", str(tmp_path / "o"), "--per-pair", str(tmp_path / "pp")])
     assert seen == {"out": tmp_path / "o", "per_pair_dir": tmp_path / "pp"}
     assert evaluate.per_pair_folder("smoke", tmp_path / "o", None) == evaluate.REPO_ROOT / "build" / "eval" / "smoke"
     assert evaluate.per_pair_folder("smoke", tmp_path / "o", tmp_path / "p.csv") == tmp_path / "o" / "per_pair"
@@ -304,7 +308,7 @@ def test_cli_per_pair_option(tmp_path, capsys, monkeypatch):
 def test_cli_checks_output_folders_before_any_computation(problem, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(evaluate, "load_pair_images", _never)
     monkeypatch.setattr(evaluate, "evaluate_colorizer", _never)
-    key = read_pairs(*evaluate.default_pairs(evaluate.PROFILES["smoke"]), limit=1)[0].key
+    key = read_pairs(*evaluate.default_pairs(PROFILES["smoke"]), limit=1)[0].key
     folder = tmp_path / "outputs"
     folder.mkdir()
     if problem == "ambiguous":

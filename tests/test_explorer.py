@@ -1,4 +1,4 @@
-"""sa_lib.explorer: the widget callbacks, driven in plain Python (no browser, no kernel)."""
+"""sa_lib.figures.explorer: the widget callbacks, driven in plain Python (no browser, no kernel)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from test_attention_maps import synthetic_pair
 
-from sa_lib import attention_maps as am
-from sa_lib.explorer import AttentionExplorer, parse_point
+from sa_lib.figures import attention_maps as am
+from sa_lib.figures.explorer import AttentionExplorer, parse_point
 
 PAIRS = [am.Pair("a.jpg", "b.jpg", None, Path("a.jpg"), Path("b.jpg")),
          am.Pair("c.jpg", "d.jpg", (0, 0, 4, 4), Path("c.jpg"), Path("d.jpg"))]

@@ -5,7 +5,7 @@ import urllib.error
 import pytest
 import torch
 
-from sa_lib import hub
+from sa_lib.core import hub
 
 PAYLOAD = b"not really weights"
 PREFIX = hashlib.sha256(PAYLOAD).hexdigest()[:8]
@@ -57,7 +57,7 @@ def test_offline_error_is_one_line_and_says_where_to_put_the_file(monkeypatch, r
 
 
 def test_vgg_encoders_go_through_the_registry_offline(monkeypatch, registry):
-    from sa_lib.encoders import build_color_encoder
+    from sa_lib.model.encoders import build_color_encoder
 
     monkeypatch.setattr(hub.urllib.request, "urlopen", lambda url, timeout: (_ for _ in ()).throw(
         urllib.error.URLError("offline")))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms, ImageFile
 
-from sa_lib.image_io import (
+from sa_lib.data.image_io import (
     MAX_PIXELS,
     MIN_SIDE,
     ImageInputError,

@@ -3,9 +3,9 @@ import urllib.error
 import pytest
 import torch
 
-from sa_lib import hub
-from sa_lib.color import rgb_to_lab
-from sa_lib.losses import ColorizationLoss, EncoderFeatureDistance, build_perceptual
+from sa_lib.core import hub
+from sa_lib.core.color import rgb_to_lab
+from sa_lib.model.losses import ColorizationLoss, EncoderFeatureDistance, build_perceptual
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Known-answer tests for sa_lib.metrics."""
+"""Known-answer tests for sa_lib.eval.metrics."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from skimage.color import lab2rgb
 
-from sa_lib import metrics
-from sa_lib.metrics import (
+from sa_lib.eval import metrics
+from sa_lib.eval.metrics import (
     LPIPSMetric,
     MetricUnavailable,
     ab_histogram,
@@ -212,7 +212,7 @@ def test_lpips_offline_raises_metric_unavailable(monkeypatch, tmp_path):
     """Offline (no cached AlexNet, no network): a one-line MetricUnavailable naming the file, one attempt."""
     import torch
 
-    from sa_lib import hub
+    from sa_lib.core import hub
 
     attempts = []
 
@@ -317,7 +317,7 @@ def test_lpips_feeds_nchw_inputs_scaled_to_minus_one_one():
 
 
 def test_lpips_reason_says_why_it_is_unavailable(monkeypatch):
-    from sa_lib import hub
+    from sa_lib.core import hub
 
     def offline(name, *args, **kwargs):
         raise hub.AssetUnavailable(f"{name} weights could not be downloaded (offline)")

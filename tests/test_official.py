@@ -19,17 +19,21 @@ import torch
 import torch.nn as nn
 from skimage.color import rgb2gray, rgb2lab
 
-from sa_lib import evaluate, hub, official
-from sa_lib.attention_maps import from_colorization
-from sa_lib.attention import SuperAttention
-from sa_lib.checkpoint import CHECKPOINT_DIR, config_hash, load_checkpoint, read_config
-from sa_lib.color import gray_from_lstar, rgb_to_lab
-from sa_lib.colorize import colorize_detailed
-from sa_lib.convert_official import main as convert_main
-from sa_lib.encoders import torchvision_vgg_keys
-from sa_lib.explain import explain_figure
-from sa_lib.model import AUTHORS_SWITCHES, ColorizerConfig
-from sa_lib.superpixels import authors_pyramid_labels, interior_counts, superpixel_pool
+from sa_lib.cli import evaluate as evaluate_cli
+from sa_lib.eval import evaluate
+from sa_lib.profiles import PROFILES
+from sa_lib.core import hub
+from sa_lib.model import official
+from sa_lib.figures.attention_maps import from_colorization
+from sa_lib.model.attention import SuperAttention
+from sa_lib.model.checkpoint import CHECKPOINT_DIR, config_hash, load_checkpoint, read_config
+from sa_lib.core.color import gray_from_lstar, rgb_to_lab
+from sa_lib.inference.colorize import colorize_detailed
+from sa_lib.cli.convert_official import main as convert_main
+from sa_lib.model.encoders import torchvision_vgg_keys
+from sa_lib.figures.explain import explain_figure
+from sa_lib.model.colorizer import AUTHORS_SWITCHES, ColorizerConfig
+from sa_lib.superpixels.pyramid import authors_pyramid_labels, interior_counts, superpixel_pool
 
 
 # ------------------------------------------------------------------------------------------ building blocks
@@ -334,17 +338,17 @@ def test_evaluate_scores_a_converted_checkpoint_beside_the_published_numbers(con
     assert row["method"].startswith("official (") and 0.0 < float(row["ssim"]) <= 1.0
     assert row["published_ssim"] == "0.925"  # the authors' model, beside the paper's own numbers
     with pytest.raises(SystemExit) as info:
-        evaluate.main(["--profile", "smoke", "--checkpoint", "super=" + str(converted)])
+        evaluate_cli.main(["--profile", "smoke", "--checkpoint", "super=" + str(converted)])
     assert info.value.code == 2 and "taken" in capsys.readouterr().err
     with pytest.raises(SystemExit) as info:
-        evaluate.main(["--profile", "smoke", "--checkpoint", "official=/nonexistent.safetensors"])
+        evaluate_cli.main(["--profile", "smoke", "--checkpoint", "official=/nonexistent.safetensors"])
     err = capsys.readouterr().err
     assert info.value.code == 1 and err.count("\n") == 1 and "not found" in err
 
 
 def test_evaluate_allows_missing_profile_checkpoints_only_with_another_model(monkeypatch, tmp_path):
     monkeypatch.setattr(evaluate, "CHECKPOINT_DIR", tmp_path)  # no paper-* / demo-* checkpoints there
-    profile = evaluate.PROFILES["smoke"]
+    profile = PROFILES["smoke"]
     with pytest.raises(evaluate.EvaluationError, match="not found"):
         evaluate._check_checkpoints(profile)
     assert evaluate._check_checkpoints(profile, allow_missing=True) == ("none", "standard", "super", "transfer")

@@ -1,11 +1,11 @@
-"""sa_lib.pairs: one reader and one crop rule for every consumer of the evaluation pairs."""
+"""sa_lib.data.pairs: one reader and one crop rule for every consumer of the evaluation pairs."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from sa_lib.demo_data import DEMO_DIR
-from sa_lib.pairs import PairsError, clipped_box, crop_reference, load_full_pair, read_pairs
+from sa_lib.data.demo_data import DEMO_DIR
+from sa_lib.data.pairs import PairsError, clipped_box, crop_reference, load_full_pair, read_pairs
 
 
 def test_box_is_clipped_to_the_image_and_never_empty():
@@ -44,7 +44,7 @@ def test_bad_pairs_files_are_named(tmp_path):
 
 
 def test_a_target_with_several_references_gets_one_output_name_each(tmp_path):
-    from sa_lib.pairs import output_keys
+    from sa_lib.data.pairs import output_keys
 
     for name in ("t.jpg", "r1.jpg", "r2.jpg", "u.jpg"):
         Image.new("RGB", (8, 8)).save(tmp_path / name)

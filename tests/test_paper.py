@@ -8,7 +8,9 @@ import nbformat
 import pytest
 from PIL import Image
 
-from sa_lib.paper import NotebookFailed, main, notebook_parameters, output_dir, run_notebooks
+from sa_lib.core.files import output_dir
+from sa_lib.cli.paper import main
+from sa_lib.figures.paper import NotebookFailed, notebook_parameters, run_notebooks
 
 
 def _notebook(path, body: str) -> None:
@@ -54,11 +56,11 @@ def test_a_failing_notebook_is_named_in_one_line(tmp_path):
     _notebook(notebooks / "00_broken.ipynb", "raise ValueError('no such pair')")
     with pytest.raises(NotebookFailed, match=r"00_broken.ipynb failed .*ValueError: no such pair"):
         run_notebooks("smoke", tmp_path, notebooks_dir=notebooks, executed_dir=tmp_path / "executed")
-    result = subprocess.run([sys.executable, "-m", "sa_lib.paper", "--profile", "smoke", "--out", str(tmp_path),
+    result = subprocess.run([sys.executable, "-m", "sa_lib.cli.paper", "--profile", "smoke", "--out", str(tmp_path),
                              "--notebooks", str(notebooks), "--executed", str(tmp_path / "ex"), "--skip-extras"],
                             capture_output=True, text=True)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith("error: 00_broken.ipynb failed")
+    assert result.stderr.strip().splitlines()[-1].startswith("python -m sa_lib.cli.paper: error: 00_broken.ipynb failed")
     assert "Traceback" not in result.stderr
 
 
@@ -76,7 +78,7 @@ def test_main_writes_the_extras_and_timings(tmp_path):
 
 
 def test_snapshots_copy_every_paper_figure_downscaled_or_say_what_is_missing(tmp_path):
-    from sa_lib.paper import SNAPSHOT_FIGURES, save_snapshots
+    from sa_lib.figures.paper import SNAPSHOT_FIGURES, save_snapshots
 
     figures = tmp_path / "figures"
     figures.mkdir()

@@ -1,12 +1,12 @@
-"""sa_lib.reference_figures: the rankings notebook 01 shows, the Fig. 4 grid and the candidates figure."""
+"""sa_lib.figures.references: the rankings notebook 01 shows, the Fig. 4 grid and the candidates figure."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from sa_lib.datasets import demo_dataset
-from sa_lib.demo_data import load_split
-from sa_lib.reference_figures import (candidates_figure, committed_ranking, crop_resized, fig4, highlight_box,
+from sa_lib.data.datasets import demo_dataset
+from sa_lib.data.demo_data import load_split
+from sa_lib.figures.references import (candidates_figure, committed_ranking, crop_resized, fig4, highlight_box,
                                       pick_photos_with_objects, pick_targets, profile_ranking, same_top)
 
 

@@ -1,4 +1,4 @@
-"""Reference candidates, ranking, files, sampler and CLI (sa_lib.references) on tiny synthetic COCO files."""
+"""Reference candidates, ranking, files, sampler and CLI (sa_lib.data.references) on tiny synthetic COCO files."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ import pytest
 import torch
 from PIL import Image
 
-from sa_lib import references as R
-from sa_lib.datasets import CocoLikeDataset
+from sa_lib.cli import references as references_cli
+from sa_lib.data import references as R
+from sa_lib.data.datasets import CocoLikeDataset
 
 
 def make_coco(root: Path, images: dict[str, tuple[np.ndarray, list[np.ndarray]]], first_id: int = 1
@@ -226,29 +227,29 @@ def test_end_to_end_with_the_real_encoder(tmp_path):
 
 def test_cli_usage_and_one_line_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
-        R.main(["--k", "0"])
+        references_cli.main(["--k", "0"])
     assert info.value.code == 2
     capsys.readouterr()
     with pytest.raises(SystemExit) as info:
-        R.main(["--encoder", "resnet", "--out", str(tmp_path / "r.json")])
+        references_cli.main(["--encoder", "resnet", "--out", str(tmp_path / "r.json")])
     err = capsys.readouterr().err
     assert info.value.code == 1 and err.count("\n") == 1 and "unknown encoder" in err and "Traceback" not in err
 
 
 def test_cli_missing_data_dir(tmp_path):
     env = {**os.environ, "SUPERATTN_DEMO_DIR": str(tmp_path / "missing")}
-    result = subprocess.run([sys.executable, "-m", "sa_lib.references", "--profile", "demo",
+    result = subprocess.run([sys.executable, "-m", "sa_lib.cli.references", "--profile", "demo",
                              "--out", str(tmp_path / "r.json"), "--eval-pairs", str(tmp_path / "p.csv")],
                             capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parent.parent)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and "missing" in lines[0], result.stderr
+    assert len(lines) == 1 and lines[0].startswith("sa-references: error:") and "missing" in lines[0], result.stderr
     assert not (tmp_path / "r.json").exists()
 
 
 def test_cli_paper_profile_without_coco(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SUPERATTN_DATA", str(tmp_path))  # an empty data cache: COCO is not there
     with pytest.raises(SystemExit) as info:  # effnet: runs offline up to the data check
-        R.main(["--profile", "paper", "--encoder", "effnet_lite0", "--out", str(tmp_path / "r.json")])
+        references_cli.main(["--profile", "paper", "--encoder", "effnet_lite0", "--out", str(tmp_path / "r.json")])
     err = capsys.readouterr().err
-    assert info.value.code == 1 and err.count("\n") == 1 and err.startswith("error: COCO train2017"), err
+    assert info.value.code == 1 and err.count("\n") == 1 and err.startswith("sa-references: error: COCO train2017"), err

@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
-from sa_lib.checkpoint import CHECKPOINT_DIR, load_checkpoint
-from sa_lib.color import rgb_to_lab
-from sa_lib.model import NAMED_MODELS
+from sa_lib.model.checkpoint import CHECKPOINT_DIR, load_checkpoint
+from sa_lib.core.color import rgb_to_lab
+from sa_lib.model.colorizer import NAMED_MODELS
 
 
 @pytest.mark.parametrize("variant", NAMED_MODELS)
@@ -49,11 +49,11 @@ def _hue_share(rgb: torch.Tensor, mask: torch.Tensor, hue: float, min_chroma: fl
 def test_default_checkpoint_takes_the_colour_of_a_different_photo():
     """A fixed matched pair (a gray marigold, a photo of another orange-red flower as reference): the
     reference's hue must appear on the flower with the default checkpoint, and not with demo-none."""
-    from sa_lib.checkpoint import DEFAULT_CHECKPOINT
-    from sa_lib.color import combine_l_ab
-    from sa_lib.demo_data import DEMO_DIR
-    from sa_lib.evaluate import load_pair_images
-    from sa_lib.pairs import read_pairs
+    from sa_lib.model.checkpoint import DEFAULT_CHECKPOINT
+    from sa_lib.core.color import combine_l_ab
+    from sa_lib.data.demo_data import DEMO_DIR
+    from sa_lib.eval.evaluate import load_pair_images
+    from sa_lib.data.pairs import read_pairs
 
     images = DEMO_DIR / "images"
     pair = next(p for p in read_pairs(DEMO_DIR / "matched_pairs.csv", images, images)

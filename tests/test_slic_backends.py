@@ -1,13 +1,13 @@
-"""The SLIC backends behind sa_lib.superpixels' one interface, the batched torch SLIC, and the quality measures."""
+"""The SLIC backends behind sa_lib.superpixels.pyramid' one interface, the batched torch SLIC, and the quality measures."""
 
 import numpy as np
 import pytest
 import torch
 from skimage.measure import label as connected_label
 
-from sa_lib.segmentation_quality import boundary_map, boundary_recall, undersegmentation_error
-from sa_lib.slic_torch import connected_components, make_contiguous, slic_torch
-from sa_lib.superpixels import (AUTO_OPENCV_MIN_PIXELS, SLIC_BACKENDS, SuperpixelPyramid, n_segments_for,
+from sa_lib.superpixels.quality import boundary_map, boundary_recall, undersegmentation_error
+from sa_lib.superpixels.slic_torch import connected_components, make_contiguous, slic_torch
+from sa_lib.superpixels.pyramid import (AUTO_OPENCV_MIN_PIXELS, SLIC_BACKENDS, SuperpixelPyramid, n_segments_for,
                                 resolve_backend, slic_labels)
 
 
@@ -16,7 +16,7 @@ def photo() -> np.ndarray:
     """A real demo photo as gray in [0, 1], 48 x 64."""
     from PIL import Image
 
-    from sa_lib.demo_data import load_split
+    from sa_lib.data.demo_data import load_split
 
     image = Image.open(load_split("val")[0]).convert("L").resize((64, 48), Image.BILINEAR)
     return np.asarray(image, dtype=np.float32) / 255.0
@@ -123,7 +123,7 @@ def test_backend_names_and_errors(monkeypatch, photo):
         slic_labels(photo, backend="quickshift")
     with pytest.raises(ValueError, match="choose"):
         SuperpixelPyramid.from_gray(torch.from_numpy(photo)[None, None], backend="SLIC")
-    monkeypatch.setattr("sa_lib.superpixels.opencv_available", lambda: False)
+    monkeypatch.setattr("sa_lib.superpixels.pyramid.opencv_available", lambda: False)
     assert resolve_backend("auto", "cpu", 2048 * 1365) == "skimage"  # auto never needs opencv
     with pytest.raises(RuntimeError, match="opencv-contrib-python-headless"):
         slic_labels(photo, backend="opencv")
@@ -184,7 +184,7 @@ def test_thin_strips_do_not_crash_opencv():
     import sys
 
     code = ("import numpy as np, torch\n"
-            "from sa_lib.superpixels import SuperpixelPyramid, slic_labels\n"
+            "from sa_lib.superpixels.pyramid import SuperpixelPyramid, slic_labels\n"
             "rng = np.random.default_rng(0)\n"
             "for shape in [(8, 20000), (3, 100000), (5000, 1), (1, 50)]:\n"
             "    labels = slic_labels(rng.random(shape), backend='opencv')\n"

@@ -1,4 +1,4 @@
-"""sa-suggest and sa_lib.suggest: section 4's ranking on a folder, its feature cache, and its CLI."""
+"""sa-suggest and sa_lib.app.suggest: section 4's ranking on a folder, its feature cache, and its CLI."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from sa_lib import references as R
-from sa_lib import suggest as S
-from sa_lib.cli_suggest import main
-from sa_lib.datasets import CocoLikeDataset
-from sa_lib.demo_data import DEMO_DIR
+from sa_lib.data import references as R
+from sa_lib.app import suggest as S
+from sa_lib.cli.suggest import main
+from sa_lib.data.datasets import CocoLikeDataset
+from sa_lib.data.demo_data import DEMO_DIR
 
 PHOTOS = DEMO_DIR / "images"
 UNRELATED = ["gcompris-america.jpg", "gcompris-bee.jpg", "gcompris-butterfly.jpg", "gcompris-ireland.jpg",

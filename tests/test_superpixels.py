@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from sa_lib.superpixels import (SuperpixelPyramid, image_pyramid_labels, level_sizes, n_segments_for,
+from sa_lib.superpixels.pyramid import (SuperpixelPyramid, image_pyramid_labels, level_sizes, n_segments_for,
                                 slic_labels, superpixel_pool, superpixel_unpool, valid_mask)
 
 
@@ -61,7 +61,7 @@ def test_valid_mask():
 
 
 def test_superpixel_mean_by_hand_with_zero_padding():
-    from sa_lib.superpixels import superpixel_mean
+    from sa_lib.superpixels.pyramid import superpixel_mean
 
     labels = torch.tensor([[[0, 0, 1], [2, 2, 1]]])  # (1, 2, 3): 3 superpixels
     values = torch.tensor([[[[1.0, 3.0, 5.0], [2.0, 4.0, 7.0]]]])  # (1, 1, 2, 3)

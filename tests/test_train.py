@@ -7,9 +7,11 @@ import sys
 import pytest
 import torch
 
-from sa_lib.checkpoint import load_checkpoint, trainable_state
-from sa_lib.model import build_model
-from sa_lib.train import ConfigError, ResumableBatches, profile_config, train
+from sa_lib.model.checkpoint import load_checkpoint, trainable_state
+from sa_lib.model.colorizer import build_model
+from sa_lib.train.batches import ResumableBatches
+from sa_lib.train.config import ConfigError, profile_config
+from sa_lib.train.loop import KILL_AT_STEP, train
 
 
 def smoke(tmp_path, name, variant="super", **overrides):
@@ -70,7 +72,7 @@ def test_resume_refuses_a_checkpoint_of_another_variant(tmp_path):
 
 
 def test_cli_bad_configuration_is_one_line_exit_2(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "sa_lib.train", "--profile", "smoke", "--variant", "supper",
+    result = subprocess.run([sys.executable, "-m", "sa_lib.cli.train", "--profile", "smoke", "--variant", "supper",
                              "--out", str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "unknown variant" in result.stderr
@@ -83,7 +85,7 @@ def test_ddp_two_gloo_processes(tmp_path):
     """
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                             "--master-port", "29533", "-m", "sa_lib.train", "--profile", "smoke",
+                             "--master-port", "29533", "-m", "sa_lib.cli.train", "--profile", "smoke",
                              "--variant", "standard", "--steps", "2", "--no-progress",
                              "--out", str(tmp_path / "ddp")], capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -97,25 +99,21 @@ def test_ddp_two_gloo_processes(tmp_path):
 
 
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
-    """A run killed with SIGKILL mid-training resumes from its last checkpoint to the uninterrupted result."""
+    """A run killed with SIGKILL mid-training (right after the checkpoint of step 6, through the loop's test
+    hook SUPERATTN_KILL_AT_STEP) resumes from that checkpoint to the uninterrupted result."""
     import json
     import signal
-    import time
 
     args = ["--profile", "smoke", "--variant", "none", "--steps", "16", "--no-progress"]
     train(smoke(tmp_path, "straight", variant="none", max_steps=16))
     killed = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "sa_lib.train", *args, "--out", str(killed)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    sidecar = killed / "last.json"
-    deadline = time.time() + 300
-    while time.time() < deadline and not (sidecar.is_file() and json.loads(sidecar.read_text())["step"] >= 4):
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    step_at_kill = json.loads(sidecar.read_text())["step"]
-    assert 4 <= step_at_kill < 16, "the run was not killed mid-training"
-    result = subprocess.run([sys.executable, "-m", "sa_lib.train", *args, "--out", str(killed), "--resume"],
+    env = {**os.environ, KILL_AT_STEP: "6"}
+    process = subprocess.run([sys.executable, "-m", "sa_lib.cli.train", *args, "--out", str(killed)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, timeout=600)
+    assert process.returncode == -signal.SIGKILL
+    assert json.loads((killed / "last.json").read_text())["step"] == 6
+    assert [line.split(",")[0] for line in (killed / "log.csv").read_text().splitlines()[1:]][-1] == "6"
+    result = subprocess.run([sys.executable, "-m", "sa_lib.cli.train", *args, "--out", str(killed), "--resume"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     steps = [line.split(",")[0] for line in (killed / "log.csv").read_text().splitlines()[1:]]
@@ -127,7 +125,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
 
 def test_cli_missing_data_dir_is_one_line_exit_1(tmp_path):
     env = {**os.environ, "SUPERATTN_DEMO_DIR": str(tmp_path / "nowhere")}
-    result = subprocess.run([sys.executable, "-m", "sa_lib.train", "--profile", "smoke", "--out", str(tmp_path / "r"),
+    result = subprocess.run([sys.executable, "-m", "sa_lib.cli.train", "--profile", "smoke", "--out", str(tmp_path / "r"),
                              "--no-progress"], capture_output=True, text=True, env=env)
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0 and "nowhere" in result.stderr

@@ -1,4 +1,4 @@
-"""sa_lib.training_report: when notebook 02 retrains, reading logs, the curves figure."""
+"""sa_lib.figures.training_report: when notebook 02 retrains, reading logs, the curves figure."""
 
 import json
 import shutil
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sa_lib.checkpoint import CHECKPOINT_DIR
-from sa_lib.training_report import (final_metrics, load_log, plan_training, plan_variant, plot_training_curves,
+from sa_lib.model.checkpoint import CHECKPOINT_DIR
+from sa_lib.figures.training_report import (final_metrics, load_log, plan_training, plan_variant, plot_training_curves,
                                     profile_variants, smoothed)
 
 
@@ -84,8 +84,8 @@ def test_curves_and_table_of_the_three_variants(tmp_path):
 def test_execute_trains_nothing_when_every_checkpoint_is_reused_and_refuses_a_missing_gpu():
     import torch
 
-    from sa_lib.devices import DeviceError
-    from sa_lib.training_report import execute
+    from sa_lib.core.devices import DeviceError
+    from sa_lib.figures.training_report import execute
 
     assert execute(plan_training("demo"), "cpu") == {}
     if not torch.cuda.is_available():
@@ -97,22 +97,22 @@ def test_a_retrained_variant_is_published_where_the_later_notebooks_load_it(tmp_
     """RETRAIN=1 must change what Tables 1/2 and Fig. 3 use: the run is exported to checkpoints/PROFILE-VARIANT."""
     from dataclasses import replace
 
-    from sa_lib.checkpoint import load_checkpoint
-    from sa_lib.training_report import TrainingPlan, execute
-    from sa_lib.train import profile_config
+    from sa_lib.model.checkpoint import load_checkpoint
+    from sa_lib.figures.training_report import TrainingPlan, execute
+    from sa_lib.train.config import profile_config
 
     cards = []
-    monkeypatch.setattr("sa_lib.training_report.CHECKPOINT_DIR", tmp_path / "ckpt")  # stands for checkpoints/
-    monkeypatch.setattr("sa_lib.model_card.main", lambda argv: cards.append(argv))
+    monkeypatch.setattr("sa_lib.figures.training_report.CHECKPOINT_DIR", tmp_path / "ckpt")  # stands for checkpoints/
+    monkeypatch.setattr("sa_lib.figures.training_report.write_model_card", lambda: cards.append("card"))
     config = replace(profile_config("smoke", "super", out=str(tmp_path / "run")), profile="demo")
     plan = TrainingPlan("super", True, "test", config, tmp_path / "run" / "log.csv")
     metrics = execute([plan], "cpu", progress=False, checkpoint_dir=tmp_path / "ckpt")
-    assert cards == [[]]  # the model card (hashes, metrics of the shipped files) is re-measured
+    assert cards == ["card"]  # the model card (hashes, metrics of the shipped files) is re-measured
     published = tmp_path / "ckpt" / "demo-super.safetensors"
     assert load_checkpoint(published).config.variant == "super"
     assert json.loads(published.with_suffix(".json").read_text())["step"] == metrics["super"]["step"]
     assert published.with_suffix(".log.csv").read_text() == plan.log.read_text()
-    from sa_lib.train import export_run
+    from sa_lib.train.state import export_run
 
     plan.log.unlink()  # a run without a log must not ship the previous run's curves
     export_run(config, metrics["super"], published)

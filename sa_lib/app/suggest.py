@@ -1,9 +1,9 @@
 """Reference suggestions for a folder of your own photos: the paper's section 4 ranking, applied to any folder.
 
 `sa-references` ranks the candidates of a dataset; this module ranks the photos of a folder for one target,
-with the same code (sa_lib.references): the same encoder level (`FEATURE_LEVEL`: EfficientNet-Lite0 block 15
+with the same code (sa_lib.data.references): the same encoder level (`FEATURE_LEVEL`: EfficientNet-Lite0 block 15
 for the demo profile, VGG19 relu5_4 for the paper profile), the same 224x224 crop-and-resize
-(`sa_lib.pairs.crop_resized`), the same batched encoding (`encode_crops`), the same unit-norm rule of the
+(`sa_lib.data.pairs.crop_resized`), the same batched encoding (`encode_crops`), the same unit-norm rule of the
 profile (`ranking_space`) and the same L2 top-k (`rank_references`). Whole photos only: a folder has no object
 masks. A photo with the target's own content (same bytes) is never suggested, as `sa-references` never
 suggests a target's own image.
@@ -40,17 +40,17 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from .checkpoint import atomic_write  # noqa: E402
-from .devices import resolve_device  # noqa: E402
-from .hub import data_dir  # noqa: E402
-from .image_io import IMAGE_SUFFIXES, ImageInputError, read_image  # noqa: E402
-from .pairs import crop_resized  # noqa: E402
-from .references import (  # noqa: E402
+from ..core.files import atomic_write  # noqa: E402
+from ..core.devices import resolve_device  # noqa: E402
+from ..core.errors import UsageError  # noqa: E402
+from ..core.hub import data_dir  # noqa: E402
+from ..data.image_io import IMAGE_SUFFIXES, ImageInputError, read_image  # noqa: E402
+from ..data.pairs import crop_resized  # noqa: E402
+from ..profiles import PROFILES, ranking_profiles  # noqa: E402
+from ..data.references import (  # noqa: E402
     DEFAULT_K,
     FEATURE_LEVEL,
     IMAGE_SIZE,
-    PROFILE_ENCODERS,
-    PROFILE_NORMALIZE,
     FeatureFn,
     default_batch_size,
     encode_crops,
@@ -63,7 +63,7 @@ CACHE_FORMAT = "superattn-folder-features/1"
 HASH_CHUNK = 1 << 20
 
 
-class SuggestError(ValueError):
+class SuggestError(UsageError):
     """A folder that cannot be ranked (missing, not a folder, no readable photo): one line, names the folder."""
 
 
@@ -98,7 +98,7 @@ def file_hash(path: Path | str) -> str:
 
 
 def as_uint8(rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3) float in [0, 1] (what sa_lib.image_io reads) or uint8 -> uint8, as the ranking's crops are."""
+    """(H, W, 3) float in [0, 1] (what sa_lib.data.image_io reads) or uint8 -> uint8, as the ranking's crops are."""
     rgb = np.asarray(rgb)
     if rgb.dtype == np.uint8:
         return rgb
@@ -137,11 +137,11 @@ class ReferenceSuggester:
     def __init__(self, profile: str = "demo", encoder: str | None = None, device: str = "auto",
                  cache_dir: Path | str | None = None, cache: bool = True, batch_size: int | None = None,
                  feature_fn: FeatureFn | None = None):
-        if profile not in PROFILE_ENCODERS:
-            raise SuggestError(f"unknown profile {profile!r}; choose {', '.join(sorted(PROFILE_ENCODERS))}")
+        if profile not in ranking_profiles():
+            raise SuggestError(f"unknown profile {profile!r}; choose {', '.join(ranking_profiles())}")
         self.profile = profile
-        self.encoder = encoder or PROFILE_ENCODERS[profile]
-        self.normalize = PROFILE_NORMALIZE[profile]
+        self.encoder = encoder or PROFILES[profile].ranking_encoder
+        self.normalize = PROFILES[profile].ranking_normalize
         self.device = resolve_device(device)
         self.feature_fn = feature_fn or ranking_feature_fn(self.encoder, self.device)  # may raise ValueError,
         # or AssetUnavailable for VGG offline

@@ -9,8 +9,8 @@ What it does, in the page:
   before/after slider, and the PNG to download;
 - why this colour: click a point of the target (or of the result): the reference lit by that superpixel's
   attention row at the chosen level, and two swatches, the colour the row points at and the colour the model
-  gave it (the notebook explorer's logic, sa_lib.attention_maps, on the one model run of the pair);
-- suggest references: the photos of a folder on the server ranked for the current target (sa_lib.suggest,
+  gave it (the notebook explorer's logic, sa_lib.figures.attention_maps, on the one model run of the pair);
+- suggest references: the photos of a folder on the server ranked for the current target (sa_lib.app.suggest,
   the same ranking as `sa-references`), as a gallery; clicking one makes it the reference.
 
 Errors (a file that is not an image, too small, too large, truncated; a checkpoint that cannot load; highres
@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .attention_maps import (
+from ..figures.attention_maps import (
     LEVEL_NAMES,
     LEVELS,
     PairAttention,
@@ -53,22 +53,18 @@ from .attention_maps import (
     superpixel_at,
     target_view,
 )
-from .checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, PAPER_MODEL_CHECKPOINT, CheckpointError
-from .color import combine_l_ab
-from .colorize import (
-    DEFAULT_WORKING_SIZE,
-    MODES,
-    InsufficientMemory,
-    UsageError,
-    colorize_detailed,
-    load_model,
-)
-from .demo_data import DEMO_DIR
-from .devices import DeviceError, resolve_device
-from .hub import AssetUnavailable
-from .image_io import ImageInputError, ImageOutputError, read_image, write_image_atomic
-from .pairs import Pair, PairsError, crop_reference, read_pairs
-from .references import DEFAULT_K
+from ..model.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, PAPER_MODEL_CHECKPOINT, CheckpointError
+from ..core.color import combine_l_ab
+from ..core.files import atomic_write
+from ..core.errors import UsageError
+from ..inference.colorize import DEFAULT_WORKING_SIZE, MODES, colorize_detailed, load_model
+from ..inference.memory import InsufficientMemory
+from ..data.demo_data import DEMO_DIR
+from ..core.devices import DeviceError, resolve_device
+from ..core.hub import AssetUnavailable
+from ..data.image_io import ImageInputError, ImageOutputError, read_image, write_image_atomic
+from ..data.pairs import Pair, PairsError, crop_reference, read_pairs
+from ..data.references import DEFAULT_K
 from .suggest import ReferenceSuggester, SuggestError, Suggestion, as_uint8, file_hash, thumbnail
 
 DEFAULT_HOST = "127.0.0.1"
@@ -78,7 +74,7 @@ EXAMPLE_FILES = ("matched_pairs.csv", "eval_pairs.csv")  # the first that exists
 WORKING_SIZES = (64, 1024)  # range of the working-size slider, px
 VIEW_SIDE = 480  # px: the why-view's pictures are enlarged (nearest neighbour) to about this long side
 KEEP_RUNS = 32  # result folders kept on disk (oldest removed first)
-MAX_UPLOAD = "200mb"  # Gradio refuses larger uploads; pixels are limited by sa_lib.image_io (100 megapixels)
+MAX_UPLOAD = "200mb"  # Gradio refuses larger uploads; pixels are limited by sa_lib.data.image_io (100 megapixels)
 
 
 class AppError(ValueError):
@@ -121,14 +117,15 @@ def example_files(pairs: list[Pair], folder: Path) -> list[tuple[Path, Path, Pat
         reference = folder / f"{number}-reference.png"
         thumb = folder / f"{number}-pair.jpg"
         if not thumb.is_file():
-            shutil.copyfile(pair.target_path, target)
+            atomic_write(target, lambda tmp: shutil.copyfile(pair.target_path, tmp))
             with Image.open(pair.reference_path) as image:
-                crop_reference(image.convert("RGB"), pair.box).save(reference)
+                cropped = crop_reference(image.convert("RGB"), pair.box)
+            atomic_write(reference, lambda tmp: cropped.save(tmp, format="PNG"))
             sides = [thumbnail(read_image(path, role="example"), 160) for path in (target, reference)]
             sheet = Image.new("RGB", (sum(s.width for s in sides) + 6, max(s.height for s in sides)), "white")
             sheet.paste(sides[0], (0, 0))
             sheet.paste(sides[1], (sides[0].width + 6, 0))
-            sheet.save(thumb, quality=90)
+            atomic_write(thumb, lambda tmp: sheet.save(tmp, format="JPEG", quality=90))
         rows.append((target, reference, thumb))
     return rows
 

@@ -1,4 +1,4 @@
-"""`sa-app [--host 127.0.0.1] [--port 7860]`: serve the web app (sa_lib.app) until Ctrl-C.
+"""`sa-app [--host 127.0.0.1] [--port 7860]`: serve the web app (sa_lib.app.web) until Ctrl-C.
 
 Needs the optional `app` extra (gradio): `pip install -e '.[app]'`, which `make setup` installs.
 """
@@ -11,8 +11,15 @@ import socket
 import sys
 from pathlib import Path
 
-from .app import DEFAULT_HOST, DEFAULT_PORT, AppService, build_app, is_loopback, launch, offline_environment
-from .devices import DeviceError
+from ..app.web import DEFAULT_HOST, DEFAULT_PORT, AppService, build_app, is_loopback, launch, offline_environment
+from ..core.errors import UsageError
+from .command import fail, one_line, run_command
+
+PROG = "sa-app"
+
+
+class AppUnavailable(RuntimeError):
+    """The app cannot start here: gradio is missing, or the address cannot be served (exit 1)."""
 
 
 def _port(text: str) -> int:
@@ -23,7 +30,7 @@ def _port(text: str) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sa-app", description=__doc__.splitlines()[0],
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0],
                                 epilog="example: sa-app --photos ~/Pictures   then open http://127.0.0.1:7860")
     p.add_argument("--host", default=DEFAULT_HOST,
                    help="address to serve on (default 127.0.0.1: this machine only; 0.0.0.0 serves the network)")
@@ -44,31 +51,31 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
+def start(args: argparse.Namespace) -> tuple[AppService, object]:
+    """Check the command line and the machine, then build the service and the page (nothing served yet)."""
+    if importlib.util.find_spec("gradio") is None:
+        raise AppUnavailable("gradio is not installed: install the app extra (pip install -e '.[app]', or make setup)")
+    if args.photos is not None and not args.photos.is_dir():
+        raise UsageError(f"--photos {args.photos}: not a folder")
+    if not _port_free(args.host, args.port):
+        raise AppUnavailable(f"cannot serve on {args.host}:{args.port}: the port is taken or the address is not "
+                             f"this machine's (try --port)")
+    offline_environment()
+    service = AppService(args.device, photos_root=args.photos, allow_any_folder=is_loopback(args.host))
+    return service, build_app(service, photos=args.photos)
+
+
 def main(argv: list[str] | None = None) -> None:
     """One line on stderr per problem: exit 2 for usage errors, 1 when the app cannot start."""
-    p = parser()
-    args = p.parse_args(argv)
-    if importlib.util.find_spec("gradio") is None:
-        p.exit(1, "sa-app: error: gradio is not installed: install the app extra (pip install -e '.[app]', "
-                  "or make setup)\n")
-    if args.photos is not None and not args.photos.is_dir():
-        p.exit(2, f"sa-app: error: --photos {args.photos}: not a folder\n")
-    if not _port_free(args.host, args.port):
-        p.exit(1, f"sa-app: error: cannot serve on {args.host}:{args.port}: the port is taken or the address is not "
-                  f"this machine's (try --port)\n")
-    offline_environment()
-    try:
-        service = AppService(args.device, photos_root=args.photos, allow_any_folder=is_loopback(args.host))
-    except DeviceError as err:
-        p.exit(2, f"sa-app: error: {err}\n")
-    demo = build_app(service, photos=args.photos)
-    print(f"sa-app: serving on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr, flush=True)
+    args = parser().parse_args(argv)
+    service, demo = run_command(PROG, lambda: start(args), failures=(AppUnavailable,))
+    print(f"{PROG}: serving on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr, flush=True)
     try:
         launch(demo, args.host, args.port, service, block=True, quiet=True)
     except KeyboardInterrupt:
         pass
     except OSError as err:
-        p.exit(1, f"sa-app: error: cannot serve on {args.host}:{args.port}: {' '.join(str(err).split())}\n")
+        fail(PROG, f"cannot serve on {args.host}:{args.port}: {one_line(err)}")
 
 
 if __name__ == "__main__":

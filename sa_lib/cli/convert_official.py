@@ -5,7 +5,7 @@
 
 CHECKPOINT.pt is the authors' file (a dict whose 'state_dict' is their gen_color_stride_vgg16(dim=2)), read
 with torch.load(weights_only=True) only. --vgg19-bn takes torchvision's vgg19_bn state_dict; without it the
-file comes through the download registry (sa_lib.hub, hash checked, cached). --download fetches CHECKPOINT.pt
+file comes through the download registry (sa_lib.core.hub, hash checked, cached). --download fetches CHECKPOINT.pt
 from the authors' Google Drive link with gdown into the download cache and prints its SHA-256. The result
 runs with `sa-colorize T R --checkpoint OUT.safetensors` (or `--checkpoint official` for the default path).
 One line on stderr per problem: exit 2 for usage errors, 1 when an input cannot be used.
@@ -20,7 +20,11 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-from .official import ConversionError, convert, download_authors_checkpoint, sha256_of
+from ..core.errors import UsageError
+from ..model.official import ConversionError, convert, download_authors_checkpoint, sha256_of
+from .command import run_command
+
+PROG = "sa-convert-official"
 
 
 def _up_to_date(output: Path, source_sha256: str) -> bool:
@@ -33,44 +37,56 @@ def _up_to_date(output: Path, source_sha256: str) -> bool:
     return config.get("extra", {}).get("source_sha256") == source_sha256
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="sa-convert-official", description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", nargs="?", help="the authors' checkpoint.pt")
-    parser.add_argument("-o", "--output", required=True, help="the project checkpoint to write (.safetensors)")
-    parser.add_argument("--vgg19-bn", help="torchvision's vgg19_bn state_dict (default: the download registry)")
-    parser.add_argument("--download", action="store_true",
-                        help="fetch the authors' checkpoint.pt from Google Drive (gdown) into the download cache")
-    args = parser.parse_args(argv)
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p.add_argument("checkpoint", nargs="?", help="the authors' checkpoint.pt")
+    p.add_argument("-o", "--output", required=True, help="the project checkpoint to write (.safetensors)")
+    p.add_argument("--vgg19-bn", help="torchvision's vgg19_bn state_dict (default: the download registry)")
+    p.add_argument("--download", action="store_true",
+                   help="fetch the authors' checkpoint.pt from Google Drive (gdown) into the download cache")
+    return p
+
+
+def check(args: argparse.Namespace) -> None:
+    """The command line's files, before anything is read (UsageError)."""
     if (args.checkpoint is None) == (not args.download):
-        parser.exit(2, "sa-convert-official: error: give CHECKPOINT.pt or --download (one of them)\n")
+        raise UsageError("give CHECKPOINT.pt or --download (one of them)")
     output = Path(args.output)
     if output.suffix != ".safetensors":
-        parser.exit(2, f"sa-convert-official: error: output {output} must end in .safetensors\n")
+        raise UsageError(f"output {output} must end in .safetensors")
     if not output.parent.is_dir():
-        parser.exit(2, f"sa-convert-official: error: output folder does not exist: {output.parent}\n")
+        raise UsageError(f"output folder does not exist: {output.parent}")
     if args.vgg19_bn is not None and not Path(args.vgg19_bn).is_file():
-        parser.exit(2, f"sa-convert-official: error: --vgg19-bn file not found: {args.vgg19_bn}\n")
-    try:
-        if args.download:
-            checkpoint = download_authors_checkpoint()
-            digest = sha256_of(checkpoint)
-            print(f"[official] authors' checkpoint: {checkpoint} (SHA-256 {digest})")
-            if _up_to_date(output, digest):
-                print(f"[official] {output} is already its conversion")
-                return
-        else:
-            checkpoint = Path(args.checkpoint)
-            if not checkpoint.is_file():
-                parser.exit(2, f"sa-convert-official: error: checkpoint not found: {checkpoint}\n")
-        model = convert(checkpoint, output, args.vgg19_bn)
-    except ConversionError as err:
-        parser.exit(1, f"sa-convert-official: error: {' '.join(str(err).split())}\n")
-    except (OSError, RuntimeError, ValueError) as err:
-        parser.exit(1, f"sa-convert-official: error: {type(err).__name__}: {' '.join(str(err).split())[:300]}\n")
+        raise UsageError(f"--vgg19-bn file not found: {args.vgg19_bn}")
+    if not args.download and not Path(args.checkpoint).is_file():
+        raise UsageError(f"checkpoint not found: {args.checkpoint}")
+
+
+def run(args: argparse.Namespace):
+    """Convert (downloading first with --download); None when the output is already the download's conversion."""
+    check(args)
+    output = Path(args.output)
+    if args.download:
+        checkpoint = download_authors_checkpoint()
+        digest = sha256_of(checkpoint)
+        print(f"[official] authors' checkpoint: {checkpoint} (SHA-256 {digest})")
+        if _up_to_date(output, digest):
+            print(f"[official] {output} is already its conversion")
+            return None
+    else:
+        checkpoint = Path(args.checkpoint)
+    return convert(checkpoint, output, args.vgg19_bn)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    model = run_command(PROG, lambda: run(args), failures=(ConversionError,))
+    if model is None:
+        return
     extra = model.config.extra
-    print(f"[official] wrote {output} (the authors' network, preset ColorizerConfig.official(); source SHA-256 "
+    print(f"[official] wrote {args.output} (the authors' network, preset ColorizerConfig.official(); source SHA-256 "
           f"{extra['source_sha256'][:16]}..., vgg19_bn SHA-256 {extra['vgg19_bn_sha256'][:16]}...)")
-    print(f"[official] run it: sa-colorize TARGET REFERENCE -o OUT.png --checkpoint {output}", file=sys.stdout)
+    print(f"[official] run it: sa-colorize TARGET REFERENCE -o OUT.png --checkpoint {args.output}", file=sys.stdout)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 CHUNK = 1 << 20
 TIMEOUT_S = 30
@@ -189,8 +190,6 @@ def _download(asset: Asset, part: Path, progress: bool) -> None:
             if int(length) > free:
                 raise AssetUnavailable(f"not enough disk space for {asset.url}: {int(length) / 1e9:.1f} GB "
                                        f"needed in {part.parent}, {free / 1e9:.1f} GB free")
-        from tqdm.auto import tqdm
-
         with open(part, "ab" if offset else "wb") as out, \
                 tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
                      desc=asset.filename, disable=not progress, mininterval=1.0, leave=False) as bar:

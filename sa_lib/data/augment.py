@@ -22,7 +22,7 @@ import random
 import torch
 import torch.nn.functional as F
 
-from .color import lab_to_rgb, rgb_to_lab
+from ..core.color import lab_to_rgb, rgb_to_lab
 
 MIN_AREA = 0.35  # smallest crop, as a fraction of the image area
 MAX_ROTATION_DEG = 20.0

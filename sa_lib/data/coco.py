@@ -1,8 +1,8 @@
 """COCO 2017: download, verify and extract the archives, then read them as a CocoLikeDataset.
 
-    python -m sa_lib.coco download [--splits val train] [--root DIR]     (or: make data-coco)
+    python -m sa_lib.cli.coco download [--splits val train] [--root DIR]     (or: make data-coco)
 
-The archives are registered with their published MD5 in `sa_lib.hub` and cached in <root>/downloads;
+The archives are registered with their published MD5 in `sa_lib.core.hub` and cached in <root>/downloads;
 they are extracted into <root>/coco/{train2017,val2017,annotations}. <root> defaults to the data cache,
 $SUPERATTN_DATA or ~/.cache/superattn. Downloads resume where they stopped; an archive whose extraction
 finished leaves a stamp (<root>/coco/.<asset>.extracted), so running again skips it.
@@ -10,13 +10,14 @@ finished leaves a stamp (<root>/coco/.<asset>.extracted), so running again skips
 
 from __future__ import annotations
 
-import argparse
 import shutil
-import sys
 import zipfile
 from pathlib import Path
 
-from . import hub
+from tqdm.auto import tqdm
+
+from ..core import hub
+from ..core.files import atomic_write
 from .datasets import CocoLikeDataset
 
 SPLITS = ("train", "val")
@@ -62,8 +63,6 @@ def extract_archive(archive: Path, destination: Path, folder: str, progress: boo
         if needed > free:
             raise OSError(f"not enough disk space to extract {archive.name}: {needed / 1e9:.1f} GB needed in "
                           f"{destination}, {free / 1e9:.1f} GB free")
-        from tqdm.auto import tqdm
-
         for member in tqdm(members, desc=f"extract {archive.name}", unit="file", disable=not progress,
                            mininterval=1.0, leave=False):
             zf.extract(member, destination)  # zipfile drops absolute paths and '..' components
@@ -85,7 +84,7 @@ def download_coco(splits: tuple[str, ...] | list[str] = ("val",), root: Path | s
             continue
         archive = hub.fetch(name, directory=downloads, progress=progress)
         extract_archive(archive, base, FOLDER[name], progress)
-        _stamp(base, name).write_text(hub.REGISTRY[name].md5 + "\n", encoding="utf-8")
+        atomic_write(_stamp(base, name), lambda tmp: tmp.write_text(hub.REGISTRY[name].md5 + "\n", encoding="utf-8"))
         if not keep_archives:
             archive.unlink()
     return base
@@ -100,35 +99,5 @@ def coco_dataset(split: str = "train", root: Path | str | None = None) -> CocoLi
     missing = [str(p) for p in (annotations, images) if not p.exists()]
     if missing:
         raise FileNotFoundError(f"COCO {split}2017 is not in {base} (missing {', '.join(missing)}): run "
-                                f"`make data-coco` or `python -m sa_lib.coco download --splits {split}`")
+                                f"`make data-coco` or `python -m sa_lib.cli.coco download --splits {split}`")
     return CocoLikeDataset(annotations, images)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sa_lib.coco", description="COCO 2017 for superattn.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    download = commands.add_parser("download", help="download, verify and extract COCO 2017")
-    download.add_argument("--splits", nargs="+", choices=SPLITS, default=["val"],
-                          help="image sets to fetch (annotations always come along); default: val")
-    download.add_argument("--root", type=Path, default=None,
-                          help="data root (default: $SUPERATTN_DATA or ~/.cache/superattn); COCO goes to ROOT/coco")
-    download.add_argument("--remove-archives", action="store_true", help="delete each zip once extracted")
-    download.add_argument("--no-progress", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
-    try:
-        base = download_coco(args.splits, args.root, keep_archives=not args.remove_archives,
-                             progress=not args.no_progress)
-    except KeyboardInterrupt:
-        print("interrupted: run the same command again to resume", file=sys.stderr)
-        return 130
-    except (hub.AssetUnavailable, OSError, ValueError, zipfile.BadZipFile) as err:
-        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 1
-    for split in dict.fromkeys(args.splits):
-        count = sum(1 for _ in (base / f"{split}2017").iterdir())
-        print(f"COCO {split}2017: {count} images in {base / f'{split}2017'}, annotations in {base / 'annotations'}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

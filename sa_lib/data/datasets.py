@@ -2,7 +2,7 @@
 
 Both are read from a COCO-format annotation file with pycocotools, so the code that serves COCO serves
 the demo unchanged. The demo's `data/demo/annotations.json` holds masks made automatically (see
-`sa_lib.demo_annotations`), COCO's come from its instance annotations.
+`sa_lib.data.demo_annotations`), COCO's come from its instance annotations.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
+from pycocotools.coco import COCO
 
 from .demo_data import DEMO_DIR, load_split
 
@@ -32,8 +33,6 @@ class CocoLikeDataset:
     """The images of a COCO-format annotation file (optionally a subset of them) and their object masks."""
 
     def __init__(self, annotation_file: Path | str, image_dir: Path | str, file_names: set[str] | None = None):
-        from pycocotools.coco import COCO
-
         annotation_file, self.image_dir = Path(annotation_file), Path(image_dir)
         if not annotation_file.is_file():
             raise FileNotFoundError(f"annotation file not found: {annotation_file}")

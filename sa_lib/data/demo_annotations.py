@@ -6,21 +6,22 @@ segmented with Felzenszwalb's graph-based method (scikit-image) at a fixed worki
 connected segments (over 5% of the image, at most 8, largest first) become the "objects" of a single
 category. Parameters are fixed, so the output is deterministic.
 
-`python -m sa_lib.demo_annotations` regenerates data/demo/annotations.json (a few seconds for all photos).
+`python -m sa_lib.cli.demo_annotations` regenerates data/demo/annotations.json (a few seconds for all photos).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
+from pycocotools import mask as mask_utils
+from skimage.measure import label
+from skimage.segmentation import felzenszwalb
 
-from .demo_data import DEMO_DIR
+from ..core.files import atomic_write
 
 CATEGORY = {"id": 1, "name": "segment", "supercategory": "auto"}
 WORK_SIDE = 256  # photos are segmented with their longest side brought down to this many pixels
@@ -32,16 +33,12 @@ MAX_OBJECTS = 8  # ... and at most this many per image, largest first
 
 def encode_mask(mask: np.ndarray) -> dict:
     """COCO RLE of a binary (H, W) mask, its `counts` as str so that it can be written to JSON."""
-    from pycocotools import mask as mask_utils
-
     rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
     return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
 def decode_mask(rle: dict) -> np.ndarray:
     """The (H, W) uint8 mask of an RLE written by `encode_mask` (str or bytes `counts`)."""
-    from pycocotools import mask as mask_utils
-
     counts = rle["counts"]
     with warnings.catch_warnings():  # pycocotools' Cython decoder predates numpy 2's __array__(copy=...)
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -52,8 +49,6 @@ def decode_mask(rle: dict) -> np.ndarray:
 def mask_annotation(mask: np.ndarray, annotation_id: int, image_id: int, category_id: int = CATEGORY["id"]
                     ) -> dict:
     """A COCO instance annotation (RLE segmentation, area, [x, y, w, h] bbox) of a binary mask."""
-    from pycocotools import mask as mask_utils
-
     rle = encode_mask(mask)
     coco_rle = {"size": rle["size"], "counts": rle["counts"].encode("ascii")}
     return {"id": annotation_id, "image_id": image_id, "category_id": category_id, "segmentation": rle,
@@ -69,9 +64,6 @@ def segment_masks(rgb: np.ndarray, min_area_fraction: float = MIN_AREA_FRACTION,
     full size by nearest-neighbour, so every mask is a union of whole working-size pixels. Masks come
     largest first (ties by position), each one connected and larger than `min_area_fraction` of the image.
     """
-    from skimage.measure import label
-    from skimage.segmentation import felzenszwalb
-
     height, width = rgb.shape[:2]
     factor = min(1.0, WORK_SIDE / max(height, width))
     small_size = (max(1, round(width * factor)), max(1, round(height * factor)))
@@ -108,6 +100,7 @@ def build_annotations(image_dir: Path | str, file_names: list[str] | None = None
         for mask in segment_masks(rgb):
             annotations.append(mask_annotation(mask, len(annotations) + 1, image_id))
     return {
+        # the committed annotations.json's words (the command's first name): kept, so it regenerates as is
         "info": {"description": "Automatic masks of the superattn demo photos: large connected Felzenszwalb "
                                 "segments (python -m sa_lib.demo_annotations). Not human annotations.",
                  "version": "1.0"},
@@ -119,27 +112,5 @@ def build_annotations(image_dir: Path | str, file_names: list[str] | None = None
 
 def write_annotations(data: dict, path: Path | str) -> None:
     """Compact JSON (no indentation), ending with a newline."""
-    Path(path).write_text(json.dumps(data, separators=(",", ":")) + "\n", encoding="utf-8")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=Path, default=DEMO_DIR / "images", help="folder of photos")
-    parser.add_argument("--out", type=Path, default=DEMO_DIR / "annotations.json", help="COCO file to write")
-    args = parser.parse_args(argv)
-    if not args.images.is_dir():
-        print(f"error: image folder not found: {args.images}", file=sys.stderr)
-        return 1
-    data = build_annotations(args.images)
-    write_annotations(data, args.out)
-    threshold = 0.10
-    with_objects = sum(
-        any(a["area"] > threshold * im["width"] * im["height"] for a in data["annotations"]
-            if a["image_id"] == im["id"]) for im in data["images"])
-    print(f"wrote {args.out}: {len(data['images'])} images, {len(data['annotations'])} masks, "
-          f"{with_objects} images with an object > {threshold:.0%}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    text = json.dumps(data, separators=(",", ":")) + "\n"
+    atomic_write(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))

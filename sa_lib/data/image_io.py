@@ -6,8 +6,9 @@ embedded ICC profiles converted to sRGB. Anything unusable raises ImageInputErro
 names the file, so the CLI can print it instead of a traceback. Size limits are checked from the header,
 before any pixel is decoded, so a huge (or decompression-bomb) file never allocates its pixels.
 
-Writing is atomic: the image goes to a temporary file in the destination folder, which then replaces the
-destination with os.replace, so an interrupted or failed write never leaves a partial output behind.
+Writing is atomic (sa_lib.core.files.atomic_write): the image goes to a temporary file in the destination
+folder, which then replaces the destination with os.replace, so an interrupted or failed write never leaves a
+partial output behind.
 """
 
 from __future__ import annotations
@@ -15,17 +16,19 @@ from __future__ import annotations
 import io
 import os
 import stat
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, features
 
+from ..core.files import atomic_write
+
 MIN_SIDE = 32  # px: smaller images carry too little structure to colorize
 MAX_PIXELS = 100_000_000  # refuse larger images: ~1.2 GB as float32 RGB, and a decompression-bomb guard
-# What a folder of photos is read for (sa-colorize's folder mode, sa-suggest): the photo formats by extension.
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
+# What a folder of photos is read for (sa-colorize's folder mode, sa-suggest, the outputs sa-evaluate scores):
+# the photo formats by extension.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 
 # Formats we let Pillow open: common photo formats only. Some other plugins run external programs
 # (EPS -> Ghostscript) or are rarely-exercised parsers; a user's "photo" has no reason to be one of them.
@@ -224,7 +227,7 @@ def _to_srgb(image: Image.Image) -> Image.Image:
     out_mode = "RGBA" if image.mode == "RGBA" else "RGB"
     if icc and features.check("littlecms2"):
         try:
-            from PIL import ImageCms
+            from PIL import ImageCms  # deferred: ImageCms needs LittleCMS; only photos with an ICC profile use it
 
             source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
             return ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode=out_mode)
@@ -277,31 +280,15 @@ def write_image_atomic(path: str | os.PathLike, rgb: np.ndarray) -> None:
         raise ImageOutputError(f"output {where} is a directory")
     if existing is not None and not stat.S_ISREG(existing.st_mode):
         raise ImageOutputError(f"output {where} exists and is not a regular file")
-    mode = stat.S_IMODE(existing.st_mode) if existing is not None else 0o666 & ~_current_umask()
+
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            Image.fromarray(pixels, mode="RGB").save(handle, format=fmt, **options)
 
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{Path(path).name}.", suffix=".tmp")
+        atomic_write(Path(path), save)
     except OSError as exc:
-        raise ImageOutputError(
-            f"output {where}: cannot write in folder {_shown(folder)}: {_one_line(exc.strerror or exc)}"
-        ) from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            Image.fromarray(pixels, mode="RGB").save(handle, format=fmt, **options)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException as exc:  # also KeyboardInterrupt: never leave the temporary file behind
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            reason = _one_line(exc.strerror or exc)
-            raise ImageOutputError(f"output {where} could not be written: {reason}") from exc
-        raise
-    _fsync_folder(folder)
+        raise ImageOutputError(f"output {where} could not be written: {_one_line(exc.strerror or exc)}") from exc
 
 
 def _to_uint8(rgb: np.ndarray) -> np.ndarray:
@@ -316,31 +303,3 @@ def _to_uint8(rgb: np.ndarray) -> np.ndarray:
     if not np.isfinite(rgb).all():
         raise ValueError("image to write contains NaN or infinite values")
     return np.ascontiguousarray(np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8))
-
-
-def _current_umask() -> int:
-    """The process umask: from /proc on Linux, else by setting and restoring it (no portable getter)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_folder(folder: str) -> None:
-    """Make the rename durable; best effort (not possible on every OS / file system)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

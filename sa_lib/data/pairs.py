@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .image_io import read_image
+
 Box = tuple[int, int, int, int]  # (x, y, w, h) in reference pixels
 
 
@@ -96,7 +98,7 @@ def read_pairs(pairs_csv: Path | str, target_dir: Path | str, reference_dir: Pat
 
 def clipped_box(box: Box, width: int, height: int) -> tuple[int, int, int, int]:
     """(left, upper, right, lower) of an (x, y, w, h) box clipped to a width x height image, never empty
-    (as sa_lib.references crops object candidates)."""
+    (as sa_lib.data.references crops object candidates)."""
     x, y, bw, bh = box
     x0, y0 = min(max(x, 0), width - 1), min(max(y, 0), height - 1)
     return x0, y0, max(min(x + bw, width), x0 + 1), max(min(y + bh, height), y0 + 1)
@@ -114,14 +116,12 @@ def crop_reference(image: Image.Image | np.ndarray, box: Box | None) -> Image.Im
 
 def crop_resized(rgb: np.ndarray, box: Box | None, size: int) -> np.ndarray:
     """(size, size, 3) uint8: an (H, W, 3) uint8 image cut to its box (clipped) and resized bicubic to the
-    square size the paper trains and ranks at (sa_lib.train, sa_lib.references)."""
+    square size the paper trains and ranks at (sa_lib.train.loop, sa_lib.data.references)."""
     return np.array(Image.fromarray(crop_reference(rgb, box)).resize((size, size), Image.BICUBIC))  # writable
 
 
 def load_full_pair(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
     """(target, reference) at their own resolution as (H, W, 3) float32 sRGB in [0, 1] (EXIF applied, modes
-    handled by sa_lib.image_io); the reference cut to its box."""
-    from .image_io import read_image
-
+    handled by sa_lib.data.image_io); the reference cut to its box."""
     target = read_image(pair.target_path, role="target")
     return target, crop_reference(read_image(pair.reference_path, role="reference"), pair.box)

@@ -20,8 +20,10 @@ Outputs: a JSON file (`write_references` / `load_references`), the `ReferenceSam
 evaluation pairs (`write_eval_pairs`): each val target with its top-1 reference, the pairs on which the
 paper computes HIS_ref.
 
-    python -m sa_lib.references --profile demo    # offline: data/demo/references.json + eval_pairs.csv
-    python -m sa_lib.references --profile paper   # COCO 2017 with VGG19 (weights downloaded once)
+    sa-references --profile demo    # offline: data/demo/references.json + eval_pairs.csv (sa_lib.cli.references)
+    sa-references --profile paper   # COCO 2017 with VGG19 (weights downloaded once)
+
+Each profile's encoder and unit-norm rule are in sa_lib.profiles (`ranking_encoder`, `ranking_normalize`).
 
 Image names in the outputs are relative to their dataset's image folder (COCO's `file_name`): candidates
 are in the pool's folder (demo: `data/demo/images`; paper: `train2017`), targets in theirs.
@@ -39,15 +41,12 @@ a 2-core CPU. With VGG19 a candidate's features take 400 KB in float32, 200 KB w
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
 import math
 import os
 import random
-import sys
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,20 +57,16 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from .checkpoint import atomic_write
+from ..core.devices import resolve_device
+from ..core.files import atomic_write
+from ..model.encoders import build_color_encoder
 from .datasets import OBJECT_MIN_AREA_FRACTION, CocoLikeDataset
-from .demo_data import DEMO_DIR
-from .devices import resolve_device
-from .encoders import build_color_encoder
-from .hub import AssetUnavailable
 from .pairs import crop_resized
 
 IMAGE_SIZE = 224  # section 4: "we resize the images to the size of 224x224 pixels"
 DEFAULT_K = 4  # section 4: "ranks four images semantically related to each target image"
 P_SELF = 0.25  # section 4: "a uniform distribution with a weight of 0.25", see ReferenceSampler
-FEATURE_LEVEL = 4  # sa_lib.encoders level 4: relu5_4 of VGG19 (the paper's "fifth level"), block 15 of effnet
-PROFILE_ENCODERS = {"demo": "effnet_lite0", "paper": "vgg19"}
-PROFILE_NORMALIZE = {"demo": True, "paper": False}  # unit-norm features (demo) or the paper's raw L2, see above
+FEATURE_LEVEL = 4  # sa_lib.model.encoders level 4: relu5_4 of VGG19 (the paper's "fifth level"), block 15 of effnet
 EVAL_PAIRS_HEADER = ("target", "reference", "ref_x", "ref_y", "ref_w", "ref_h", "distance")
 FORMAT = "superattn-references/1"
 
@@ -193,7 +188,7 @@ def encoder_feature_fn(encoder: torch.nn.Module, device: torch.device | str | No
 
 def ranking_feature_fn(encoder: str, device: torch.device | str | None = None) -> FeatureFn:
     """The ranking's feature function for encoder `encoder`: its level FEATURE_LEVEL, pretrained (may raise
-    `sa_lib.hub.AssetUnavailable` for VGG offline, ValueError for an unknown name)."""
+    `sa_lib.core.hub.AssetUnavailable` for VGG offline, ValueError for an unknown name)."""
     return encoder_feature_fn(build_color_encoder(encoder, pretrained=True, max_level=FEATURE_LEVEL), device)
 
 
@@ -210,7 +205,7 @@ def encode_crops(crops: Iterable[tuple[torch.Tensor, torch.Tensor]], count: int,
 
     Crops are regrouped into batches of `batch_size` and encoded under inference mode; a row that `crops`
     never names is left undefined (callers that skip unreadable files slice it away). Both the reference
-    ranking (`compute_features`) and `sa_lib.suggest` encode through here.
+    ranking (`compute_features`) and `sa_lib.app.suggest` encode through here.
     """
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
@@ -323,7 +318,7 @@ def build_references(pool: Datasets, targets: Datasets | None = None, *, encoder
     """Candidates of `pool`, their features, and the top-k of every whole image of `targets` (default: pool).
 
     `feature_fn` replaces the encoder (tests inject simple features); otherwise `encoder` is built with
-    pretrained weights (may raise `sa_lib.hub.AssetUnavailable` for VGG offline). A target that is also a
+    pretrained weights (may raise `sa_lib.core.hub.AssetUnavailable` for VGG offline). A target that is also a
     pool image reuses its whole-image features. `normalize` scales every feature map to unit L2 norm first.
     """
     pool_list = _as_list(pool)
@@ -370,6 +365,7 @@ def write_references(path: Path | str, references: References) -> None:
     r = references
     head = {
         "format": FORMAT,
+        # the committed references.json's words (the command's first name): kept, so it regenerates as is
         "description": ("Ranked reference candidates (paper section 4), written by `python -m sa_lib.references`. "
                         "candidates: whole images (box null) and object crops (box [x, y, w, h] in pixels); "
                         "targets: image id -> [[candidate index, L2 distance between the flattened deepest "
@@ -403,7 +399,7 @@ def load_references(path: Path | str) -> References:
     """Read a file written by `write_references` (ValueError if it is not one)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"references file not found: {path} (make it with `python -m sa_lib.references`)")
+        raise FileNotFoundError(f"references file not found: {path} (make it with `sa-references`)")
     data = json.loads(path.read_text(encoding="utf-8"))
     if data.get("format") != FORMAT:
         raise ValueError(f"{path} is not a {FORMAT} file")
@@ -476,90 +472,3 @@ class ReferenceSampler:
             return "self"
         slot = min(int((u - self.p_self) / (1.0 - self.p_self) * len(ranked)), len(ranked) - 1)
         return self.references.candidates[ranked[slot][0]]
-
-
-# --------------------------------------------------------------------------------------------------------- CLI
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _run(args: argparse.Namespace) -> None:
-    encoder_name = args.encoder or PROFILE_ENCODERS[args.profile]
-    device = resolve_device(args.device or "auto")
-    # The encoder first: an unknown name or missing VGG weights fail before any data is read.
-    feature_fn = ranking_feature_fn(encoder_name, device)
-    if args.profile == "demo":
-        from .datasets import demo_dataset
-
-        # As for COCO: the pool is the train photos and their objects, so no val photo's colours are ever
-        # shown during training; every photo (train and val) is a target, val ones draw train references.
-        train, val = demo_dataset("train"), demo_dataset("val")
-        pool, targets = [train], [train, val]
-        out = args.out or DEMO_DIR / "references.json"
-        eval_out = args.eval_pairs or DEMO_DIR / "eval_pairs.csv"
-    else:
-        from .coco import coco_dataset, coco_root  # imported only here: the demo never needs it
-
-        # Pool: train2017 and its objects, the photos training loads references from. Targets: train2017
-        # (training pairs) and val2017 (evaluation pairs, references from the train pool).
-        train, val = coco_dataset("train"), coco_dataset("val")
-        pool, targets = [train], [train, val]
-        out = args.out or coco_root() / "references-train.json"
-        eval_out = args.eval_pairs or coco_root() / "eval_pairs.csv"
-    start = time.perf_counter()
-    print(f"[references] profile {args.profile}, encoder {encoder_name} (level {FEATURE_LEVEL}"
-          f"{', normalized' if args.normalize else ''}), "
-          f"{IMAGE_SIZE}x{IMAGE_SIZE}, k={args.k}, device {device}", file=sys.stderr, flush=True)
-    references = build_references(pool, targets, encoder=encoder_name, feature_fn=feature_fn,
-                                  k=args.k, batch_size=args.batch_size or default_batch_size(device),
-                                  num_workers=args.workers,
-                                  feature_dtype=torch.float16 if args.half else torch.float32, device=device,
-                                  normalize=args.normalize)
-    write_references(out, references)
-    n_pairs = write_eval_pairs(eval_out, references, val)
-    n_objects = sum(c.box is not None for c in references.candidates)
-    print(f"[references] {len(references.candidates)} candidates ({len(references.candidates) - n_objects} "
-          f"images, {n_objects} objects), {len(references.targets)} targets ranked in "
-          f"{time.perf_counter() - start:.1f} s; wrote {out} and {eval_out} ({n_pairs} pairs)")
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`python -m sa_lib.references` / `sa-references`: rank the references of a profile and write its files."""
-    parser = argparse.ArgumentParser(prog="sa-references", description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", choices=sorted(PROFILE_ENCODERS), default="demo",
-                        help="demo: offline photos + effnet_lite0; paper: COCO 2017 + vgg19")
-    parser.add_argument("--encoder", help="override the profile's encoder (effnet_lite0, vgg19, vgg19_bn)")
-    parser.add_argument("--out", type=Path,
-                        help="references JSON (demo: data/demo/references.json; "
-                             "paper: <COCO root>/references-train.json)")
-    parser.add_argument("--eval-pairs", type=Path,
-                        help="val evaluation pairs CSV (demo: data/demo/eval_pairs.csv; "
-                             "paper: <COCO root>/eval_pairs.csv)")
-    parser.add_argument("--k", type=_positive, default=DEFAULT_K, help="references kept per target")
-    parser.add_argument("--batch-size", type=_positive,
-                        help="crops per encoder batch (default: 32 on a GPU, 4 on a CPU, where small batches "
-                             "measured faster: 18 ms/crop at 4 against 37 at 32 with effnet_lite0 on 2 cores)")
-    parser.add_argument("--workers", type=int, default=0, help="image-decoding processes (0: in this process)")
-    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
-                        help="rank by L2 between unit-norm feature maps (default for demo: on, since raw L2 on "
-                             "EfficientNet features makes a few smooth strips the nearest of everything; "
-                             "paper: off, the paper's raw L2)")
-    parser.add_argument("--half", action="store_true", help="keep features in float16 (halves their memory)")
-    args = parser.parse_args(argv)
-    if args.normalize is None:
-        args.normalize = PROFILE_NORMALIZE[args.profile]
-    try:
-        _run(args)
-    except (OSError, ValueError, ImportError, AssetUnavailable) as err:
-        message = " ".join(str(err).split()) or type(err).__name__
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()

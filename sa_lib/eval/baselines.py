@@ -31,9 +31,9 @@ import torch.nn.functional as F
 from scipy.ndimage import uniform_filter
 from skimage.color import rgb2lab
 
-from .color import combine_l_ab
-from .encoders import build_color_encoder
-from .superpixels import slic_labels, superpixel_pool, superpixel_unpool
+from ..core.color import combine_l_ab
+from ..model.encoders import build_color_encoder
+from ..superpixels.pyramid import slic_labels, superpixel_pool, superpixel_unpool
 
 __all__ = ["SuperpixelFeatureTransfer", "compose", "jittered_samples", "reference_lab", "reinhard", "reinhard_ab",
            "welsh", "welsh_ab"]
@@ -56,7 +56,7 @@ def reference_lab(reference: np.ndarray) -> np.ndarray:
 def compose(target_l: np.ndarray, ab: np.ndarray) -> np.ndarray:
     """The target's own L* (H, W) with a*b* (H, W, 2) -> sRGB (H, W, 3) float32 in [0, 1], gamut-clipped.
 
-    Uses the network's recombination (`sa_lib.color.combine_l_ab`), so baselines and model outputs are
+    Uses the network's recombination (`sa_lib.core.color.combine_l_ab`), so baselines and model outputs are
     rebuilt the same way.
     """
     l_t = torch.from_numpy(np.asarray(target_l, dtype=np.float32))[None, None]  # (1, 1, H, W)
@@ -182,7 +182,7 @@ def _super_features(encoder, gray: np.ndarray, labels: np.ndarray, levels: Seque
 class SuperpixelFeatureTransfer:
     """The training-free colour transfer of the paper's [17] (Carrillo, Clement, Bugeau, VISAPP 2022).
 
-    Both images are cut into SLIC superpixels (`sa_lib.superpixels.slic_labels` on L*/100, the colorizer's
+    Both images are cut into SLIC superpixels (`sa_lib.superpixels.pyramid.slic_labels` on L*/100, the colorizer's
     settings). Deep features of both luminances (the gray target, and the reference's L*, so the two are
     compared in the same domain) are max-pooled per superpixel at several encoder levels, centred and
     L2-normalised; the non-local similarity of a target and a reference superpixel is their mean cosine

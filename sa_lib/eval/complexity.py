@@ -3,7 +3,7 @@
 Why it matters (paper, section 3): standard attention compares every target pixel of a level with every
 reference pixel, so its map has (HW)^2 entries and its time and memory grow quadratically with the pixel
 count. Super-attention compares superpixels instead; with N ~ sqrt(HW) superpixels per image (SLIC, see
-sa_lib.superpixels) its map has N_T x N_R ~ HW entries: linear in the pixel count.
+sa_lib.superpixels.pyramid) its map has N_T x N_R ~ HW entries: linear in the pixel count.
 
 Two parts, each for both methods, on the CPU (or CUDA when available):
 
@@ -16,7 +16,7 @@ Two parts, each for both methods, on the CPU (or CUDA when available):
   eval, torch.inference_mode), the whole forward of one target and one reference, SLIC included. Standard
   attention sits at the bottleneck (stride 8): its map has (HW/64)^2 entries.
 
-Each (part, method, size) point runs in a FRESH subprocess (`python -m sa_lib.complexity PART METHOD SIZE`):
+Each (part, method, size) point runs in a FRESH subprocess (`python -m sa_lib.cli.complexity_point PART METHOD SIZE`):
 time = median of `repeats` runs after one warm-up; memory = the child's peak RSS (VmHWM, or getrusage
 ru_maxrss where /proc is missing) minus its RSS just before the measured calls (the kernel's peak counter is
 reset there, so set-up such as SLIC or model loading does not count), and on CUDA
@@ -35,13 +35,11 @@ about 45 MB too high on the smallest points. The parent side of this module neve
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import platform
 import re
-import resource
 import statistics
 import subprocess
 import sys
@@ -50,10 +48,17 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+
+from ..core.files import REPO_ROOT, atomic_write  # noqa: E402
+
+RESULTS = REPO_ROOT / "benchmarks" / "results"
 RESULTS_JSON = RESULTS / "complexity.json"
-FIGURE = ROOT / "figures" / "complexity.png"
+FIGURE = REPO_ROOT / "figures" / "complexity.png"
 
 PARTS = ("block", "model")
 METHODS = ("super", "standard")
@@ -77,7 +82,7 @@ RESULT_TAG = "COMPLEXITY_RESULT "
 
 
 def n_segments(h: int, w: int) -> int:
-    """SLIC segments asked at an h x w level (same rule as sa_lib.superpixels.n_segments_for)."""
+    """SLIC segments asked at an h x w level (same rule as sa_lib.superpixels.pyramid.n_segments_for)."""
     return max(1, round(math.sqrt(h * w)))
 
 
@@ -94,128 +99,6 @@ def predicted_bytes(part: str, method: str, size: int) -> int:
     """Predicted peak memory of the measured call: 3 x 4 B per map entry + activations per pixel + a constant."""
     return (SOFTMAX_COPIES * BYTES_PER_ENTRY * predicted_entries(part, method, size)
             + ACTIVATION_BYTES_PER_PIXEL[(part, method)] * size * size + FIXED_BYTES[part])
-
-
-# ------------------------------------------------------------------------------------- child: one point
-
-
-def _rss_kb() -> int:
-    with open("/proc/self/status") as f:
-        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
-
-
-def _peak_rss_kb() -> int:
-    """Peak RSS of this process's address space since the last reset (VmHWM); ru_maxrss where /proc is missing.
-
-    ru_maxrss also holds the peak that the parent had when it forked us, which can exceed ours.
-    """
-    try:
-        with open("/proc/self/status") as f:
-            return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
-    except (OSError, AttributeError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS counter to the current RSS (Linux >= 4.0); False where not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _load_photo(path: Path, size: int):
-    """(1, 3, size, size) sRGB in [0, 1], bicubic resize (as sa_lib.paper.load_photo)."""
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    image = Image.open(path).convert("RGB").resize((size, size), Image.BICUBIC)
-    return torch.from_numpy(np.array(image)).permute(2, 0, 1).float()[None] / 255.0
-
-
-def measure_one(part: str, method: str, size: int, repeats: int, device: str = "auto") -> dict:
-    """Set up one point, then time its forward and measure its peak memory. Runs in the child.
-
-    `device`: "auto" (CUDA when available), "cpu" or "cuda".
-    """
-    import torch
-
-    from sa_lib.color import rgb_to_lab
-    from sa_lib.demo_data import load_split
-    from sa_lib.devices import resolve_device
-
-    device = resolve_device(device)
-    photos = load_split("val")
-    target_rgb, reference_rgb = _load_photo(photos[0], size), _load_photo(photos[1], size)
-    info: dict = {"part": part, "method": method, "size": size, "pixels": size * size,
-                  "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-                  "threads": torch.get_num_threads(), "photos": [photos[0].name, photos[1].name]}
-
-    if part == "block":
-        from sa_lib.attention import StandardAttention, SuperAttention
-        from sa_lib.superpixels import SuperpixelPyramid
-
-        c = BLOCK_CHANNELS
-        gen = torch.Generator().manual_seed(0)
-        t_feat, r_feat, r_col = (torch.randn(1, c, size, size, generator=gen).to(device) for _ in range(3))
-        if method == "super":
-            block = SuperAttention(c, c, c, c)
-            start = time.perf_counter()
-            t_sp = SuperpixelPyramid.from_gray(rgb_to_lab(target_rgb)[:, :1] / 100, levels=1)
-            r_sp = SuperpixelPyramid.from_gray(rgb_to_lab(reference_rgb)[:, :1] / 100, levels=1)
-            info["slic_setup_s"] = time.perf_counter() - start  # precomputed, not in the timed forward
-            args = (t_feat, r_feat, r_col, t_sp.labels[0].to(device), r_sp.labels[0].to(device),
-                    t_sp.counts[0].to(device), r_sp.counts[0].to(device))
-            info["superpixels"] = [int(t_sp.counts[0][0]), int(r_sp.counts[0][0])]
-        else:
-            block = StandardAttention(c, c, c, c)
-            args = (t_feat, r_feat, r_col)
-        module = block.to(device).eval()
-
-        def call():
-            _, attention = module(*args)
-            return {0: tuple(attention.shape[1:])}
-    else:
-        from sa_lib.model import build_model
-
-        module = build_model(method).to(device).eval()  # demo config, pretrained EfficientNet-Lite0
-        target_l, reference = rgb_to_lab(target_rgb)[:, :1].to(device), reference_rgb.to(device)
-
-        def call():
-            _, intermediates = module(target_l, reference)  # SLIC (super) computed inside ("auto": CPU backends, or torch on CUDA)
-            return {lvl: tuple(a.shape[1:]) for lvl, a in intermediates["attention"].items()}
-
-    def synchronize():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    times = []
-    with torch.inference_mode():
-        synchronize()
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-            cuda_before = torch.cuda.memory_allocated()
-        info["peak_counter_reset"] = _reset_peak_rss()
-        rss_before = _rss_kb()
-        for i in range(repeats + 1):  # the first run warms up
-            start = time.perf_counter()
-            shapes = call()
-            synchronize()
-            if i:
-                times.append(time.perf_counter() - start)
-        peak_kb = _peak_rss_kb()
-    info.update(
-        times_s=times, time_s=statistics.median(times),
-        rss_before_kb=rss_before, peak_rss_kb=peak_kb, peak_delta_bytes=max(0, peak_kb - rss_before) * 1024,
-        attention_shapes={str(k): list(v) for k, v in shapes.items()},
-        attention_entries=sum(math.prod(v) for v in shapes.values()))
-    if device.type == "cuda":
-        info["cuda_peak_delta_bytes"] = torch.cuda.max_memory_allocated() - cuda_before
-    return info
 
 
 # ------------------------------------------------------------------------------- parent: one point, output
@@ -244,11 +127,11 @@ def memory_total() -> str:
 def run_child(part: str, method: str, size: int, repeats: int = 3, timeout: float = 1800,
               device: str = "auto") -> dict:
     """Run one point in a fresh interpreter; returns its result, or {'status': 'failed: ...'}."""
-    cmd = [sys.executable, "-m", "sa_lib.complexity", part, method, str(size), "--repeats", str(repeats),
+    cmd = [sys.executable, "-m", "sa_lib.cli.complexity_point", part, method, str(size), "--repeats", str(repeats),
            "--device", device]
     start = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT)
     except subprocess.TimeoutExpired:
         return {"status": f"failed: timeout after {timeout:.0f} s"}
     for line in reversed(proc.stdout.splitlines()):
@@ -311,12 +194,6 @@ def markdown(results: list[dict], header: dict) -> str:
 
 def plot(results: list[dict], out: Path = FIGURE) -> Path:
     """Log-log time and memory against pixels (skipped points' predicted memory dashed), saved to `out`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(12, 4.8))
     colors = {"super": "tab:blue", "standard": "tab:red"}
     markers = {"block": "o", "model": "s"}
@@ -352,8 +229,7 @@ def plot(results: list[dict], out: Path = FIGURE) -> Path:
             ax.legend(fontsize=7)
     fig.suptitle("Super-attention vs standard attention against resolution (log-log)", fontsize=10)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=110, format=out.suffix.lstrip(".") or "png"))
     plt.close(fig)
     return out
 
@@ -435,8 +311,8 @@ def write_results(header: dict, results: list[dict], folder: Path = RESULTS) -> 
     """Write complexity.md and complexity.json into `folder`; returns their paths."""
     folder.mkdir(parents=True, exist_ok=True)
     md, js = folder / "complexity.md", folder / "complexity.json"
-    md.write_text(markdown(results, header))
-    js.write_text(json.dumps({"header": header, "results": results}, indent=1) + "\n")
+    atomic_write(md, lambda tmp: tmp.write_text(markdown(results, header)))
+    atomic_write(js, lambda tmp: tmp.write_text(json.dumps({"header": header, "results": results}, indent=1) + "\n"))
     return md, js
 
 
@@ -491,7 +367,7 @@ def profile_results(profile: str, device: str = "auto", log: Callable[[str], Non
     if profile not in ("demo", "paper"):
         raise ValueError(f"unknown profile {profile!r}; choose smoke, demo or paper")
     if profile == "paper" and device != "cpu":
-        import torch  # only here: the children, not this process, are measured
+        import torch  # deferred: the parent never imports torch (only the children are measured)
 
         if torch.cuda.is_available():
             header, results = run({"block": BLOCK_SIZES, "model": MODEL_SIZES}, device="cuda",
@@ -499,23 +375,4 @@ def profile_results(profile: str, device: str = "auto", log: Callable[[str], Non
             return header, results, "measured now on the GPU (paper profile)"
     header, results = load_results()
     why = "" if profile == "demo" else " (paper profile without a GPU: not re-measured)"
-    return header, results, f"read from the committed {RESULTS_JSON.relative_to(ROOT)}{why}"
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`python -m sa_lib.complexity PART METHOD SIZE`: measure one point here, print it as one JSON line."""
-    parser = argparse.ArgumentParser(description="Measure one point of the complexity benchmark (the child).")
-    parser.add_argument("part", choices=PARTS)
-    parser.add_argument("method", choices=METHODS)
-    parser.add_argument("size", type=int)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    args = parser.parse_args(argv)
-    if args.size < 8 or args.repeats < 1:
-        parser.error("SIZE must be at least 8 and --repeats at least 1")
-    print(RESULT_TAG + json.dumps(measure_one(args.part, args.method, args.size, args.repeats, args.device)),
-          flush=True)
-
-
-if __name__ == "__main__":
-    main()
+    return header, results, f"read from the committed {RESULTS_JSON.relative_to(REPO_ROOT)}{why}"

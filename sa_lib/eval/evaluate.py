@@ -25,7 +25,6 @@ mixed with measured ones. A --method NAME may not be one of our own method keys 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import math
@@ -39,17 +38,19 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from . import metrics
-from .checkpoint import CHECKPOINT_DIR, CheckpointError, atomic_write, load_checkpoint
-from .color import combine_l_ab, rgb_to_lab
-from .demo_data import DEMO_DIR
-from .hub import AssetUnavailable
-from .model import VARIANTS
-from .pairs import Pair, PairsError, crop_resized, read_pairs
+from . import baselines, metrics
+from ..core.errors import UsageError
+from ..core.files import CHECKPOINT_DIR, REPO_ROOT, atomic_write
+from ..data.image_io import IMAGE_SUFFIXES
+from ..core.color import rgb_to_lab
+from ..core.devices import DeviceError, resolve_device
+from ..data.image_io import ImageInputError, read_image
+from ..model.checkpoint import load_checkpoint, read_config
+from ..model.colorizer import NAMED_MODELS
+from ..model.predict import predict_rgb
+from ..profiles import EVAL_SIZE, Profile, get_profile
+from ..data.pairs import Pair, crop_resized, read_pairs
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-EVAL_SIZE = 224  # section 5 evaluates the 224 x 224 images the network was trained on
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 TOP1, GTREF = "top-1", "ground truth"  # the two kinds of reference: the pair's ranked one, the target itself
 
 ColorizerFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -69,9 +70,8 @@ EXTERNAL_METHODS = {"xcnet": "XCNET [29]", "deep_exemplar": "Deep Exemplar [13]"
 VARIANT_NAMES = {"none": "Ours without reference", "standard": "Ours with standard attention",
                  "super": "Ours (super-attention)",
                  "transfer": "Ours + transfer options (not in the paper: docs/transfer.md)"}
-DEMO_MODELS = (*VARIANTS, "transfer")  # the demo ships the paper's three variants and the transfer model
 BASELINE_KEYS = ("reinhard", "welsh", "carrillo2022")  # the training-free baselines of Table 2 (baseline_colorizers)
-RESERVED_NAMES = (*DEMO_MODELS, *BASELINE_KEYS)  # our own rows: a folder of outputs may not take their names
+RESERVED_NAMES = (*NAMED_MODELS, *BASELINE_KEYS)  # our own rows: a folder of outputs may not take their names
 FOLDER_PREFIX = "folder:"  # setup.results keys of folder methods: (FOLDER_PREFIX + name, TOP1)
 CHECKPOINT_PREFIX = "checkpoint:"  # setup.results keys of --checkpoint NAME=FILE models
 OUTPUT_PATTERN = f"<target stem>{{{','.join(IMAGE_SUFFIXES)}}}"  # how a folder's outputs must be named
@@ -81,47 +81,13 @@ class EvaluationError(RuntimeError):
     """Something the evaluation needs is missing or broken (exit code 1)."""
 
 
-class UsageError(ValueError):
-    """A mistake in how the command was called (exit code 2)."""
-
-
 # ------------------------------------------------------------------------------------------------ profiles
 
 
-@dataclass(frozen=True)
-class EvalProfile:
-    """What a profile evaluates: which pairs, at which size, with which checkpoints and baseline features."""
-
-    name: str
-    size: int
-    limit: int | None  # evaluate only the first `limit` pairs (smoke)
-    checkpoint_prefix: str  # checkpoints <prefix>-<variant>
-    baseline_encoder: str  # deep features of the [17] baseline
-    data: str  # "demo" or "coco"
-    models: tuple[str, ...] = VARIANTS  # checkpoints <prefix>-<model> scored (Table 1's rows)
-
-
-PROFILES = {
-    "smoke": EvalProfile("smoke", 96, 4, "demo", "effnet_lite0", "demo", DEMO_MODELS),
-    "demo": EvalProfile("demo", EVAL_SIZE, None, "demo", "effnet_lite0", "demo", DEMO_MODELS),
-    "paper": EvalProfile("paper", EVAL_SIZE, None, "paper", "vgg19", "coco"),
-}
-
-
-def profile_settings(profile: str) -> EvalProfile:
-    if profile not in PROFILES:
-        raise UsageError(f"unknown profile {profile!r}; choose {', '.join(PROFILES)}")
-    return PROFILES[profile]
-
-
-def default_pairs(profile: EvalProfile) -> tuple[Path, Path, Path]:
-    """(pairs CSV, target image folder, reference image folder) of a profile."""
-    if profile.data == "demo":
-        return DEMO_DIR / "eval_pairs.csv", DEMO_DIR / "images", DEMO_DIR / "images"
-    from .coco import coco_root
-
-    root = coco_root()
-    return root / "eval_pairs.csv", root / "val2017", root / "train2017"
+def default_pairs(profile: Profile) -> tuple[Path, Path, Path]:
+    """(pairs CSV, target image folder, reference image folder) of a profile (sa_lib.profiles)."""
+    photos = profile.photos
+    return photos.pairs_file(), photos.target_dir(), photos.reference_dir()
 
 
 # ------------------------------------------------------------------------------------------------- pairs
@@ -173,17 +139,13 @@ def load_pair_images(pair: Pair, size: int = EVAL_SIZE) -> PairImages:
 def model_colorizer(checkpoint: str | Path, device: str = "auto") -> ColorizerFn:
     """A checkpoint (shipped name or .safetensors path) as a colorizer: ab predicted at the given size and
     recombined with the target's own L* (the `sa-colorize` recombination)."""
-    from .devices import resolve_device
-
     model = load_checkpoint(checkpoint, device=resolve_device(device))
     dev = next(model.parameters()).device
 
     def colorize(target_l: np.ndarray, reference: np.ndarray) -> np.ndarray:
         l_star = torch.from_numpy(np.ascontiguousarray(target_l, dtype=np.float32))[None, None].to(dev)  # (1,1,H,W)
         ref = torch.from_numpy(np.ascontiguousarray(reference, dtype=np.float32)).permute(2, 0, 1)[None].to(dev)
-        with torch.inference_mode():
-            ab, _ = model(l_star, ref)
-            rgb = combine_l_ab(l_star, ab.float())[0]  # (3, H, W)
+        rgb = predict_rgb(model, l_star, ref)[0][0]  # (3, H, W)
         return rgb.permute(1, 2, 0).cpu().numpy()
 
     return colorize
@@ -239,8 +201,6 @@ def check_output_folders(folders: dict[str, Path], pairs: Sequence[Pair]) -> Non
 
 def _read_output(path: Path, size: int) -> np.ndarray:
     """Another method's output as (size, size, 3) float32 in [0, 1] (resized bicubically if needed)."""
-    from .image_io import ImageInputError, read_image
-
     try:
         rgb = read_image(path, role="output")
     except ImageInputError as err:
@@ -455,7 +415,7 @@ def published_cells(method: str | None) -> dict[str, str]:
 class Setup:
     """A loaded evaluation: the profile, its pairs at the evaluation size, LPIPS, and results so far."""
 
-    profile: EvalProfile
+    profile: Profile
     pairs_file: Path
     data: list[PairImages]
     device: str
@@ -466,14 +426,14 @@ class Setup:
     missing: tuple[str, ...] = ()  # the profile's own variants without a checkpoint (allowed with --checkpoint)
 
     def checkpoint(self, variant: str) -> str:
-        return f"{self.profile.checkpoint_prefix}-{variant}"
+        return self.profile.checkpoint(variant)
 
 
-def _check_checkpoints(profile: EvalProfile, allow_missing: bool = False) -> tuple[str, ...]:
+def _check_checkpoints(profile: Profile, allow_missing: bool = False) -> tuple[str, ...]:
     """The variants whose profile checkpoint is missing (an EvaluationError unless allow_missing)."""
     missing = []
-    for variant in profile.models:
-        name = f"{profile.checkpoint_prefix}-{variant}"
+    for variant in profile.eval_models:
+        name = profile.checkpoint(variant)
         if not (CHECKPOINT_DIR / f"{name}.safetensors").is_file():
             hint = (f"train it with `sa-train --profile paper --variant {variant} --export "
                     f"checkpoints/{name}.safetensors` (no paper checkpoint ships)" if profile.name == "paper"
@@ -486,8 +446,6 @@ def _check_checkpoints(profile: EvalProfile, allow_missing: bool = False) -> tup
 
 def check_extra_checkpoints(checkpoints: dict[str, Path], folders: Iterable[str] = ()) -> None:
     """--checkpoint NAME=FILE: each NAME free (not ours, not a folder's) and each FILE a colorizer checkpoint."""
-    from .checkpoint import read_config
-
     for name, path in checkpoints.items():
         if name in RESERVED_NAMES or name in set(folders):
             raise UsageError(f"--checkpoint {name}: the name is taken (by this project's rows or a --method); "
@@ -503,20 +461,16 @@ def prepare(profile: str = "demo", pairs: Path | str | None = None, device: str 
     models to every table; with them, the profile's own checkpoints may be missing (their rows read not run)."""
     checkpoints = {name: Path(path) for name, path in (checkpoints or {}).items()}
     check_extra_checkpoints(checkpoints, folders or {})
-    settings = profile_settings(profile)
-    from .devices import DeviceError, resolve_device
-
+    settings = get_profile(profile)
     try:
         resolve_device(device)
     except DeviceError as err:
         raise UsageError(str(err)) from None
     pairs_csv, target_dir, reference_dir = default_pairs(settings)
-    if settings.data == "coco" and pairs is None:
-        from .coco import coco_root
-
-        if not (coco_root() / "val2017").is_dir():
-            raise EvaluationError(f"COCO val2017 is not in {coco_root()}: run `make data-coco` (or "
-                                  "`python -m sa_lib.coco download --splits val train`)")
+    if settings.photos.name == "coco" and pairs is None:
+        if not target_dir.is_dir():
+            raise EvaluationError(f"COCO val2017 is not in {settings.photos.root()}: run `make data-coco` (or "
+                                  "`python -m sa_lib.cli.coco download --splits val train`)")
         if not pairs_csv.is_file():
             raise EvaluationError(f"COCO evaluation pairs not found: {pairs_csv}; run `make references PROFILE=paper`")
     if pairs is not None:
@@ -524,14 +478,14 @@ def prepare(profile: str = "demo", pairs: Path | str | None = None, device: str 
         if not pairs_csv.is_file():
             raise UsageError(f"pairs file not found: {pairs_csv}")
     missing = _check_checkpoints(settings, allow_missing=bool(checkpoints))
-    pair_list = read_pairs(pairs_csv, target_dir, reference_dir, settings.limit)
+    pair_list = read_pairs(pairs_csv, target_dir, reference_dir, settings.eval_limit)
     check_output_folders(dict(folders or {}), pair_list)
     started = time.perf_counter()
-    data = [load_pair_images(p, settings.size) for p in pair_list]
+    data = [load_pair_images(p, settings.eval_size) for p in pair_list]
     lpips = metrics.LPIPSMetric(str(resolve_device(device)))
     if not lpips.available():
         log(f"[evaluate] {lpips.reason}")
-    log(f"[evaluate] profile {settings.name}: {len(data)} pairs from {pairs_csv} at {settings.size}x{settings.size} "
+    log(f"[evaluate] profile {settings.name}: {len(data)} pairs from {pairs_csv} at {settings.eval_size}x{settings.eval_size} "
         f"({time.perf_counter() - started:.1f} s)")
     return Setup(settings, pairs_csv, data, device, lpips, log=log, checkpoints=checkpoints, missing=missing)
 
@@ -575,8 +529,6 @@ def variant_result(setup: Setup, variant: str, reference: str = TOP1) -> MethodR
 def checkpoint_rows(setup: Setup, reference: str = TOP1) -> list[dict[str, str]]:
     """The rows of the --checkpoint NAME=FILE models; the authors' released model (sa-convert-official) is
     set beside the paper's published super-attention numbers."""
-    from .checkpoint import read_config
-
     rows = []
     for name, path in setup.checkpoints.items():
         result = run_method(setup, CHECKPOINT_PREFIX + name, lambda p=path: model_colorizer(p, setup.device),
@@ -588,9 +540,7 @@ def checkpoint_rows(setup: Setup, reference: str = TOP1) -> list[dict[str, str]]
 
 
 def baseline_colorizers(setup: Setup) -> dict[str, tuple[str, Callable[[], ColorizerFn]]]:
-    """method key -> (row name, factory) of the training-free baselines of sa_lib.baselines."""
-    from . import baselines
-
+    """method key -> (row name, factory) of the training-free baselines of sa_lib.eval.baselines."""
     encoder = setup.profile.baseline_encoder
     features = "VGG19 features" if encoder.startswith("vgg") else "EfficientNet-Lite0 features, not VGG19"
     return {
@@ -603,8 +553,6 @@ def baseline_colorizers(setup: Setup) -> dict[str, tuple[str, Callable[[], Color
 
 
 def _torch_device(setup: Setup) -> str:
-    from .devices import resolve_device
-
     return str(resolve_device(setup.device))
 
 
@@ -613,7 +561,7 @@ def _intro(setup: Setup, what: str) -> list[str]:
         shown = setup.pairs_file.resolve().relative_to(REPO_ROOT)
     except ValueError:
         shown = setup.pairs_file
-    n, size = len(setup.data), setup.profile.size
+    n, size = len(setup.data), setup.profile.eval_size
     own = setup.pairs_file.resolve() == default_pairs(setup.profile)[0].resolve()
     command = f"sa-evaluate --profile {setup.profile.name}" + ("" if own else f" --pairs {shown}")
     which = "its top-1 ranked reference" if own else "the reference its row names"
@@ -637,7 +585,7 @@ def ablation_table(setup: Setup) -> Table:
     as reference (Fig. 5's last rows; not in the paper's table, so no published numbers there)."""
     rows = []
     for reference in (TOP1, GTREF):
-        for variant in setup.profile.models:
+        for variant in setup.profile.eval_models:
             result = variant_result(setup, variant, reference)
             rows.append({"method": f"{VARIANT_NAMES[variant]} (`{setup.checkpoint(variant)}`)",
                          "reference": reference, **measured_cells(result, setup.lpips),
@@ -653,12 +601,12 @@ def ablation_table(setup: Setup) -> Table:
           "(frozen-feature matching, carried a*b* with the match confidence, a head that corrects the carried a*b*) "
           "trained on warped and recoloured self references (`docs/transfer.md`). It shows what those departures "
           "add over the paper's model."]
-         if "transfer" in setup.profile.models else []) + (["- The demo checkpoints were trained on the CPU at 128 px on 214 demo photos "
+         if "transfer" in setup.profile.eval_models else []) + (["- The demo checkpoints were trained on the CPU at 128 px on 214 demo photos "
           "(`checkpoints/MODEL_CARD.md`), not on COCO: their numbers are not comparable with the published ones."]
          if demo else []))
     return Table(f"Table 1: ablation (profile `{setup.profile.name}`)",
                  _intro(setup, "The three variants of the paper's ablation"
-                        + (" and the transfer model." if "transfer" in setup.profile.models else ".")),
+                        + (" and the transfer model." if "transfer" in setup.profile.eval_models else ".")),
                  rows, notes)
 
 
@@ -685,7 +633,7 @@ def comparison_table(setup: Setup, folders: dict[str, Path] | None = None) -> Ta
                      **published_cells(key if key in EXTERNAL_METHODS else None)})
     rows += checkpoint_rows(setup)
     for model in ("super", "transfer"):
-        if model in setup.profile.models:
+        if model in setup.profile.eval_models:
             rows.append({"method": f"{VARIANT_NAMES[model]} (`{setup.checkpoint(model)}`)", "reference": TOP1,
                          **measured_cells(variant_result(setup, model), setup.lpips), **published_cells(model)})
     notes = _notes(setup, [
@@ -694,7 +642,7 @@ def comparison_table(setup: Setup, folders: dict[str, Path] | None = None) -> Ta
         "`--method xcnet=DIR`, `--method deep_exemplar=DIR` or `--method just_attention=DIR`.",
         "- The Reinhard-style row extends Reinhard et al.'s statistics transfer (made for colour sources) to a "
         "gray target by letting its standardised L* carry the a*b* spread (`docs/metrics.md`).",
-        "- Reinhard, Welsh and [17] are implemented in `sa_lib/baselines.py` and run on the same pairs, at the "
+        "- Reinhard, Welsh and [17] are implemented in `sa_lib/eval/baselines.py` and run on the same pairs, at the "
         "same size, seeing only the target's L* and the reference. The paper's Table 2 does not include them.",
     ] + extra_notes)
     return Table(f"Table 2: comparison with other exemplar-based methods (profile `{setup.profile.name}`)",
@@ -758,59 +706,3 @@ def run(profile: str = "demo", out: Path | str | None = None, pairs: Path | str 
     write_per_pair(setup, per_pair_dir)
     log(f"[evaluate] per-pair scores in {per_pair_dir}")
     return written
-
-
-# -------------------------------------------------------------------------------------------------- CLI
-
-
-def _method_arg(text: str, option: str = "--method", what: str = "FOLDER") -> tuple[str, Path]:
-    name, sep, folder = text.partition("=")
-    if not sep or not name or not folder or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-        raise UsageError(f"{option} {text!r}: give NAME={what} (NAME of letters, digits, _ . -)")
-    return name, Path(folder)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`sa-evaluate`: one line on stderr per problem; exit 2 for usage errors, 1 for failures."""
-    parser = argparse.ArgumentParser(prog="sa-evaluate", description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="demo", choices=tuple(PROFILES))
-    parser.add_argument("--out", type=Path, default=None,
-                        help="folder of the tables (default: figures/, or figures/<pairs stem>/ with --pairs)")
-    parser.add_argument("--pairs", type=Path, default=None, help="evaluation pairs CSV (default: the profile's)")
-    parser.add_argument("--method", action="append", default=[], metavar="NAME=FOLDER",
-                        help="another method's outputs, one per pair named <target stem>.png (repeatable, "
-                             "each NAME once); NAME xcnet, deep_exemplar or just_attention fills that row of "
-                             f"Table 2; {', '.join(RESERVED_NAMES)} are reserved")
-    parser.add_argument("--per-pair", type=Path, default=None, metavar="DIR",
-                        help="folder of the per-pair CSVs (default: build/eval/<profile>, or <out>/per_pair "
-                             "with --pairs)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--checkpoint", action="append", default=[], metavar="NAME=FILE",
-                        help="another colorizer checkpoint (.safetensors, e.g. the authors' model converted by "
-                             "sa-convert-official) scored in both tables (repeatable); with it the profile's own "
-                             "checkpoints may be missing")
-    args = parser.parse_args(argv)
-    started = time.perf_counter()
-    try:
-        methods = [_method_arg(m) for m in args.method]
-        models = [_method_arg(c, "--checkpoint", "FILE") for c in args.checkpoint]
-        names = [name for name, _ in methods + models]
-        repeated = next((name for name in names if names.count(name) > 1), None)
-        if repeated is not None:
-            raise UsageError(f"{repeated!r} is given more than once (--method, --checkpoint); give each NAME once")
-        written = run(args.profile, args.out, args.pairs, dict(methods), args.device, per_pair_dir=args.per_pair,
-                      checkpoints=dict(models))
-    except UsageError as err:
-        parser.exit(2, f"sa-evaluate: error: {err}\n")
-    except (EvaluationError, PairsError, CheckpointError, AssetUnavailable, FileNotFoundError) as err:
-        parser.exit(1, f"sa-evaluate: error: {' '.join(str(err).split())}\n")
-    except (OSError, RuntimeError, ValueError) as err:
-        parser.exit(1, f"sa-evaluate: error: {type(err).__name__}: {' '.join(str(err).split())[:300]}\n")
-    except KeyboardInterrupt:
-        parser.exit(130, "sa-evaluate: interrupted; tables are written only once both are computed, each file "
-                         "atomically, so any table file is complete (from this run or an earlier one)\n")
-    print(f"[evaluate] wrote {', '.join(str(p) for p in written)} in {time.perf_counter() - started:.0f} s")
-
-
-if __name__ == "__main__":
-    main()

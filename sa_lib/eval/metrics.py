@@ -35,11 +35,12 @@ import warnings
 from typing import Sequence
 
 import numpy as np
+import torch
 from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import structural_similarity
 
-from . import hub
-from .color import AB_SCALE  # ab normalisation of the HIS histogram and PSNR-ab peak value
+from ..core import hub
+from ..core.color import AB_SCALE  # ab normalisation of the HIS histogram and PSNR-ab peak value
 
 __all__ = [
     "MetricUnavailable",
@@ -220,7 +221,7 @@ class LPIPSMetric:
         if self._error is None:
             try:
                 hub.fetch("alexnet")  # verified into torch hub's cache, where lpips/torchvision look
-                import lpips
+                import lpips  # deferred: lpips builds torchvision's networks; only when LPIPS is measured
 
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -250,8 +251,6 @@ class LPIPSMetric:
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> float:
         """LPIPS distance of two RGB images (0 for identical images)."""
-        import torch
-
         x, y = _as_pair(a, b)
         model = self._load()
 

@@ -6,7 +6,7 @@ each reference superpixel: its colour features are the A[i]-weighted mix of thei
 model once on a pair (`compute_pair_attention`), keeps everything as plain numpy (`PairAttention`), and
 turns a row into pictures: the target with superpixel i outlined, the reference lit by A[i] (per pixel,
 through the reference's superpixel labels), the matrix with row i marked, and the colour i received. The
-paper's Fig. 3 (`fig3_attention`) and the notebook explorer (sa_lib.explorer) are drawn from these.
+paper's Fig. 3 (`fig3_attention`) and the notebook explorer (sa_lib.figures.explorer) are drawn from these.
 """
 
 from __future__ import annotations
@@ -24,14 +24,16 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from PIL import Image  # noqa: E402
 from skimage.segmentation import find_boundaries  # noqa: E402
 
-from .checkpoint import DEFAULT_CHECKPOINT, atomic_write  # noqa: E402
-from .pairs import Pair, load_full_pair, read_pairs  # noqa: E402
+from ..core.files import atomic_write, output_dir  # noqa: E402
+from ..data.pairs import Pair, load_full_pair, read_pairs  # noqa: E402
+from ..inference.colorize import colorize_detailed  # noqa: E402
+from ..model.checkpoint import DEFAULT_CHECKPOINT  # noqa: E402
+from ..profiles import get_profile  # noqa: E402
 
 LEVELS = (0, 1, 2)
 LEVEL_NAMES = {0: "full resolution", 1: "1/2 resolution", 2: "1/4 resolution"}
 OUTLINE = (1.0, 0.1, 0.1)  # red, as the marked row of the paper's Fig. 3
 DIM = 0.15  # brightness of a reference superpixel with zero attention (so the scene stays readable)
-PAPER_CHECKPOINT = "paper-super"  # checkpoints/paper-super.safetensors, published by notebook 02 (make paper PROFILE=paper)
 
 
 # ------------------------------------------------------------------------------------------------ pairs
@@ -49,28 +51,19 @@ class AttentionSettings:
 
 
 def profile_settings(profile: str) -> AttentionSettings:
-    """smoke: 2 demo pairs at 128 px (seconds); demo: the matched pairs (a different photo of the same kind of
-    subject as reference) then the 38 ranked pairs, at 256 px, with the default checkpoint (demo-transfer);
-    paper: the COCO pairs with checkpoints/paper-super (what notebook 02 publishes in the paper profile)."""
-    from .demo_data import DEMO_DIR
-
-    demo_images = DEMO_DIR / "images"
-    if profile in ("smoke", "demo"):
-        pairs = read_pairs(DEMO_DIR / "eval_pairs.csv", demo_images, demo_images)
-        first = next(i for i, p in enumerate(pairs) if p.target == "gcompris-cheetah.jpg")
-        if profile == "smoke":
-            panda = next(i for i, p in enumerate(pairs) if p.target == "gcompris-panda.jpg")
-            return AttentionSettings(DEFAULT_CHECKPOINT, 128, (pairs[first], pairs[panda]), 0, compare=False)
-        matched = read_pairs(DEMO_DIR / "matched_pairs.csv", demo_images, demo_images)
-        cheetah = next(i for i, p in enumerate(matched) if p.target == "gcompris-cheetah.jpg")  # <- a jaguar
-        return AttentionSettings(DEFAULT_CHECKPOINT, 256, (*matched, *pairs), cheetah)
-    if profile == "paper":
-        from .coco import coco_root
-
-        root = coco_root()
-        pairs = read_pairs(root / "eval_pairs.csv", root / "val2017", root / "train2017")
-        return AttentionSettings(PAPER_CHECKPOINT, 224, tuple(pairs), 0)
-    raise ValueError(f"unknown profile {profile!r}; choose smoke, demo or paper")
+    """What a profile of sa_lib.profiles shows (its `attention_*` fields). smoke: 2 demo pairs at 128 px (seconds);
+    demo: the matched pairs (a different photo of the same kind of subject as reference) then the 38 ranked pairs,
+    at 256 px, with the default checkpoint (demo-transfer); paper: the COCO pairs with checkpoints/paper-super
+    (what notebook 02 publishes in the paper profile)."""
+    settings = get_profile(profile)
+    photos = settings.photos
+    pairs = [pair for name in settings.attention_pair_files
+             for pair in read_pairs(photos.root() / name, photos.target_dir(), photos.reference_dir())]
+    if settings.attention_targets:
+        pairs = [next(p for p in pairs if p.target == target) for target in settings.attention_targets]
+    figure = next((i for i, p in enumerate(pairs) if p.target == settings.attention_figure_target), 0)
+    return AttentionSettings(settings.attention_checkpoint, settings.attention_working_size, tuple(pairs), figure,
+                             compare=settings.attention_compare)
 
 
 # --------------------------------------------------------------------------------------- model outputs
@@ -116,7 +109,7 @@ def upsample_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def from_colorization(result, name: str = "") -> PairAttention:
-    """A `sa_lib.colorize.Colorization` (from a super-attention checkpoint) -> `PairAttention`."""
+    """A `sa_lib.inference.colorize.Colorization` (from a super-attention checkpoint) -> `PairAttention`."""
     inter = result.intermediates
     if "target_superpixels" not in inter:
         raise ValueError("attention maps need a super-attention checkpoint (variant 'super')")
@@ -135,8 +128,6 @@ def from_colorization(result, name: str = "") -> PairAttention:
 def compute_pair_attention(pair: Pair, checkpoint: str = DEFAULT_CHECKPOINT, device: str = "auto",
                            working_size: int = 256) -> PairAttention:
     """Colorize one pair with a super-attention checkpoint and keep its attention maps and superpixels."""
-    from .colorize import colorize_detailed
-
     target, reference = load_full_pair(pair)
     result = colorize_detailed(target, reference, checkpoint, device, "fast", working_size)
     return from_colorization(result, pair.name)
@@ -301,8 +292,6 @@ def fig3_attention(pa: PairAttention, figures_dir: str | Path, point: tuple[int,
     fig.suptitle(f"Super-attention guidance (paper Fig. 3): {pa.name}\nthe same target point at the three "
                  "levels; matrix rows scaled to their maximum", fontsize=10)
     fig.tight_layout()
-    from .paper import output_dir
-
     path = output_dir(figures_dir) / filename
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)

@@ -1,8 +1,8 @@
-"""Figures 5 and 6 of the paper, regenerated from an evaluation setup (`sa_lib.evaluate.prepare`).
+"""Figures 5 and 6 of the paper, regenerated from an evaluation setup (`sa_lib.eval.evaluate.prepare`).
 
 * Fig. 5 (ablation): the three variants side by side, on pairs whose reference is a different photo
   (its top-1 ranked reference) and on pairs whose reference is the target's own ground truth.
-* Fig. 6 (comparison): the training-free baselines of `sa_lib.baselines` beside our super-attention model.
+* Fig. 6 (comparison): the training-free baselines of `sa_lib.eval.baselines` beside our super-attention model.
   (The paper's Fig. 6 shows Deep Exemplar, Just Attention and XCNET, which cannot run here.)
 * The matched-pairs gallery (`matched_gallery`, README): targets with a different photo of the same kind of
   subject as reference (data/demo/matched_pairs.csv), coloured by [17], the paper's super and the transfer
@@ -28,8 +28,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from skimage.color import lab2rgb  # noqa: E402
 
-from .checkpoint import atomic_write  # noqa: E402
-from .evaluate import (GTREF, TOP1, PairImages, Setup,  # noqa: E402
+from ..core.files import atomic_write  # noqa: E402
+from ..eval.evaluate import (GTREF, TOP1, PairImages, Setup,  # noqa: E402
                        baseline_colorizers, model_colorizer)
 
 FIG5_DIFFERENT = ("gcompris-cheetah.jpg", "gcompris-panda.jpg")

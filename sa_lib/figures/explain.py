@@ -3,12 +3,13 @@
 For each chosen target superpixel (finest level) the figure shows the gray target with that superpixel
 outlined, the reference lit in proportion to the attention the superpixel pays to each reference
 superpixel (the row of the attention map, as in the paper's Fig. 3), and the colorized result. A last row
-sets the whole result beside other methods on the same images (sa-colorize passes the paper's super model
-and the training-free [17]).
+sets the whole result beside other methods on the same images (`other_methods`: the paper's super model and
+the training-free [17]; sa-colorize --explain and the explorer show them).
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import matplotlib
@@ -16,9 +17,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
+from ..core.devices import resolve_device  # noqa: E402
+from ..core.errors import UsageError  # noqa: E402
+from ..core.files import atomic_write  # noqa: E402
+from ..eval.baselines import SuperpixelFeatureTransfer  # noqa: E402
+from ..inference.colorize import load_model  # noqa: E402
+from ..model.checkpoint import DEFAULT_CHECKPOINT, PAPER_MODEL_CHECKPOINT  # noqa: E402
+from ..model.predict import predict_rgb  # noqa: E402
 from .attention_maps import lit_reference, outlined  # noqa: E402
-from .checkpoint import atomic_write  # noqa: E402
 
 
 def pick_superpixels(labels: np.ndarray, count: int = 4) -> list[int]:
@@ -36,10 +44,8 @@ def pick_superpixels(labels: np.ndarray, count: int = 4) -> list[int]:
 
 def explain_figure(result, path: str | Path, level: int = 0, comparisons: dict[str, np.ndarray] | None = None,
                    checkpoint: str = "this checkpoint") -> None:
-    """Write the figure for a `Colorization` (see sa_lib.colorize.colorize_detailed) to `path`; `comparisons`
+    """Write the figure for a `Colorization` (see sa_lib.inference.colorize.colorize_detailed) to `path`; `comparisons`
     (title -> (h, w, 3) image at the network's size) adds a last row: the result beside them."""
-    from .colorize import UsageError
-
     attention = result.intermediates.get("attention", {})
     if level not in attention or "target_superpixels" not in result.intermediates:
         raise UsageError("--explain needs a super-attention checkpoint (variant 'super')")
@@ -79,3 +85,30 @@ def explain_figure(result, path: str | Path, level: int = 0, comparisons: dict[s
     path = Path(path)
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format=path.suffix.lstrip(".") or "png"))
     plt.close(fig)
+
+
+def other_methods(target_l: np.ndarray, reference: np.ndarray, checkpoint: str = DEFAULT_CHECKPOINT,
+                  device: str = "auto", slic: str = "auto") -> dict[str, np.ndarray]:
+    """The same pair coloured by the methods a result is shown beside (--explain, the explorer): the paper's
+    super-attention model (unless `checkpoint` is it) and the training-free [17] baseline.
+
+    target_l: (h, w) L* in [0, 100] and reference (h', w', 3) sRGB in [0, 1], at the size the network ran.
+    Returns title -> (h, w, 3) sRGB in [0, 1].
+    """
+    shown: dict[str, np.ndarray] = {}
+    if Path(str(checkpoint)).stem != PAPER_MODEL_CHECKPOINT:
+        model = load_model(PAPER_MODEL_CHECKPOINT, device)
+        dev = next(model.parameters()).device
+        l_star = torch.from_numpy(np.ascontiguousarray(target_l, dtype=np.float32))[None, None].to(dev)  # (1, 1, h, w)
+        ref = torch.from_numpy(np.ascontiguousarray(reference, dtype=np.float32)).permute(2, 0, 1)[None].to(dev)
+        rgb = predict_rgb(model, l_star, ref, slic_backend=slic)[0][0]  # (3, h, w)
+        shown[f"paper's super-attention ({PAPER_MODEL_CHECKPOINT})"] = rgb.permute(1, 2, 0).cpu().numpy()
+    shown["Carrillo 2022 [17] (training-free)"] = carrillo_baseline(str(resolve_device(device)))(
+        np.asarray(target_l, dtype=np.float64), np.asarray(reference, dtype=np.float64))
+    return shown
+
+
+@functools.lru_cache(maxsize=2)
+def carrillo_baseline(device: str = "cpu") -> SuperpixelFeatureTransfer:
+    """The [17] baseline, built once per device (its encoder's weights are read from disk once)."""
+    return SuperpixelFeatureTransfer(device=device)

@@ -7,7 +7,7 @@ matrix with that row marked, and two swatches: the reference colour the row poin
 model gave the superpixel.
 
 Below, the same pair as coloured by the other methods (`compare`; for a profile: the paper's super model
-and the training-free [17], from `sa_lib.colorize.other_methods`), so the explored model is seen beside them.
+and the training-free [17], from `sa_lib.figures.explain.other_methods`), so the explored model is seen beside them.
 
 The state logic lives in plain methods (`select_pair`, `select_level`, `select_superpixel`,
 `select_point`) that the widget callbacks call, so it is tested without a browser or a kernel. The model
@@ -30,8 +30,8 @@ import ipywidgets as widgets
 import numpy as np
 from PIL import Image
 
-from .checkpoint import DEFAULT_CHECKPOINT
-from .colorize import other_methods
+from ..model.checkpoint import DEFAULT_CHECKPOINT
+from .explain import other_methods
 
 from .attention_maps import (
     LEVEL_NAMES,

@@ -1,6 +1,6 @@
 """Write checkpoints/MODEL_CARD.md: what the shipped demo checkpoints are, and how they use the reference.
 
-    python -m sa_lib.model_card        # (make model-card) evaluates checkpoints/demo-{none,standard,super,transfer}
+    python -m sa_lib.cli.model_card        # (make model-card) evaluates checkpoints/demo-{none,standard,super,transfer}
 
 Every number is measured by this command: on the committed demo evaluation pairs (data/demo/eval_pairs.csv,
 each val photo with its top-1 ranked reference) and again with each target's own ground truth as reference,
@@ -10,21 +10,22 @@ kind of subject as reference) at the evaluation size, with the targets of the tr
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 import platform
-import sys
 from datetime import date
 from pathlib import Path
 
 import torch
 
-from .checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint
-from .demo_data import DEMO_DIR
-from .evaluate import EVAL_SIZE, TOP1, baseline_colorizers, prepare, run_method, variant_result
-from .model import NAMED_MODELS
-from .train import open_data, profile_config, validate
+from ..core.files import CHECKPOINT_DIR, atomic_write
+from ..data.demo_data import DEMO_DIR
+from ..eval.evaluate import EVAL_SIZE, TOP1, baseline_colorizers, prepare, run_method, variant_result
+from ..eval.metrics import colorfulness
+from ..model.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint, read_sidecar
+from ..model.colorizer import NAMED_MODELS
+from ..train.batches import open_data
+from ..train.config import profile_config
+from ..train.validation import validate, validation_pairs
 
 COLUMNS = [("psnr_ab", "PSNR(ab) ↑", "{:.2f}"), ("ciede2000", "CIEDE2000 ↓", "{:.2f}"),
            ("delta_his", "dHIS ↓", "{:.3f}")]
@@ -33,7 +34,7 @@ COLUMNS = [("psnr_ab", "PSNR(ab) ↑", "{:.2f}"), ("ciede2000", "CIEDE2000 ↓",
 def evaluate_checkpoints(folder: Path = CHECKPOINT_DIR) -> dict[str, dict]:
     """name -> {"metrics", "sidecar", "sha256", "size_mb"} for every demo-NAME checkpoint in `folder`."""
     config = profile_config("demo")
-    _, pool, val, _, pairs = open_data(config)
+    pairs = validation_pairs(config.data, None)
     results = {}
     for variant in NAMED_MODELS:
         path = folder / f"demo-{variant}.safetensors"
@@ -44,8 +45,8 @@ def evaluate_checkpoints(folder: Path = CHECKPOINT_DIR) -> dict[str, dict]:
             raise CheckpointError(f"{path} holds a {model.config.name!r} model, expected {variant!r}")
         torch.manual_seed(0)
         results[variant] = {
-            "metrics": validate(model, val, pool, pairs, config.image_size, len(pairs), "cpu"),
-            "sidecar": json.loads(path.with_suffix(".json").read_text()),
+            "metrics": validate(model, pairs, config.image_size, "cpu"),
+            "sidecar": read_sidecar(path),
             "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
             "size_mb": path.stat().st_size / 1e6,
         }
@@ -64,8 +65,6 @@ def evaluate_matched(models: list[str]) -> dict[str, dict[str, float]]:
     rows = {f"demo-{m}": variant_result(setup, m).summary() for m in models}
     for key, (_, factory) in baseline_colorizers(setup).items():
         rows[key] = run_method(setup, key, factory, TOP1, lazy=True).summary()
-    from .metrics import colorfulness
-
     any_row = next(iter(rows.values()))
     rows["ground truth"] = {"his_pred_ref": any_row["his_ref"], "pairs": any_row["pairs"],
                             "colorfulness": float(sum(colorfulness(d.truth) for d in setup.data) / len(setup.data))}
@@ -140,7 +139,7 @@ def render(results: dict[str, dict], n_train: int, n_pairs: int,
               f"Measured on the {n_pairs} demo evaluation pairs (`data/demo/eval_pairs.csv`: each val photo with "
               f"its top-1 ranked reference, never a val photo) at {config.image_size}x{config.image_size}. "
               "dHIS = |mean HIS(prediction, reference) - mean HIS(ground truth, reference)| over the pairs "
-              "(`sa_lib.metrics`). With the ground truth as reference, a model that uses the reference can copy "
+              "(`sa_lib.eval.metrics`). With the ground truth as reference, a model that uses the reference can copy "
               "the right colours; one that ignores it cannot.", "",
               "**With the ranked (different) reference**", "", header, rule,
               *[_row(v, r["metrics"], "") for v, r in results.items()], "",
@@ -179,26 +178,19 @@ def render(results: dict[str, dict], n_train: int, n_pairs: int,
                   "notebook 04):", "", "![matched pairs](../docs/figures/gallery_matched.jpg)", "",
                   f"Targets of the default model (`{DEFAULT_CHECKPOINT}`):", "",
                   *transfer_targets(matched), ""]
-    lines += [f"Generated {date.today()} by `python -m sa_lib.model_card` on {platform.machine()} "
+    lines += [f"Generated {date.today()} by `python -m sa_lib.cli.model_card` on {platform.machine()} "
               f"({torch.get_num_threads()} threads).", ""]
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR / "MODEL_CARD.md")
-    args = parser.parse_args(argv)
-    try:
-        results = evaluate_checkpoints()
-    except (CheckpointError, FileNotFoundError) as err:
-        sys.exit(f"error: {err}")
+def write_model_card(out: Path = CHECKPOINT_DIR / "MODEL_CARD.md") -> Path:
+    """Measure the shipped demo checkpoints and write the card to `out`; CheckpointError without any."""
+    results = evaluate_checkpoints()
     if not results:
-        sys.exit(f"error: no demo checkpoints in {CHECKPOINT_DIR}; run `make train-demo` first")
-    train, _, _, _, pairs = open_data(profile_config("demo"))
+        raise CheckpointError(f"no demo checkpoints in {CHECKPOINT_DIR}; run `make train-demo` first")
+    config = profile_config("demo")
+    n_train, n_pairs = len(open_data(config).targets), len(validation_pairs(config.data, None))
     matched = evaluate_matched(list(results)) if MATCHED.is_file() else None
-    args.out.write_text(render(results, len(train), len(pairs), matched))
-    print(f"wrote {args.out}")
-
-
-if __name__ == "__main__":
-    main()
+    text = render(results, n_train, n_pairs, matched)
+    atomic_write(out, lambda tmp: tmp.write_text(text))
+    return out

@@ -6,16 +6,14 @@ They write fig3..fig6, complexity.png, training_curves.png and the two tables in
 outputs come from here: figures/superpixel_levels.png (the SLIC grids of the three attention levels) and
 figures/model_summary.md (parameters and measured forward time of every variant).
 
-    python -m sa_lib.paper --profile demo              # offline, CPU, shipped demo checkpoints (minutes)
-    python -m sa_lib.paper --profile demo --retrain    # ... and retrain the demo checkpoints first
-    python -m sa_lib.paper --profile paper             # the authors' protocol: COCO + VGG19 on a GPU
+    python -m sa_lib.cli.paper --profile demo              # offline, CPU, shipped demo checkpoints (minutes)
+    python -m sa_lib.cli.paper --profile demo --retrain    # ... and retrain the demo checkpoints first
+    python -m sa_lib.cli.paper --profile paper             # the authors' protocol: COCO + VGG19 on a GPU
 """
 
 from __future__ import annotations
 
-import argparse
 import platform
-import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -29,26 +27,14 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from skimage.segmentation import mark_boundaries  # noqa: E402
 
-from .color import rgb_to_lab  # noqa: E402
-from .demo_data import load_split  # noqa: E402
-from .devices import DeviceError, resolve_device  # noqa: E402
-from .hub import AssetUnavailable  # noqa: E402
-from .model import VARIANTS, ColorizerConfig, build_model  # noqa: E402
-from .superpixels import SuperpixelPyramid, n_segments_for  # noqa: E402
+from ..core.color import rgb_to_lab  # noqa: E402
+from ..core.files import BUILD_DIR, REPO_ROOT, atomic_write  # noqa: E402
+from ..data.demo_data import load_split  # noqa: E402
+from ..core.devices import resolve_device  # noqa: E402
+from ..model.colorizer import VARIANTS, ColorizerConfig, build_model  # noqa: E402
+from ..profiles import get_profile  # noqa: E402
+from ..superpixels.pyramid import SuperpixelPyramid, n_segments_for  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-FIGURES = REPO_ROOT / "figures"
-NOTEBOOK_PROFILES = ("smoke", "demo", "paper")
-
-
-def output_dir(figures_dir: str | Path) -> Path:
-    """The folder a notebook writes its figures and tables to: relative paths are taken from the repository
-    root (not the notebook's folder, which differs between nbval, papermill and JupyterLab); created."""
-    path = Path(figures_dir)
-    path = path if path.is_absolute() else REPO_ROOT / path
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-PROFILES = {"smoke": ColorizerConfig(), "demo": ColorizerConfig(), "paper": ColorizerConfig.paper()}
 
 
 def load_photo(path: Path, size: int) -> torch.Tensor:
@@ -75,7 +61,7 @@ def superpixel_figure(photos: list[Path], out: Path, size: int = 224) -> None:
             ax.axis("off")
     fig.suptitle("SLIC superpixels at the three super-attention levels (compactness 0.1)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=110, format=out.suffix.lstrip(".") or "png"))
     plt.close(fig)
 
 
@@ -87,10 +73,7 @@ def model_summary(config: ColorizerConfig, photos: list[Path], out: Path, size: 
     target_l = rgb_to_lab(target)[:, :1]
     rows = []
     for variant in VARIANTS:
-        try:
-            model = build_model(variant, encoder=config.encoder, config=config).to(device).eval()
-        except AssetUnavailable as err:
-            sys.exit(f"error: {err}")
+        model = build_model(variant, encoder=config.encoder, config=config).to(device).eval()
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
         times = []
@@ -106,16 +89,16 @@ def model_summary(config: ColorizerConfig, photos: list[Path], out: Path, size: 
                     f"{1000 * min(times[2:]):.0f} ms | {maps} |")
     machine = torch.cuda.get_device_name() if device == "cuda" else f"{platform.processor() or 'CPU'}, " \
         f"{torch.get_num_threads()} threads"
-    out.write_text("\n".join([
+    atomic_write(out, lambda tmp: tmp.write_text("\n".join([
         f"# Model summary ({config.encoder} colour encoder, widths {config.widths})", "",
-        f"Measured {date.today()} on {machine} by `python -m sa_lib.paper --profile ...`: one {size}x{size} "
+        f"Measured {date.today()} on {machine} by `python -m sa_lib.cli.paper --profile ...`: one {size}x{size} "
         f"target and reference (demo photos), inference mode, best of {repeats} runs, SLIC included.", "",
         "| variant | trainable | frozen (phi) | forward | attention maps (S_T, S_R) |",
-        "|---|---|---|---|---|", *rows, ""]))
+        "|---|---|---|---|---|", *rows, ""])))
 
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
-BUILD_NOTEBOOKS = REPO_ROOT / "build" / "notebooks"
+BUILD_NOTEBOOKS = BUILD_DIR / "notebooks"
 
 
 class NotebookFailed(RuntimeError):
@@ -134,7 +117,7 @@ def run_notebooks(profile: str, figures_dir: Path, device: str = "auto", retrain
                   notebooks_dir: Path = NOTEBOOKS, executed_dir: Path = BUILD_NOTEBOOKS,
                   only: list[str] | None = None) -> list[tuple[str, float]]:
     """Execute every notebook (sorted by name) with papermill; returns (name, seconds) per notebook."""
-    try:
+    try:  # deferred: the optional 'notebooks' extra (papermill, jupyter), seconds to import
         import papermill
         from jupyter_client.kernelspec import NoSuchKernel
         from nbclient.exceptions import DeadKernelError
@@ -190,60 +173,23 @@ def save_snapshots(figures: Path, out: Path, max_width: int = 1400) -> list[Path
         if image.width > max_width:
             image = image.resize((max_width, round(image.height * max_width / image.width)), Image.LANCZOS)
         written.append(out / f"{source.stem}.jpg")
-        image.save(written[-1], quality=85, optimize=True)
+        atomic_write(written[-1], lambda tmp: image.save(tmp, format="JPEG", quality=85, optimize=True))
     return written
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="demo")
-    parser.add_argument("--out", type=Path, default=FIGURES, help="folder for figures and tables (default figures/)")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda (passed to the notebooks)")
-    parser.add_argument("--retrain", action="store_true", help="retrain the checkpoints in 02_training")
-    parser.add_argument("--only", nargs="+", metavar="PREFIX", help="run only these notebooks (e.g. 03 05)")
-    parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS, help=argparse.SUPPRESS)
-    parser.add_argument("--executed", type=Path, default=BUILD_NOTEBOOKS, help=argparse.SUPPRESS)
-    parser.add_argument("--skip-extras", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--snapshots", type=Path, metavar="DIR",
-                        help="only copy the figures of --out, downscaled, into DIR (docs/figures for the README)")
-    args = parser.parse_args(argv)
-    if args.snapshots:
-        try:
-            written = save_snapshots(args.out, args.snapshots)
-        except FileNotFoundError as err:
-            sys.exit(f"error: {err}")
-        print(f"[paper] wrote {len(written)} snapshots to {args.snapshots}")
-        return
-    if args.retrain and args.only and not any("02_training".startswith(prefix) for prefix in args.only):
-        parser.exit(2, "error: --retrain happens in notebook 02: add 02 to --only\n")
-    try:
-        resolve_device(args.device)
-    except DeviceError as err:
-        parser.exit(2, f"error: {err}\n")
-    out = args.out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    try:
-        timings = run_notebooks(args.profile, out, args.device, args.retrain, args.notebooks, args.executed,
-                                args.only)
-    except NotebookFailed as err:
-        sys.exit(f"error: {err}")
-    if not (args.skip_extras or args.only):  # a partial run leaves the other outputs as they are
-        photos = load_split("val")[:3]
-        print("[paper] superpixel figure and model summary", flush=True)
-        superpixel_figure(photos, out / "superpixel_levels.png")
-        model_summary(PROFILES[args.profile], photos, out / "model_summary.md", device=args.device)
-    total = time.perf_counter() - start
+def write_extras(profile: str, out: Path, device: str = "auto") -> None:
+    """figures/superpixel_levels.png and figures/model_summary.md (the profile's network) into `out`."""
+    photos = load_split("val")[:3]
+    print("[paper] superpixel figure and model summary", flush=True)
+    superpixel_figure(photos, out / "superpixel_levels.png")
+    model_summary(get_profile(profile).model, photos, out / "model_summary.md", device=device)
+
+
+def write_timings(profile: str, timings: list[tuple[str, float]], total: float, executed_dir: Path) -> Path:
+    """build/notebooks/timings.md: each notebook's time in a `make paper` run."""
     lines = [f"| {name} | {seconds:.0f} s |" for name, seconds in timings]
-    if args.only:
-        print(f"[paper] done in {(time.perf_counter() - start) / 60:.1f} min (only {' '.join(args.only)})")
-        return
-    (args.executed / "timings.md").write_text("\n".join([
-        f"# make paper, profile {args.profile}: {total / 60:.1f} min on {date.today()}", "",
-        "| notebook | time |", "|---|---|", *lines, ""]))
-    print(f"[paper] done in {total / 60:.1f} min: figures and tables in {out}, executed notebooks in "
-          f"{args.executed}")
-
-
-if __name__ == "__main__":
-    main()
+    path = executed_dir / "timings.md"
+    atomic_write(path, lambda tmp: tmp.write_text("\n".join([
+        f"# make paper, profile {profile}: {total / 60:.1f} min on {date.today()}", "",
+        "| notebook | time |", "|---|---|", *lines, ""])))
+    return path

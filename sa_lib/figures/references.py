@@ -7,7 +7,7 @@ both what the encoder compared (the crop, resized to 224 x 224) and where it com
 
 Which ranking (`profile_ranking`):
 - smoke: the committed data/demo/references.json (no computation);
-- demo: recomputed from the demo photos with `sa_lib.references.build_references` (EfficientNet-Lite0,
+- demo: recomputed from the demo photos with `sa_lib.data.references.build_references` (EfficientNet-Lite0,
   unit-norm features, as `sa-references --profile demo`): one to two minutes on a 2-core CPU;
 - paper: the COCO ranking written by `sa-references --profile paper` (VGG19 relu5_4 over train2017); ranking
   118k images is a GPU job of its own, so it is read, not recomputed, and a missing COCO or ranking file is
@@ -20,13 +20,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib.patches as patches
+import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image, ImageOps
 
-from .datasets import CocoLikeDataset
-from .demo_data import DEMO_DIR, load_split
-from .devices import resolve_device
-from .references import IMAGE_SIZE, Box, References, load_references
+from ..core.devices import resolve_device
+from ..core.files import atomic_write
+from ..data.coco import coco_dataset, coco_root
+from ..data.datasets import CocoLikeDataset, demo_dataset
+from ..data.demo_data import DEMO_DIR, load_split
+from ..data.references import IMAGE_SIZE, Box, References, build_references, load_references
+from ..profiles import get_profile
 
 DIM = 0.35  # brightness kept outside a ranked crop's box
 BOX_COLOR = "yellow"
@@ -62,9 +67,6 @@ def committed_ranking() -> Ranking:
 def demo_ranking(device: str = "auto", progress: bool = False) -> Ranking:
     """The demo ranking recomputed as `sa-references --profile demo` does: train photos and their objects
     as the pool, every train and val photo a target, EfficientNet-Lite0 block 15, unit-norm features."""
-    from .datasets import demo_dataset
-    from .references import build_references
-
     device = str(resolve_device(device))
     train, val = demo_dataset("train"), demo_dataset("val")
     references = build_references([train], [train, val], encoder="effnet_lite0", normalize=True, device=device,
@@ -76,8 +78,6 @@ def demo_ranking(device: str = "auto", progress: bool = False) -> Ranking:
 
 def subset_ranking(pool_names: Sequence[str], target_names: Sequence[str], device: str = "auto") -> Ranking:
     """The same pipeline on a few demo photos (seconds): candidates of `pool_names`, ranked for `target_names`."""
-    from .references import build_references
-
     device = str(resolve_device(device))
 
     folder = DEMO_DIR / "images"
@@ -91,8 +91,6 @@ def subset_ranking(pool_names: Sequence[str], target_names: Sequence[str], devic
 
 def coco_ranking() -> Ranking:
     """The paper profile's COCO ranking (targets from val2017 and train2017, candidates from train2017)."""
-    from .coco import coco_dataset, coco_root
-
     coco_dataset("val")  # a one-line FileNotFoundError naming `make data-coco` when COCO is missing
     root = coco_root()
     path = root / "references-train.json"
@@ -137,13 +135,7 @@ def pick_targets(ranking: Ranking, n: int = 6) -> list[int]:
 
 def candidate_pool(profile: str) -> CocoLikeDataset:
     """The photos whose objects become candidates: the demo train photos, or COCO train2017 (paper)."""
-    if profile == "paper":
-        from .coco import coco_dataset
-
-        return coco_dataset("train")  # one-line FileNotFoundError naming `make data-coco` when missing
-    from .datasets import demo_dataset
-
-    return demo_dataset("train")
+    return get_profile(profile).photos.dataset("train")  # COCO: a one-line FileNotFoundError naming `make data-coco`
 
 
 def pick_photos_with_objects(dataset: CocoLikeDataset, n: int = 3, min_objects: int = 2, scan: int = 300
@@ -180,8 +172,6 @@ def crop_resized(rgb: np.ndarray, box: Box | None, size: int = IMAGE_SIZE) -> np
 
 
 def _draw_box(ax, box: Box | None, color: str = BOX_COLOR, linewidth: float = 1.5) -> None:
-    import matplotlib.patches as patches
-
     if box is not None:
         x, y, w, h = box
         ax.add_patch(patches.Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor=color, linewidth=linewidth))
@@ -192,8 +182,6 @@ def fig4(ranking: Ranking, target_ids: Sequence[int], out: Path, k: int = 4) -> 
 
     An object crop is outlined on its photo (rest dimmed); each title gives the rank and the L2 distance.
     """
-    import matplotlib.pyplot as plt
-
     refs = ranking.references
     fig, axes = plt.subplots(len(target_ids), k + 1, figsize=(2.3 * (k + 1), 2.0 * len(target_ids)), squeeze=False)
     for row, image_id in enumerate(target_ids):
@@ -224,8 +212,6 @@ def candidates_figure(dataset: CocoLikeDataset, image_ids: Sequence[int], out: P
                       min_area_fraction: float = 0.10) -> Path:
     """Each row a photo with its objects larger than `min_area_fraction` outlined, then what the encoder
     sees: the whole photo and each object crop, resized to 224 x 224. Saved to `out`."""
-    import matplotlib.pyplot as plt
-
     rows = []
     for image_id in image_ids:
         rgb = dataset.load_rgb(image_id)
@@ -267,11 +253,8 @@ def _short(name: str, limit: int = 28) -> str:
 
 
 def _save(fig, out: Path) -> Path:
-    import matplotlib.pyplot as plt
-
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=110, format=out.suffix.lstrip(".") or "png"))
     plt.close(fig)
     return out
 

@@ -3,8 +3,8 @@
 The demo profile ships its three trained variants (checkpoints/demo-{none,standard,super}) with their training
 logs (`.log.csv`). Retraining them takes about 30 min per variant on a 2-core CPU, so a shipped checkpoint is
 reused, and its log plotted, when its network config is the one the profile would train (same
-`sa_lib.checkpoint.config_hash`) and no retraining was asked for. Otherwise the variant is trained with
-`sa_lib.train.train` (on the GPU whenever one is present) into runs/PROFILE-VARIANT, its new log plotted, and
+`sa_lib.model.checkpoint.config_hash`) and no retraining was asked for. Otherwise the variant is trained with
+`sa_lib.train.loop.train` (on the GPU whenever one is present) into runs/PROFILE-VARIANT, its new log plotted, and
 its weights and log published as checkpoints/PROFILE-VARIANT.{safetensors,json,log.csv}, which is what the
 later notebooks (Tables 1 and 2, Fig. 3, 5, 6) load. The `smoke` profile always trains, a few steps of the
 `super` variant: it exists to run the training code, and never touches checkpoints/.
@@ -25,15 +25,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
+import torch
+from matplotlib.lines import Line2D
 
-from .checkpoint import CHECKPOINT_DIR, config_hash
-from .model import NAMED_MODELS, VARIANTS
-from .train import TrainConfig, profile_config
+from ..core.devices import resolve_device
+from ..core.files import CHECKPOINT_DIR, REPO_ROOT, atomic_write
+from ..model.checkpoint import CheckpointError, config_hash
+from ..profiles import get_profile
+from ..train.config import TrainConfig, profile_config
+from ..train.loop import train
+from ..train.state import export_run
+from .model_card import write_model_card
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 RUNS_DIR = REPO_ROOT / "runs"
-SMOKE_VARIANTS = ("super",)
 # (column, title, better) of the validation panels; "gtref_" columns are the same with the ground truth as reference.
 VAL_METRICS = (("val_psnr_ab", "PSNR(ab), dB", "higher"), ("val_ciede2000", "CIEDE2000", "lower"),
                ("val_delta_his", "dHIS", "lower"))
@@ -53,11 +59,9 @@ class TrainingPlan:
 
 
 def profile_variants(profile: str) -> tuple[str, ...]:
-    """The variants notebook 02 shows: the three of the ablation (and the demo's transfer model), or only
-    `super` for the smoke profile."""
-    if profile == "smoke":
-        return SMOKE_VARIANTS
-    return NAMED_MODELS if profile == "demo" else VARIANTS
+    """The variants notebook 02 shows (sa_lib.profiles: `report_variants`): the three of the ablation (and the
+    demo's transfer model), or only `super` for the smoke profile."""
+    return get_profile(profile).report_variants
 
 
 def shipped_hash(sidecar: Path) -> str | None:
@@ -100,8 +104,6 @@ def plan_training(profile: str, retrain: bool = False, variants: Sequence[str] |
 
 def publish(plan: TrainingPlan, metrics: dict, profile: str, checkpoint_dir: Path = CHECKPOINT_DIR) -> Path:
     """Export a finished run as checkpoints/PROFILE-VARIANT (fp16 weights, JSON sidecar, training log)."""
-    from .train import export_run
-
     return export_run(plan.config, metrics, Path(checkpoint_dir) / f"{profile}-{plan.variant}.safetensors")
 
 
@@ -111,17 +113,12 @@ def execute(plans: Sequence[TrainingPlan], device: str = "auto", progress: bool 
 
     Outside the smoke profile each trained variant is published to checkpoint_dir (see `publish`).
 
-    `sa_lib.train.train` uses the GPU whenever CUDA is available: `device="cpu"` cannot hide it and only
+    `sa_lib.train.loop.train` uses the GPU whenever CUDA is available: `device="cpu"` cannot hide it and only
     warns; `device="cuda"` without a GPU is an error.
     """
-    import torch
-
-    from .devices import resolve_device
-    from .train import train
-
     resolved = resolve_device(device)  # raises for an unknown device or a missing GPU
     if resolved.type == "cpu" and torch.cuda.is_available():
-        warnings.warn("sa_lib.train trains on the GPU whenever one is present; device='cpu' is not honoured",
+        warnings.warn("sa_lib.train.loop trains on the GPU whenever one is present; device='cpu' is not honoured",
                       stacklevel=2)
     results = {}
     for plan in (p for p in plans if p.retrain):
@@ -129,13 +126,10 @@ def execute(plans: Sequence[TrainingPlan], device: str = "auto", progress: bool 
         if plan.config.profile != "smoke":
             publish(plan, results[plan.variant], plan.config.profile, checkpoint_dir)
     if any(p.config.profile == "demo" for p in plans if p.retrain) and Path(checkpoint_dir) == CHECKPOINT_DIR:
-        from . import model_card
-
         try:  # the card states the shipped files' hashes and metrics: re-measure them
-            model_card.main([])
-        except SystemExit as err:  # the weights are published; say what is left to do instead of failing
-            warnings.warn(f"checkpoints/MODEL_CARD.md not rewritten ({err.code}): run `make model-card`",
-                          stacklevel=2)
+            write_model_card()
+        except (CheckpointError, FileNotFoundError) as err:  # the weights are published; say what is left to do
+            warnings.warn(f"checkpoints/MODEL_CARD.md not rewritten ({err}): run `make model-card`", stacklevel=2)
     return results
 
 
@@ -180,8 +174,6 @@ def final_metrics(logs: Mapping[str, Mapping[str, np.ndarray]]) -> str:
 def plot_training_curves(logs: Mapping[str, Mapping[str, np.ndarray]], out: Path, title: str = "") -> Path:
     """2 x 2 panels: training loss (raw and smoothed), then val PSNR(ab), CIEDE2000 and dHIS per variant
     (solid: ranked top-1 reference; dashed: ground truth as reference). Saved to `out`."""
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
     ax_loss = axes[0, 0]
     for variant, log in logs.items():
@@ -207,8 +199,6 @@ def plot_training_curves(logs: Mapping[str, Mapping[str, np.ndarray]], out: Path
         ax.set_xlabel("step")
         ax.grid(True, alpha=0.3)
     # One legend for all panels, below them: colour = variant, line style = which reference.
-    from matplotlib.lines import Line2D
-
     handles = [Line2D([], [], color=COLORS.get(v), label=v) for v in logs]
     handles += [Line2D([], [], color="black", linestyle="-", marker="o", markersize=3,
                        label="validation with the ranked top-1 reference"),
@@ -218,7 +208,6 @@ def plot_training_curves(logs: Mapping[str, Mapping[str, np.ndarray]], out: Path
     fig.suptitle(title or "Training curves", fontsize=10)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=110, format=out.suffix.lstrip(".") or "png"))
     plt.close(fig)
     return out

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .superpixels import interior_counts, superpixel_mean, superpixel_pool, superpixel_unpool, valid_mask
+from ..superpixels.pyramid import interior_counts, superpixel_mean, superpixel_pool, superpixel_unpool, valid_mask
 
 DEFAULT_TAU = 0.01  # softmax temperature of eq. 2, fixed as in the authors' code
 AB_HINT_CHANNELS = 3  # carry_ab: the attended reference a*b* (2) and the match confidence (1)

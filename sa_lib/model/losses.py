@@ -19,8 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import hub
-from .color import AB_SCALE, lab_to_rgb
+from ..core import hub
+from ..core.color import AB_SCALE, lab_to_rgb
 from .encoders import build_color_encoder
 
 PERCEPTUAL_KINDS = ("auto", "lpips_vgg", "effnet_feature_distance", "none")
@@ -34,7 +34,7 @@ class LPIPSVGG(nn.Module):
     def __init__(self):
         super().__init__()
         hub.fetch("vgg16")  # verified into torch hub's cache, where lpips/torchvision look for it
-        import lpips
+        import lpips  # deferred: lpips builds torchvision's networks; only the paper's LPIPS-VGG loss needs it
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

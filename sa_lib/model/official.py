@@ -38,10 +38,10 @@ from pathlib import Path
 
 import torch
 
-from . import hub
+from ..core import hub
 from .checkpoint import save_checkpoint
 from .encoders import torchvision_vgg_keys
-from .model import Colorizer, ColorizerConfig
+from .colorizer import Colorizer, ColorizerConfig
 
 # The authors' Google Drive file (their README, "Pretrained Model").
 DRIVE_ID = "1g9_NWvEEd5VewIlNc-HHKWcRUmGrLSav"
@@ -249,7 +249,7 @@ def download_authors_checkpoint(directory: Path | str | None = None, progress: b
     if target.is_file():
         return _checked_download(target)
     try:
-        import gdown
+        import gdown  # deferred: gdown is the optional 'official' extra
     except ImportError:
         raise ConversionError(f"the Google Drive client gdown is not installed (pip install gdown); or {manual}") \
             from None

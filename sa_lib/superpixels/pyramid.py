@@ -22,7 +22,7 @@ Backends (SLIC_BACKENDS), one interface (slic_labels, image_pyramid_labels, Supe
   compactness (the same distance as scikit-image's), region_size = round(sqrt(h * w / n_segments)),
   10 iterations, enforceLabelConnectivity at OpenCV's default 25% (50% gave scikit-image's count but a worse
   fit to it). It makes about 1.2x as many superpixels as scikit-image.
-- "torch": sa_lib.slic_torch, batched SLIC in torch on the images' own device (a whole CUDA batch per call).
+- "torch": sa_lib.superpixels.slic_torch, batched SLIC in torch on the images' own device (a whole CUDA batch per call).
 - "auto": chosen by device and size. "torch" for CUDA tensors; on the CPU "opencv" for a level of more than
   AUTO_OPENCV_MIN_PIXELS (256 x 256) pixels, "skimage" below (and wherever cv2.ximgproc is missing).
   So on a GPU a forward pass without precomputed superpixels (validation, sa-evaluate, sa-colorize) uses the
@@ -85,7 +85,7 @@ def level_sizes(height: int, width: int, levels: int) -> list[tuple[int, int]]:
 def opencv_available() -> bool:
     """True when OpenCV's contrib module with SLIC (cv2.ximgproc) can be imported."""
     try:
-        import cv2
+        import cv2  # deferred: OpenCV's contrib SLIC is optional: this checks whether it is there
     except ImportError:
         return False
     return hasattr(cv2, "ximgproc")
@@ -124,7 +124,7 @@ def _slic_skimage(gray: np.ndarray, n_segments: int, compactness: float) -> np.n
 def _slic_opencv(gray: np.ndarray, n_segments: int, compactness: float) -> np.ndarray:
     """cv2.ximgproc SLIC (not SLICO: fixed compactness) on the image rescaled to [0, 1] by its min and max
     as scikit-image does; on float32 input OpenCV's ruler is then the same number as the compactness."""
-    import cv2
+    import cv2  # deferred: OpenCV's contrib SLIC is optional (opencv_available)
 
     low, high = float(gray.min()), float(gray.max())
     scaled = ((gray - low) / (high - low) if high > low else np.zeros_like(gray)).astype(np.float32)

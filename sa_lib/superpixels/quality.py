@@ -1,6 +1,6 @@
 """Quality of a superpixel label map against a reference segmentation: boundary recall and undersegmentation.
 
-Used to compare the SLIC backends (sa_lib.superpixels) with scikit-image's SLIC, the authors' choice, and
+Used to compare the SLIC backends (sa_lib.superpixels.pyramid) with scikit-image's SLIC, the authors' choice, and
 with object masks. Both functions take two (H, W) integer label maps of the same shape; label values need
 not be contiguous.
 """

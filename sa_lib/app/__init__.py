@@ -1,0 +1,1 @@
+"""The product around the model: reference suggestions for a folder of photos, and the web app."""

@@ -1,0 +1,206 @@
+"""`sa-colorize`: colorize a gray target from a colour reference (sa_lib.inference.colorize), one pair, a folder
+or a pairs file.
+
+    sa-colorize TARGET REFERENCE -o OUT.png [--checkpoint demo-transfer] [--mode fast|highres] [--explain F.png]
+                [--slic auto|skimage|opencv|torch]
+    sa-colorize TARGET_DIR REFERENCE -o OUT_DIR          # every image of a folder, one reference
+    sa-colorize --pairs PAIRS.csv -o OUT_DIR             # CSV rows: target,reference
+    sa-colorize TARGET --reference-from PHOTOS_DIR -o OUT.png   # the reference: the top-1 of sa-suggest
+
+Any size and aspect ratio; the output has the target's size, orientation and detail (its own L*). `fast`
+(default) predicts ab at a working size and upsamples it onto the full-resolution L*; `highres` runs the network
+at the image's own resolution. `--slic` picks the superpixel backend of super-attention.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..app.suggest import ReferenceSuggester, file_hash
+from ..core.devices import DeviceError, resolve_device
+from ..core.errors import UsageError
+from ..core.hub import AssetUnavailable
+from ..data.image_io import IMAGE_SUFFIXES, ImageInputError, ImageOutputError, read_image, write_image_atomic
+from ..data.pairs import PairsError, output_keys
+from ..figures.explain import explain_figure, other_methods
+from ..inference.colorize import (DEFAULT_WORKING_SIZE, MODES, SLIC_CHOICES, colorize_detailed, load_model,
+                                  resolve_slic)
+from ..model.checkpoint import DEFAULT_CHECKPOINT, PAPER_MODEL_CHECKPOINT, CheckpointError
+from .command import fail, interrupted, one_line, report, run_command
+
+PROG = "sa-colorize"
+
+
+def _unique_outputs(jobs: list[tuple[Path, Path, Path]]) -> list[tuple[Path, Path, Path]]:
+    """Refuse two targets that would write the same output file (e.g. x.jpg and x.png)."""
+    seen: dict[Path, Path] = {}
+    for target, _, output in jobs:
+        if output in seen:
+            raise UsageError(f"{seen[output]} and {target} would both be written to {output}; rename one")
+        seen[output] = target
+    return jobs
+
+
+def _output_folder(out: Path) -> Path:
+    """The output folder of folder and pairs mode: refused if it is a file; created later, once all is checked."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output {out} is a file; folder and pairs mode write into a folder")
+    return out
+
+
+def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path | None, Path]]:
+    """(target, reference, output) triples from the command line; usage mistakes raise UsageError.
+
+    The reference is None with --reference-from: each target's top-1 is picked when it is colorized."""
+    out = Path(args.output)
+    if args.reference_from and (args.pairs or args.reference is not None):
+        raise UsageError("--reference-from replaces REFERENCE: give one or the other"
+                         + (", and not with --pairs" if args.pairs else ""))
+    if args.pairs:
+        _output_folder(out)
+        pairs_file = Path(args.pairs)
+        if not pairs_file.is_file():
+            raise UsageError(f"pairs file not found: {pairs_file}")
+        with open(pairs_file, newline="") as f:
+            rows = [r for r in csv.reader(f) if r and not r[0].startswith("#")]
+        if rows and rows[0][:2] == ["target", "reference"]:
+            rows = rows[1:]
+        for number, row in enumerate(rows, start=1):
+            if len(row) < 2:
+                raise UsageError(f"{pairs_file}: row {number} needs target,reference")
+        base = pairs_file.parent
+        try:
+            keys = output_keys([(r[0], r[1]) for r in rows])
+        except PairsError as err:
+            raise UsageError(f"{pairs_file}: {err}") from None
+        return _unique_outputs([(base / r[0], base / r[1], out / (key + ".png")) for r, key in zip(rows, keys)])
+    if args.target is None or (args.reference is None and not args.reference_from):
+        raise UsageError("give TARGET and REFERENCE, TARGET and --reference-from FOLDER, or --pairs FILE")
+    target = Path(args.target)
+    reference = Path(args.reference) if args.reference is not None else None
+    if target.is_dir():
+        _output_folder(out)
+        files = sorted(p for p in target.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise UsageError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {target}")
+        return _unique_outputs([(f, reference, out / (f.stem + ".png")) for f in files])
+    if out.is_dir():
+        raise UsageError(f"output path is a directory: {out} (give a file name, e.g. {out / 'result.png'})")
+    if not out.parent.is_dir():
+        raise UsageError(f"output folder does not exist: {out.parent}")
+    return [(target, reference, out)]
+
+
+EPILOG = """one example per mode:
+  sa-colorize old.jpg reference.jpg -o result.png                 # a pair (--explain why.png: where colours came from)
+  sa-colorize scans/ reference.jpg -o coloured/                   # every image of a folder, one reference
+  sa-colorize --pairs pairs.csv -o coloured/                      # CSV rows target,reference (paths relative to it)
+  sa-colorize old.jpg --reference-from ~/Pictures -o result.png   # the reference: sa-suggest's top-1 in a folder
+Folder and pairs mode create the output folder. Errors are one line each; exit 2 for usage, 1 if an image failed.
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0], epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("target", nargs="?", help="gray (or colour) target image, or a folder of them")
+    p.add_argument("reference", nargs="?", help="colour reference image")
+    p.add_argument("-o", "--output", required=True,
+                   help="output image (or folder for folder/pairs input; created if missing)")
+    p.add_argument("--pairs", help="CSV file of target,reference rows (paths relative to the file)")
+    p.add_argument("--reference-from", metavar="FOLDER",
+                   help="use the photo of FOLDER that sa-suggest ranks first for each target (demo profile's "
+                        "ranking; features cached per folder)")
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
+                   help=f"shipped name ({DEFAULT_CHECKPOINT}, the default; {PAPER_MODEL_CHECKPOINT}, the paper's "
+                        "model; demo-standard, demo-none) or a .safetensors file")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--mode", default="fast", choices=MODES)
+    p.add_argument("--working-size", type=int, default=DEFAULT_WORKING_SIZE,
+                   help="fast mode: long side (px) at which ab is predicted")
+    p.add_argument("--slic", default="auto", choices=SLIC_CHOICES,
+                   help="superpixel backend (auto: skimage up to 256x256 px per level and opencv above on "
+                        "the CPU, torch on a GPU)")
+    p.add_argument("--explain", help="also write a figure of where the colours came from (single pair)")
+    return p
+
+
+def prepare(args: argparse.Namespace) -> tuple[list, ReferenceSuggester | None, object]:
+    """Check the whole command line before any image is colorized: (jobs, suggester, folder scan)."""
+    suggester, scan = None, None
+    jobs = _jobs(args)
+    resolve_slic(args.slic, resolve_device(args.device))
+    if args.explain and len(jobs) != 1:
+        raise UsageError("--explain works for a single target")
+    if args.explain and Path(args.explain).suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg"):
+        raise UsageError(f"--explain {args.explain}: use a .png, .jpg, .pdf or .svg file name")
+    try:
+        load_model(args.checkpoint, args.device)
+    except CheckpointError as err:
+        if str(err).startswith("unknown checkpoint"):
+            raise UsageError(str(err)) from None
+        raise
+    if args.reference_from:
+        suggester = ReferenceSuggester("demo", device=args.device)
+        scan = suggester.scan(args.reference_from)
+        for line in scan.skipped:
+            print(f"{PROG}: skipped: {line}", file=sys.stderr)
+    if args.pairs or Path(args.target).is_dir():
+        Path(args.output).mkdir(parents=True, exist_ok=True)
+    return jobs, suggester, scan
+
+
+def colorize_one(args: argparse.Namespace, target: Path, reference: Path | None, output: Path,
+                 suggester: ReferenceSuggester | None, scan) -> None:
+    """One job: pick the reference (--reference-from), colorize, write the output (and --explain's figure)."""
+    source = target  # a path, or the target already read to rank the folder for it
+    if suggester is not None:
+        source = read_image(target, role="target")
+        best = suggester.rank(source, scan, 1, target_hash=file_hash(target))
+        if not best:
+            raise ImageInputError(f"target image {target}: no other photo in {args.reference_from}")
+        reference = best[0].path
+        print(f"{PROG}: {target} <- reference {reference} (distance {best[0].distance:.3f})", file=sys.stderr)
+    result = colorize_detailed(source, reference, args.checkpoint, args.device, args.mode, args.working_size,
+                               args.slic)
+    write_image_atomic(output, np.asarray(result.image, dtype=np.float32) / 255.0)
+    if args.explain:
+        shown = other_methods(result.target_l[0, 0].numpy(), result.reference[0].permute(1, 2, 0).numpy(),
+                              args.checkpoint, args.device, args.slic)
+        explain_figure(result, args.explain, comparisons=shown, checkpoint=str(args.checkpoint))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`sa-colorize`: one line on stderr per problem; exit 2 for usage errors, 1 if any image failed."""
+    args = parser().parse_args(argv)
+    jobs, suggester, scan = run_command(PROG, lambda: prepare(args),
+                                        failures=(CheckpointError, OSError, RuntimeError, AssetUnavailable))
+    failures = 0
+    progress = tqdm(total=len(jobs), unit="image", desc="colorize") if len(jobs) > 1 else None
+    for target, reference, output in jobs:
+        try:
+            colorize_one(args, target, reference, output, suggester, scan)
+        except (ImageInputError, ImageOutputError, UsageError, DeviceError) as err:
+            failures += 1
+            report(PROG, err)
+        except (RuntimeError, MemoryError) as err:  # e.g. out of memory in highres mode
+            failures += 1
+            report(PROG, f"{target}: {one_line(err)[:200]}")
+        except KeyboardInterrupt:
+            interrupted(PROG, f"interrupted at {target}; finished outputs are complete, none is half-written")
+        if progress is not None:
+            progress.update(1)
+    if progress is not None:
+        progress.close()
+    if failures:
+        fail(PROG, f"{failures} of {len(jobs)} image(s) failed")
+
+
+if __name__ == "__main__":
+    main()

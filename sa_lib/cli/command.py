@@ -1,0 +1,66 @@
+"""The one wrapper around every command's main(): one-line errors and the same exit codes everywhere.
+
+    prog: error: message          (on stderr, one line)
+
+Exit status 2 for a usage error (UsageError, DeviceError, the command's own usage errors, and argparse's),
+1 for a failure (the command's known failures print their message; anything else of OSError, RuntimeError,
+ValueError or KeyError prints its type too, cut to 300 characters), 130 when interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
+
+from ..core.devices import DeviceError
+from ..core.errors import UsageError
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+UNEXPECTED = (OSError, RuntimeError, ValueError, KeyError)
+
+T = TypeVar("T")
+
+
+def one_line(text: object) -> str:
+    """Collapse whitespace so a message (e.g. from a library or a decoder) stays on one line."""
+    return " ".join(str(text).split())
+
+
+def report(prog: str, message: object) -> None:
+    """Print `prog: error: message` on stderr, one line, without exiting (a command that goes on)."""
+    print(f"{prog}: error: {one_line(message)}", file=sys.stderr)
+
+
+def fail(prog: str, message: object, code: int = EXIT_FAILURE) -> NoReturn:
+    """Print `prog: error: message` on stderr and exit with `code`."""
+    report(prog, message)
+    sys.exit(code)
+
+
+def interrupted(prog: str, message: str = "interrupted") -> NoReturn:
+    """Print `prog: message` on stderr and exit 130."""
+    print(f"{prog}: {message}", file=sys.stderr)
+    sys.exit(EXIT_INTERRUPTED)
+
+
+def run_command(prog: str, body: Callable[[], T], *, usage: tuple[type[BaseException], ...] = (),
+                failures: tuple[type[BaseException], ...] = (),
+                on_interrupt: str = "interrupted") -> T:
+    """body()'s result; its errors become one line on stderr and the exit status of the module docstring.
+
+    `usage`: more exception types that are usage errors (exit 2). `failures`: exception types whose message is
+    the whole story (exit 1, printed as is). `on_interrupt`: what Ctrl-C prints after `prog: `.
+    """
+    try:
+        return body()
+    except (UsageError, DeviceError, *usage) as err:
+        fail(prog, err, EXIT_USAGE)
+    except failures as err:
+        fail(prog, err, EXIT_FAILURE)
+    except UNEXPECTED as err:
+        fail(prog, f"{type(err).__name__}: {one_line(err)[:300]}", EXIT_FAILURE)
+    except KeyboardInterrupt:
+        interrupted(prog, on_interrupt)

@@ -1,0 +1,60 @@
+"""`sa-train`: train (or resume) a colorizer of a profile (sa_lib.train), optionally export its weights.
+
+    sa-train --profile demo --variant super            # offline, CPU, the shipped demo weights
+    sa-train --profile paper --variant super           # COCO + VGG19, the paper's section 3.4 settings
+    torchrun --nproc-per-node 4 -m sa_lib.cli.train ...    # several GPUs / nodes (DDP)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from ..model.checkpoint import CheckpointError
+from ..profiles import PROFILES
+from ..train.loop import train
+from ..train.config import profile_config
+from ..train.state import export_run
+from .command import run_command
+
+PROG = "sa-train"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p.add_argument("--profile", default="demo", choices=list(PROFILES))
+    p.add_argument("--variant", default="super", help="super | standard | none | transfer (docs/transfer.md)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
+    p.add_argument("--out", help="run folder (default runs/PROFILE-VARIANT)")
+    p.add_argument("--steps", type=int, dest="max_steps", help="stop after this many steps")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--workers", type=int, dest="num_workers")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--export", help="also write the final weights (fp16) to this .safetensors path")
+    p.add_argument("--no-progress", action="store_false", dest="progress", default=None)
+    return p
+
+
+def run(args: argparse.Namespace) -> dict:
+    overrides = {k: v for k, v in vars(args).items()
+                 if v is not None and k not in ("profile", "variant", "resume", "export")}
+    config = profile_config(args.profile, args.variant, **overrides)
+    metrics = train(config, resume=args.resume)
+    if args.export and int(os.environ.get("RANK", "0")) == 0:
+        export_run(config, metrics, args.export)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`sa-train`: one-line errors, exit 2 for a bad configuration, 1 for a failure, 130 interrupted."""
+    args = parser().parse_args(argv)
+    metrics = run_command(PROG, lambda: run(args), usage=(CheckpointError,),
+                          on_interrupt="interrupted; continue with --resume")
+    print(json.dumps(metrics))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""The memory guard of `--mode highres`: refuse, in one line, a run that would not fit (instead of an OOM kill)."""
+
+from __future__ import annotations
+
+# Peak memory of --mode highres on the CPU, measured with demo-super (widths from 16): 2.6 GB for a 2048x1365
+# pair, 7.7 GB for a 4000x2667 pair (BENCHMARKS.md), i.e. about 0.8 GB + 330 bytes per pixel of target plus
+# reference. The per-pixel term grows with the network's first width.
+HIGHRES_BASE_BYTES = 0.8e9
+HIGHRES_BYTES_PER_PIXEL = 330.0
+
+
+class InsufficientMemory(RuntimeError):
+    """--mode highres would need more memory than the machine has available: refused before it starts."""
+
+
+def highres_memory_estimate(target_pixels: int, reference_pixels: int, first_width: int = 16) -> float:
+    """Approximate peak bytes of a highres colorization on the CPU (see HIGHRES_BYTES_PER_PIXEL)."""
+    return HIGHRES_BASE_BYTES + HIGHRES_BYTES_PER_PIXEL * first_width / 16 * (target_pixels + reference_pixels)
+
+
+def available_memory() -> float | None:
+    """MemAvailable of /proc/meminfo in bytes, or None where it cannot be read (then nothing is checked)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_highres_memory(target_shape: tuple[int, int], reference_shape: tuple[int, int], first_width: int) -> None:
+    """Refuse, in one line, a highres run that would not fit in the available memory (instead of an OOM kill)."""
+    need = highres_memory_estimate(target_shape[0] * target_shape[1], reference_shape[0] * reference_shape[1],
+                                   first_width)
+    have = available_memory()
+    if have is not None and need > have:
+        raise InsufficientMemory(
+            f"--mode highres needs about {need / 1e9:.1f} GB for a {target_shape[1]}x{target_shape[0]} target and a "
+            f"{reference_shape[1]}x{reference_shape[0]} reference, {have / 1e9:.1f} GB is available: use --mode fast "
+            f"(the default) or smaller images")

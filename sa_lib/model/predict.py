@@ -1,0 +1,35 @@
+"""The one inference step: predict a target's ab from a reference, then rebuild sRGB from the target's own L*.
+
+Every consumer colorizes through these two functions: the API and `sa-colorize` (sa_lib.inference.colorize),
+the evaluator's model colorizer (sa_lib.eval.evaluate.model_colorizer), training validation
+(sa_lib.train.validation) and the methods shown beside a result (sa_lib.figures.explain.other_methods).
+Neither changes the model's train/eval mode: callers put it in eval mode.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..core.color import combine_l_ab
+from .colorizer import Colorizer
+
+
+def predict_ab(model: Colorizer, target_l: torch.Tensor, reference: torch.Tensor | None,
+               slic_backend: str = "auto") -> tuple[torch.Tensor, dict]:
+    """(ab, intermediates): the model's a*b* (B, 2, h, w) in Lab units, float32, for the target's L* (B, 1, h, w)
+    in [0, 100] and the reference sRGB (B, 3, h', w') in [0, 1], without gradients; intermediates as
+    Colorizer.forward returns them (attention maps, superpixels)."""
+    with torch.inference_mode():
+        ab, intermediates = model(target_l, reference, slic_backend=slic_backend)
+    return ab.float(), intermediates
+
+
+def predict_rgb(model: Colorizer, target_l: torch.Tensor, reference: torch.Tensor | None,
+                full_l: torch.Tensor | None = None, slic_backend: str = "auto") -> tuple[torch.Tensor, dict]:
+    """(rgb, intermediates): predict_ab, recombined with the target's own L* (B, 1, H, W) into sRGB (B, 3, H, W)
+    in [0, 1]. `full_l` is the full-resolution L* when the network ran at a working size (ab is upsampled onto
+    it); by default the L* the network saw."""
+    ab, intermediates = predict_ab(model, target_l, reference, slic_backend)
+    with torch.inference_mode():
+        rgb = combine_l_ab(target_l if full_l is None else full_l, ab)
+    return rgb, intermediates

@@ -1,0 +1,123 @@
+"""The one registry of profiles: everything that differs between `smoke`, `demo` and `paper`, in one place.
+
+A profile is a frozen `Profile`: where its photos are (`PhotoSource`: the offline demo photos or COCO 2017, with
+their references file, evaluation pairs and image folders), the network (`model`, a ColorizerConfig whose variant
+each run sets), the ranking encoder of sa-references / sa-suggest, the checkpoints it evaluates, the evaluation
+size, the perceptual loss and the training defaults (`training`: TrainConfig fields), and what the attention
+figures show. Every command and notebook reads its profile here (`get_profile`); a new profile is one more
+entry of PROFILES.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .core.errors import UsageError
+from .data import demo_data
+from .data.coco import coco_dataset, coco_root
+from .data.datasets import CocoLikeDataset, demo_dataset
+from .model.checkpoint import DEFAULT_CHECKPOINT
+from .model.colorizer import NAMED_MODELS, VARIANTS, ColorizerConfig
+
+EVAL_SIZE = 224  # section 5 evaluates the 224 x 224 images the network was trained on
+PAPER_CHECKPOINT = "paper-super"  # checkpoints/paper-super.safetensors, published by notebook 02 (make paper PROFILE=paper)
+
+
+@dataclass(frozen=True)
+class PhotoSource:
+    """Where a profile's photos are: the datasets, the references file, the evaluation pairs and their folders.
+
+    File and folder names are relative to `root()`, read when asked (the COCO root follows $SUPERATTN_DATA)."""
+
+    name: str  # "demo" or "coco": TrainConfig.data
+    root: Callable[[], Path]
+    dataset: Callable[[str], CocoLikeDataset]  # "train" or "val" -> the photos and their object masks
+    references_name: str  # the ranked references of every train target (sa-references)
+    pairs_name: str  # the evaluation pairs: each val target with its top-1 reference (sa-references)
+    targets_name: str  # the folder of the evaluation targets
+    pool_name: str  # the folder of the references (the train photos)
+
+    def references_file(self) -> Path:
+        return self.root() / self.references_name
+
+    def pairs_file(self) -> Path:
+        return self.root() / self.pairs_name
+
+    def target_dir(self) -> Path:
+        return self.root() / self.targets_name
+
+    def reference_dir(self) -> Path:
+        return self.root() / self.pool_name
+
+
+DEMO_PHOTOS = PhotoSource("demo", lambda: demo_data.DEMO_DIR, demo_dataset, "references.json", "eval_pairs.csv",
+                          "images", "images")
+COCO_PHOTOS = PhotoSource("coco", coco_root, coco_dataset, "references-train.json", "eval_pairs.csv", "val2017",
+                          "train2017")
+PHOTO_SOURCES = {source.name: source for source in (DEMO_PHOTOS, COCO_PHOTOS)}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything a profile sets; see the module docstring."""
+
+    name: str
+    photos: PhotoSource
+    model: ColorizerConfig  # sizes and colour encoder; each run sets the variant
+    perceptual: str  # the perceptual loss of training (sa_lib.model.losses.build_perceptual)
+    training: dict[str, Any]  # the other TrainConfig fields this profile sets
+    ranking_encoder: str  # sa-references / sa-suggest features (sa_lib.data.references)
+    ranking_normalize: bool  # unit-norm features (demo) or the paper's raw L2
+    own_references: bool  # sa-references --profile NAME writes this profile's files (smoke reuses demo's)
+    checkpoint_prefix: str  # its checkpoints are checkpoints/<prefix>-<model>
+    eval_models: tuple[str, ...]  # the models of Table 1 (checkpoints <prefix>-<model>)
+    report_variants: tuple[str, ...]  # the variants notebook 02 trains or reuses and plots
+    eval_size: int  # sa-evaluate's square size
+    eval_limit: int | None  # evaluate only the first `eval_limit` pairs
+    baseline_encoder: str  # deep features of the [17] baseline
+    attention_checkpoint: str  # the model of Fig. 3 and the explorer
+    attention_working_size: int  # long side (px) at which it runs there
+    attention_pair_files: tuple[str, ...]  # pairs files (in photos.root()) shown, in this order
+    attention_targets: tuple[str, ...] = ()  # only the pairs of these targets, in this order (none: all)
+    attention_figure_target: str | None = None  # the target of Fig. 3's pair (its first pair; None: the first)
+    attention_compare: bool = True  # the explorer also shows the paper's super model and [17]
+    notebooks: bool = True  # `make paper PROFILE=NAME` runs the notebooks with it
+
+    def checkpoint(self, model: str) -> str:
+        """The shipped name of this profile's checkpoint of `model` (a named model of sa_lib.model.colorizer)."""
+        return f"{self.checkpoint_prefix}-{model}"
+
+
+DEMO_TRAINING = {"image_size": 128, "max_steps": 1500, "epochs": 1000}
+PROFILES: dict[str, Profile] = {profile.name: profile for profile in (
+    Profile("smoke", DEMO_PHOTOS, ColorizerConfig(), "effnet_feature_distance",
+            {"image_size": 48, "batch_size": 2, "max_steps": 4, "epochs": 1000, "num_workers": 0, "log_every": 1,
+             "val_every": 4, "val_pairs": 2, "checkpoint_every": 2},
+            "effnet_lite0", True, False, "demo", NAMED_MODELS, ("super",), 96, 4, "effnet_lite0",
+            DEFAULT_CHECKPOINT, 128, ("eval_pairs.csv",), ("gcompris-cheetah.jpg", "gcompris-panda.jpg"),
+            attention_compare=False),
+    Profile("demo", DEMO_PHOTOS, ColorizerConfig(), "effnet_feature_distance", DEMO_TRAINING,
+            "effnet_lite0", True, True, "demo", NAMED_MODELS, NAMED_MODELS, EVAL_SIZE, None, "effnet_lite0",
+            DEFAULT_CHECKPOINT, 256, ("matched_pairs.csv", "eval_pairs.csv"),
+            attention_figure_target="gcompris-cheetah.jpg"),  # <- a jaguar in the matched pairs
+    Profile("paper", COCO_PHOTOS, ColorizerConfig.paper(), "lpips_vgg",
+            {"image_size": 224, "batch_size": 8, "epochs": 20, "lr": 1e-5, "num_workers": 8, "val_every": 2000,
+             "val_pairs": 500, "checkpoint_every": 2000},
+            "vgg19", False, True, "paper", VARIANTS, VARIANTS, EVAL_SIZE, None, "vgg19",
+            PAPER_CHECKPOINT, 224, ("eval_pairs.csv",)),
+)}
+
+
+def get_profile(name: str) -> Profile:
+    """The profile called `name`; UsageError naming the known ones otherwise."""
+    if name not in PROFILES:
+        raise UsageError(f"unknown profile {name!r}; choose {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+def ranking_profiles() -> list[str]:
+    """The profiles `sa-references` writes files for and `sa-suggest` ranks with."""
+    return sorted(name for name, profile in PROFILES.items() if profile.own_references)

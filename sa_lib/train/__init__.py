@@ -1,0 +1,1 @@
+"""Training: the configuration of a run, its batches, the training step, validation and the resumable loop."""

@@ -1,0 +1,113 @@
+"""The configuration of a training run: TrainConfig and the profiles' runs (profile_config).
+
+The defaults of each profile (its photos, model, perceptual loss, sizes and schedule) come from the one registry,
+sa_lib.profiles; a run's full TrainConfig is written to its folder (config.json) and to every checkpoint sidecar.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+
+from ..core.errors import UsageError
+from ..model.colorizer import NAMED_MODELS, TRANSFER_OPTIONS, ColorizerConfig
+from ..profiles import PHOTO_SOURCES, PROFILES
+
+
+REFERENCE_AUGMENTS = ("none", "warp_recolor")
+
+
+class ConfigError(UsageError):
+    """A training configuration that cannot run (reported as one line by the CLI)."""
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run; saved into the run folder."""
+
+    profile: str = "demo"
+    variant: str = "super"
+    data: str = "demo"  # "demo" (offline photos) or "coco"
+    model: ColorizerConfig = field(default_factory=ColorizerConfig)
+    image_size: int = 128
+    batch_size: int = 8
+    epochs: int = 20
+    max_steps: int | None = None  # stop earlier than `epochs` (the demo profile is step-bounded)
+    lr: float = 3e-4
+    betas: tuple[float, float] = (0.9, 0.99)
+    lambda_l1: float = 10.0
+    lambda_perceptual: float = 0.1
+    perceptual: str = "effnet_feature_distance"  # reproducible offline; the paper profile uses "lpips_vgg"
+    p_self: float = 0.25
+    reference_augment: str = "none"  # "warp_recolor": self references warped, and recoloured with p_recolor
+    p_recolor: float = 0.5
+    seed: int = 0
+    num_workers: int = 1
+    log_every: int = 10
+    val_every: int = 250
+    val_pairs: int = 38
+    checkpoint_every: int = 250
+    amp: bool = True  # bf16 autocast, CUDA only
+    out: str = "runs/demo-super"
+    references: str | None = None  # references.json; default: the dataset's own
+    progress: bool = True
+
+    def to_dict(self) -> dict:
+        """Every field as JSON-ready values (the model config as a dict): config.json and checkpoint sidecars."""
+        return json.loads(json.dumps(asdict(self), default=list))
+
+    @classmethod
+    def from_dict(cls, fields: dict) -> "TrainConfig":
+        """The inverse of to_dict (the model config rebuilt as a ColorizerConfig, betas as a tuple)."""
+        fields = dict(fields)
+        fields["model"] = ColorizerConfig(**fields["model"])
+        fields["betas"] = tuple(fields["betas"])
+        return cls(**fields)
+
+    def validate(self) -> None:
+        if self.variant not in NAMED_MODELS:
+            raise ConfigError(f"unknown variant {self.variant!r}; choose one of {', '.join(NAMED_MODELS)}")
+        if self.reference_augment not in REFERENCE_AUGMENTS:
+            raise ConfigError(f"unknown reference_augment {self.reference_augment!r}; "
+                              f"choose one of {', '.join(REFERENCE_AUGMENTS)}")
+        if not 0.0 <= self.p_recolor <= 1.0:
+            raise ConfigError(f"p_recolor must be in [0, 1], got {self.p_recolor}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.image_size < 32:
+            raise ConfigError(f"image size must be at least 32, got {self.image_size}")
+        if self.epochs < 1 or (self.max_steps is not None and self.max_steps < 1):
+            raise ConfigError("epochs and max_steps must be positive")
+        if not 0.0 <= self.p_self <= 1.0:
+            raise ConfigError(f"p_self must be in [0, 1], got {self.p_self}")
+        if self.data not in PHOTO_SOURCES:
+            raise ConfigError(f"unknown data {self.data!r}; choose {' or '.join(PHOTO_SOURCES)}")
+
+
+def model_variant(variant: str) -> str:
+    """The network variant a training variant builds ("transfer" is "super" with the transfer options)."""
+    return "super" if variant == "transfer" else variant
+
+
+def profile_config(profile: str, variant: str = "super", **overrides) -> TrainConfig:
+    """The training run of a profile of sa_lib.profiles (its photos, model, perceptual loss and `training`
+    defaults) for `variant`, with `overrides` (TrainConfig fields) on top.
+    `paper`: section 3.4 (Adam 1e-5, betas (0.9, 0.99), batch 8, 20 epochs, 224, LPIPS-VGG, COCO, VGG19).
+    `demo`: sized for a 2-core CPU in ~20 min: demo widths, EfficientNet-Lite0, 128 px, 1500 steps and a
+    higher learning rate (3e-4) because 1500 steps at 1e-5 would barely move the weights.
+    `smoke`: a few steps on tiny images, for tests and notebooks."""
+    if variant not in NAMED_MODELS:
+        raise ConfigError(f"unknown variant {variant!r}; choose one of {', '.join(NAMED_MODELS)}")
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose {', '.join(PROFILES)}")
+    settings = PROFILES[profile]
+    config = TrainConfig(profile=profile, variant=variant, data=settings.photos.name,
+                         model=replace(settings.model, variant=model_variant(variant), extra=dict(settings.model.extra)),
+                         perceptual=settings.perceptual, out=f"runs/{profile}-{variant}", **settings.training)
+    if variant == "transfer":  # the transfer options, and the training that makes them work (docs/transfer.md)
+        config = replace(config, model=replace(config.model, **TRANSFER_OPTIONS), p_self=0.75,
+                         reference_augment="warp_recolor")
+    config = replace(config, **overrides)
+    config.model = replace(config.model, variant=model_variant(config.variant))
+    config.validate()
+    return config

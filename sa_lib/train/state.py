@@ -1,0 +1,72 @@
+"""A run's files: the resume state (last.state.pt), the checkpoint for users (last.safetensors + sidecar), and the
+export of a finished run. Every file is written atomically (sa_lib.core.files), so a run killed at any moment
+resumes from a consistent step.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+
+from ..core.files import atomic_write
+from ..model.checkpoint import config_hash, load_checkpoint, save_checkpoint, trainable_state
+from ..model.colorizer import ColorizerConfig
+from .config import ConfigError, TrainConfig
+
+
+def rng_state() -> dict[str, torch.Tensor]:
+    """Torch's global RNG (CPU and CUDA). Data draws use their own per-sample seeds, so they need none."""
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def restore_state(config: TrainConfig, model, optimizer, out: Path) -> int:
+    """Load the training state of `out` (weights, optimizer, RNG, step); returns the step to continue from.
+
+    Everything comes from the one file last.state.pt, written atomically, so a run killed at any moment
+    resumes from a consistent step (last.safetensors, for users, may be one checkpoint newer or older).
+    """
+    state_file = out / "last.state.pt"
+    if not state_file.is_file():
+        raise ConfigError(f"nothing to resume in {out} (no last.state.pt)")
+    state = torch.load(state_file, map_location="cpu", weights_only=True)  # our own file: tensors and numbers
+    saved = ColorizerConfig.from_json(state["config"])
+    if saved.name != config.model.name:
+        raise ConfigError(f"{state_file} is a {saved.name!r} run, this run trains {config.model.name!r}")
+    if config_hash(saved) != config_hash(config.model):
+        raise ConfigError(f"{state_file} was trained with another model config (hash {config_hash(saved)})")
+    model.load_state_dict(state["model"], strict=False)
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["rng"]["cpu"])
+    if "cuda" in state["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["rng"]["cuda"])
+    return int(state["step"])
+
+
+def save_state(model, optimizer, config: TrainConfig, last: Path, step: int, metrics: dict) -> None:
+    """The resume file first (self-sufficient, atomic), then the user-facing checkpoint (its sidecar with the
+    run's full TrainConfig)."""
+    out = Path(config.out)
+    state = {"model": {k: v.detach().cpu() for k, v in trainable_state(model).items()},
+             "optimizer": optimizer.state_dict(), "step": step, "rng": rng_state(),
+             "config": model.config.to_json()}
+    atomic_write(out / "last.state.pt", lambda tmp: torch.save(state, tmp))
+    save_checkpoint(last, model, step=step, metrics=metrics, training=config.to_dict())
+
+
+def export_run(config: TrainConfig, metrics: dict, path: Path | str) -> Path:
+    """Publish a finished run: its final weights as fp16 `path` (.safetensors, with the .json sidecar) and its
+    training log beside them as .log.csv, so the curves shipped with a checkpoint are always its own."""
+    path = Path(path)
+    model = load_checkpoint(Path(config.out) / "last.safetensors")
+    save_checkpoint(path, model, step=metrics["step"], metrics=metrics, half=True, training=config.to_dict())
+    log, shipped_log = Path(config.out) / "log.csv", path.with_suffix(".log.csv")
+    if log.is_file():
+        atomic_write(shipped_log, lambda tmp: shutil.copyfile(log, tmp))
+    else:  # never leave an older run's curves beside these weights
+        shipped_log.unlink(missing_ok=True)
+    return path
