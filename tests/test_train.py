@@ -129,3 +129,19 @@ def test_cli_missing_data_dir_is_one_line_exit_1(tmp_path):
                              "--no-progress"], capture_output=True, text=True, env=env)
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0 and "nowhere" in result.stderr
+
+
+def test_sidecar_records_the_full_training_config(tmp_path):
+    """Each checkpoint's .json sidecar holds the run's whole TrainConfig, readable back; old sidecars read as None."""
+    from sa_lib.core.files import CHECKPOINT_DIR
+    from sa_lib.model.checkpoint import read_sidecar
+    from sa_lib.train.config import TrainConfig
+
+    config = smoke(tmp_path, "run", variant="none", max_steps=2)
+    train(config)
+    sidecar = read_sidecar(tmp_path / "run" / "last.safetensors")
+    assert sidecar["training"] == config.to_dict()
+    assert TrainConfig.from_dict(sidecar["training"]) == config
+    shipped = read_sidecar(CHECKPOINT_DIR / "demo-none.safetensors")  # written before the field existed
+    assert shipped["training"] is None and "config_hash" in shipped
+

@@ -53,18 +53,18 @@ from ..figures.attention_maps import (
     superpixel_at,
     target_view,
 )
-from ..model.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, PAPER_MODEL_CHECKPOINT, CheckpointError
 from ..core.color import combine_l_ab
-from ..core.files import atomic_write
-from ..core.errors import UsageError
-from ..inference.colorize import DEFAULT_WORKING_SIZE, MODES, colorize_detailed, load_model
-from ..inference.memory import InsufficientMemory
-from ..data.demo_data import DEMO_DIR
 from ..core.devices import DeviceError, resolve_device
+from ..core.errors import UsageError
+from ..core.files import atomic_write
 from ..core.hub import AssetUnavailable
+from ..data.demo_data import DEMO_DIR
 from ..data.image_io import ImageInputError, ImageOutputError, read_image, write_image_atomic
 from ..data.pairs import Pair, PairsError, crop_reference, read_pairs
 from ..data.references import DEFAULT_K
+from ..inference.colorize import DEFAULT_WORKING_SIZE, MODES, colorize_detailed, load_model
+from ..inference.memory import InsufficientMemory
+from ..model.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, PAPER_MODEL_CHECKPOINT, CheckpointError
 from .suggest import ReferenceSuggester, SuggestError, Suggestion, as_uint8, file_hash, thumbnail
 
 DEFAULT_HOST = "127.0.0.1"

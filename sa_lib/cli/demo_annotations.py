@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..data.datasets import OBJECT_MIN_AREA_FRACTION
 from ..data.demo_annotations import build_annotations, write_annotations
 from ..data.demo_data import DEMO_DIR
-from ..data.datasets import OBJECT_MIN_AREA_FRACTION
 from .command import run_command
 
 PROG = "python -m sa_lib.cli.demo_annotations"

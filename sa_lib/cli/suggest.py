@@ -11,11 +11,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..app.suggest import ReferenceSuggester, contact_sheet, file_hash, list_photos
 from ..core.errors import UsageError
 from ..core.hub import AssetUnavailable
 from ..data.image_io import ImageInputError, read_image
 from ..data.references import DEFAULT_K
-from ..app.suggest import ReferenceSuggester, contact_sheet, file_hash, list_photos
 from ..profiles import ranking_profiles
 from .command import run_command
 

@@ -13,8 +13,8 @@ import os
 
 from ..model.checkpoint import CheckpointError
 from ..profiles import PROFILES
-from ..train.loop import train
 from ..train.config import profile_config
+from ..train.loop import train
 from ..train.state import export_run
 from .command import run_command
 

@@ -39,17 +39,17 @@ import torch
 from PIL import Image, ImageOps
 
 from . import baselines, metrics
+from ..core.color import rgb_to_lab
+from ..core.devices import DeviceError, resolve_device
 from ..core.errors import UsageError
 from ..core.files import CHECKPOINT_DIR, REPO_ROOT, atomic_write
 from ..data.image_io import IMAGE_SUFFIXES
-from ..core.color import rgb_to_lab
-from ..core.devices import DeviceError, resolve_device
 from ..data.image_io import ImageInputError, read_image
+from ..data.pairs import Pair, crop_resized, read_pairs
 from ..model.checkpoint import load_checkpoint, read_config
 from ..model.colorizer import NAMED_MODELS
 from ..model.predict import predict_rgb
 from ..profiles import EVAL_SIZE, Profile, get_profile
-from ..data.pairs import Pair, crop_resized, read_pairs
 
 TOP1, GTREF = "top-1", "ground truth"  # the two kinds of reference: the pair's ranked one, the target itself
 

@@ -28,9 +28,9 @@ from PIL import Image  # noqa: E402
 from skimage.segmentation import mark_boundaries  # noqa: E402
 
 from ..core.color import rgb_to_lab  # noqa: E402
+from ..core.devices import resolve_device  # noqa: E402
 from ..core.files import BUILD_DIR, REPO_ROOT, atomic_write  # noqa: E402
 from ..data.demo_data import load_split  # noqa: E402
-from ..core.devices import resolve_device  # noqa: E402
 from ..model.colorizer import VARIANTS, ColorizerConfig, build_model  # noqa: E402
 from ..profiles import get_profile  # noqa: E402
 from ..superpixels.pyramid import SuperpixelPyramid, n_segments_for  # noqa: E402

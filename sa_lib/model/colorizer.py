@@ -22,10 +22,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .attention import DEFAULT_TAU, QK_NORMALISATIONS, StandardAttention, SuperAttention
 from ..core.color import AB_SCALE, gray_from_lstar, normalize_l, rgb_to_lab
-from .encoders import ENCODERS, build_color_encoder
 from ..superpixels.pyramid import SLIC_COMPACTNESS, SUPERPIXEL_SCHEMES, SuperpixelPyramid, level_sizes
+from .attention import DEFAULT_TAU, QK_NORMALISATIONS, StandardAttention, SuperAttention
+from .encoders import ENCODERS, build_color_encoder
 
 VARIANTS = ("none", "standard", "super")
 # Names build_model knows: the paper's three variants, and "transfer" (super + ColorizerConfig.transfer()'s

@@ -40,8 +40,8 @@ import torch
 
 from ..core import hub
 from .checkpoint import save_checkpoint
-from .encoders import torchvision_vgg_keys
 from .colorizer import Colorizer, ColorizerConfig
+from .encoders import torchvision_vgg_keys
 
 # The authors' Google Drive file (their README, "Pretrained Model").
 DRIVE_ID = "1g9_NWvEEd5VewIlNc-HHKWcRUmGrLSav"

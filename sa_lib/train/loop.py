@@ -27,10 +27,10 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from ..core.color import rgb_to_lab
 from ..data.references import ReferenceSampler
 from ..model.colorizer import build_model
 from ..model.losses import ColorizationLoss, build_perceptual
-from ..core.color import rgb_to_lab
 from .batches import PairDataset, ResumableBatches, collate, open_data
 from .config import ConfigError, TrainConfig
 from .log import RunLog

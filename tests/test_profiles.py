@@ -1,0 +1,44 @@
+"""sa_lib.profiles: one registry that every command reads; the runs it gives are the ones shipped before it."""
+
+from dataclasses import replace
+
+import pytest
+
+from sa_lib.core.errors import UsageError
+from sa_lib.data.demo_data import DEMO_DIR
+from sa_lib.model.checkpoint import config_hash, read_config
+from sa_lib.model.colorizer import ColorizerConfig
+from sa_lib.profiles import PROFILES, get_profile
+from sa_lib.train.config import profile_config
+
+
+def test_training_runs_of_each_profile():
+    paper = profile_config("paper", "standard")
+    assert (paper.data, paper.image_size, paper.batch_size, paper.epochs, paper.lr, paper.perceptual, paper.num_workers,
+            paper.val_every, paper.val_pairs, paper.checkpoint_every, paper.out) == (
+        "coco", 224, 8, 20, 1e-5, "lpips_vgg", 8, 2000, 500, 2000, "runs/paper-standard")
+    assert paper.model == ColorizerConfig.paper("standard")
+    demo = profile_config("demo", "super")
+    assert (demo.data, demo.image_size, demo.max_steps, demo.lr, demo.perceptual) == (
+        "demo", 128, 1500, 3e-4, "effnet_feature_distance")
+    smoke = profile_config("smoke", "none")
+    assert (smoke.image_size, smoke.batch_size, smoke.max_steps, smoke.num_workers, smoke.checkpoint_every) == (
+        48, 2, 4, 0, 2)
+
+
+@pytest.mark.parametrize("variant", ["none", "standard", "super", "transfer"])
+def test_the_demo_profile_gives_the_shipped_config_hashes(variant):
+    shipped = read_config(f"demo-{variant}")
+    assert config_hash(profile_config("demo", variant).model) == config_hash(shipped)
+
+
+def test_paths_and_unknown_profiles():
+    demo = get_profile("demo")
+    assert demo.photos.pairs_file() == DEMO_DIR / "eval_pairs.csv" and demo.checkpoint("super") == "demo-super"
+    with pytest.raises(UsageError, match="choose smoke, demo, paper"):
+        get_profile("huge")
+
+
+def test_a_new_profile_is_one_more_entry(monkeypatch):
+    monkeypatch.setitem(PROFILES, "tiny", replace(PROFILES["smoke"], name="tiny", training={"image_size": 32}))
+    assert profile_config("tiny", "super").image_size == 32
