@@ -22,7 +22,8 @@ import shlex
 import sys
 
 from sa_lib.eval.complexity import (BLOCK_SIZES, FIGURE, METHODS, MODEL_SIZES, PARTS, QUICK_SIZES, RESULT_TAG,
-                               RESULTS, markdown, measure_one, plot, run, write_results)
+                                    RESULTS, markdown, plot, run, write_results)
+from sa_lib.eval.complexity_point import measure_one
 
 
 def main() -> None:

@@ -94,7 +94,7 @@ def _label(item: PairImages, reference: str) -> str:
 def fig5_ablation(setup: Setup, out: Path | str) -> Path:
     """Fig. 5: target, reference, the three variants and the ground truth; first rows with a different
     reference, last rows with the ground truth as reference."""
-    names = [v for v in setup.profile.models if v not in setup.missing]
+    names = [v for v in setup.profile.eval_models if v not in setup.missing]
     models = {SHORT_NAMES[v]: model_colorizer(setup.checkpoint(v), setup.device) for v in names}
     models.update({name: model_colorizer(path, setup.device) for name, path in setup.checkpoints.items()})
     different = pick_pairs(setup, FIG5_DIFFERENT)
@@ -116,7 +116,7 @@ def fig6_comparison(setup: Setup, out: Path | str) -> Path:
     """Fig. 6: target, reference, the baselines, our super-attention model and the ground truth."""
     baselines = {key: (name, factory()) for key, (name, factory) in baseline_colorizers(setup).items()}
     ours = {f"ours: {SHORT_NAMES[m]}": model_colorizer(setup.checkpoint(m), setup.device)
-            for m in ("super", "transfer") if m in setup.profile.models and m not in setup.missing}
+            for m in ("super", "transfer") if m in setup.profile.eval_models and m not in setup.missing}
     ours.update({name: model_colorizer(path, setup.device) for name, path in setup.checkpoints.items()})
     rows, labels = [], []
     for item in pick_pairs(setup, FIG6_TARGETS):
@@ -137,7 +137,7 @@ def matched_gallery(setup: Setup, out: Path | str) -> Path:
     by [17], the paper's super-attention and the transfer model (the default), beside the ground truth."""
     carrillo = baseline_colorizers(setup)["carrillo2022"][1]()
     models = {m: model_colorizer(setup.checkpoint(m), setup.device)
-              for m in ("super", "transfer") if m in setup.profile.models and m not in setup.missing}
+              for m in ("super", "transfer") if m in setup.profile.eval_models and m not in setup.missing}
     rows, labels = [], []
     for item in pick_pairs(setup, GALLERY_TARGETS):
         rows.append([gray_rgb(item.target_l), item.reference, carrillo(item.target_l, item.reference),
