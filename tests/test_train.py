@@ -35,6 +35,30 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert [line.split(",")[0] for line in log[1:]] == ["1", "2", "3", "4"]  # appended, not restarted
 
 
+def test_a_second_stage_equals_a_resume_with_its_settings(tmp_path):
+    """TrainConfig.anneal (the transfer variant's second stage): one two-stage run gives the weights of a run
+    stopped at the stage boundary and resumed with the second stage's settings (a lower rate, other draws)."""
+    stage2 = {"lr": 3e-5, "p_self": 1.0, "p_recolor": 0.0}
+    two_stage = smoke(tmp_path, "two", "transfer", max_steps=4, anneal_from_step=2, anneal=stage2)
+    assert [(stage.lr, stage.p_self, end) for stage, end in two_stage.stages(4)] == [(3e-4, 0.75, 2), (3e-5, 1.0, 4)]
+    train(two_stage)
+    train(smoke(tmp_path, "split", "transfer", max_steps=2))
+    train(smoke(tmp_path, "split", "transfer", max_steps=4, lr=3e-5, p_self=1.0, p_recolor=0.0), resume=True)
+    train(smoke(tmp_path, "one", "transfer", max_steps=4))
+    a, b = weights(tmp_path / "two" / "last.safetensors"), weights(tmp_path / "split" / "last.safetensors")
+    one = weights(tmp_path / "one" / "last.safetensors")
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-6), key
+    assert any(not torch.allclose(a[key], one[key], atol=1e-6) for key in a)  # the second stage changed something
+
+
+def test_the_demo_transfer_run_has_two_stages():
+    config = profile_config("demo", "transfer")
+    assert [(stage.lr, stage.p_self, stage.p_recolor, end) for stage, end in config.stages(config.max_steps)] == [
+        (3e-4, 0.75, 0.5, 1500), (1e-4, 0.4, 0.25, 2100)]
+    assert profile_config("demo", "super").stages(1500) == [(profile_config("demo", "super"), 1500)]
+
+
 def test_batches_resume_mid_epoch_and_shard_across_ranks():
     full = list(ResumableBatches(10, 4, seed=3, start_step=0, total_steps=6))
     assert list(ResumableBatches(10, 4, seed=3, start_step=4, total_steps=6)) == full[4:]
@@ -56,6 +80,9 @@ def test_training_loss_is_logged_and_validation_runs(tmp_path):
     ({"variant": "supper"}, "unknown variant"),
     ({"batch_size": 0}, "batch size must be at least 1"),
     ({"data": "imagenet"}, "unknown data"),
+    ({"anneal_from_step": 2, "anneal": {"batch_size": 4}}, "anneal can change lr, p_self, p_recolor, not batch_size"),
+    ({"anneal_from_step": 2, "anneal": {"p_self": 1.5}}, "p_self must be in"),
+    ({"anneal_from_step": 0, "anneal": {"lr": 1e-4}}, "anneal_from_step must be positive"),
 ])
 def test_bad_configuration_fails_at_once(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):

@@ -15,6 +15,7 @@ from ..profiles import PHOTO_SOURCES, PROFILES
 
 
 REFERENCE_AUGMENTS = ("none", "warp_recolor")
+ANNEAL_FIELDS = ("lr", "p_self", "p_recolor")  # what a second stage (TrainConfig.anneal) may change
 
 
 class ConfigError(UsageError):
@@ -51,6 +52,10 @@ class TrainConfig:
     out: str = "runs/demo-super"
     references: str | None = None  # references.json; default: the dataset's own
     progress: bool = True
+    # A second stage: from step `anneal_from_step` on, the fields in `anneal` (ANNEAL_FIELDS) replace these.
+    # The transfer variant uses it (docs/transfer.md); the paper's runs have one stage.
+    anneal_from_step: int | None = None
+    anneal: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """Every field as JSON-ready values (the model config as a dict): config.json and checkpoint sidecars."""
@@ -64,7 +69,22 @@ class TrainConfig:
         fields["betas"] = tuple(fields["betas"])
         return cls(**fields)
 
+    def stages(self, total: int) -> list[tuple["TrainConfig", int]]:
+        """[(the settings of a stage, the step it ends at)]: one stage, or two when `anneal_from_step` is set."""
+        if self.anneal_from_step is None:
+            return [(self, total)]
+        return [(self, min(self.anneal_from_step, total)), (replace(self, **self.anneal), total)]
+
     def validate(self) -> None:
+        if self.anneal_from_step is not None:
+            if self.anneal_from_step < 1:
+                raise ConfigError(f"anneal_from_step must be positive, got {self.anneal_from_step}")
+            unknown = set(self.anneal) - set(ANNEAL_FIELDS)
+            if unknown:
+                raise ConfigError(f"anneal can change {', '.join(ANNEAL_FIELDS)}, not {', '.join(sorted(unknown))}")
+            replace(self, anneal_from_step=None, anneal={}, **self.anneal).validate()
+        if self.lr <= 0:
+            raise ConfigError(f"the learning rate must be positive, got {self.lr}")
         if self.variant not in NAMED_MODELS:
             raise ConfigError(f"unknown variant {self.variant!r}; choose one of {', '.join(NAMED_MODELS)}")
         if self.reference_augment not in REFERENCE_AUGMENTS:
@@ -104,9 +124,14 @@ def profile_config(profile: str, variant: str = "super", **overrides) -> TrainCo
     config = TrainConfig(profile=profile, variant=variant, data=settings.photos.name,
                          model=replace(settings.model, variant=model_variant(variant), extra=dict(settings.model.extra)),
                          perceptual=settings.perceptual, out=f"runs/{profile}-{variant}", **settings.training)
-    if variant == "transfer":  # the transfer options, and the training that makes them work (docs/transfer.md)
+    if variant == "transfer":  # the transfer options, and the training that makes them work (docs/transfer.md):
+        # warped and recoloured self references first, then a stage at a lower learning rate with more
+        # ranked (different-photo) references, where copying the reference is not always right
         config = replace(config, model=replace(config.model, **TRANSFER_OPTIONS), p_self=0.75,
                          reference_augment="warp_recolor")
+        if profile == "demo":
+            config = replace(config, max_steps=2100, anneal_from_step=1500,
+                             anneal={"lr": 1e-4, "p_self": 0.4, "p_recolor": 0.25})
     config = replace(config, **overrides)
     config.model = replace(config.model, variant=model_variant(config.variant))
     config.validate()

@@ -73,16 +73,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
 
     data = open_data(config)
     pairs = validation_pairs(config.data, config.val_pairs)
-    sampler = ReferenceSampler(data.references, p_self=config.p_self, seed=config.seed)
     steps_per_epoch = len(data.targets) // config.batch_size
     total = min(config.max_steps or math.inf, config.epochs * max(1, steps_per_epoch))
-    dataset = PairDataset(data.targets, data.pool, sampler, config.image_size, config.seed,
-                          with_superpixels=config.model.variant == "super", compactness=config.model.slic_compactness,
-                          reference_augment=config.reference_augment, p_recolor=config.p_recolor)
-    loader = DataLoader(dataset, batch_sampler=ResumableBatches(len(data.targets), config.batch_size, config.seed,
-                                                                start_step, total, rank, world),
-                        num_workers=config.num_workers, collate_fn=collate,
-                        persistent_workers=False, pin_memory=device.type == "cuda")
     loss_fn = ColorizationLoss(build_perceptual(config.perceptual), config.lambda_l1,
                                config.lambda_perceptual).to(device)
     log = RunLog(out, config, rank == 0, resume_step=start_step if resume else None)
@@ -93,39 +85,56 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     progress = _progress(config, rank, start_step, total)
     tick, images = time.perf_counter(), 0
     step = start_step
-    for batch in loader:
-        target, reference = batch["target"].to(device), batch["reference"].to(device)
-        sp = {}
-        if "target_sp" in batch:
-            sp = {"target_superpixels": batch["target_sp"].to(device),
-                  "reference_superpixels": batch["reference_sp"].to(device)}
-        losses = train_step(trained, loss_fn, optimizer, rgb_to_lab(target), reference, sp, autocast)
-        step += 1
-        images += target.shape[0] * world
-        if step % config.log_every == 0 or step == total:
-            rate = images / (time.perf_counter() - tick)
-            tick, images = time.perf_counter(), 0
-            row = {"loss": losses["total"].item(), "smooth_l1": losses["smooth_l1"].item(),
-                   "perceptual": losses["perceptual"].item(), "images_per_s": rate}
-            if step % config.val_every == 0 or step == total:
-                if rank == 0 and pairs:
-                    metrics = validate(model, pairs, config.image_size, device)
-                    row.update(metrics)
-            log.write(step, step // max(1, steps_per_epoch), row)
+    for stage, stage_end in config.stages(total):  # one stage, or two (TrainConfig.anneal)
+        if stage_end <= step:
+            continue
+        for group in optimizer.param_groups:  # the stage's rate, also over a resumed optimizer's saved one
+            group["lr"] = stage.lr
+        for batch in _loader(stage, data, step, stage_end, rank, world, device):
+            target, reference = batch["target"].to(device), batch["reference"].to(device)
+            sp = {}
+            if "target_sp" in batch:
+                sp = {"target_superpixels": batch["target_sp"].to(device),
+                      "reference_superpixels": batch["reference_sp"].to(device)}
+            losses = train_step(trained, loss_fn, optimizer, rgb_to_lab(target), reference, sp, autocast)
+            step += 1
+            images += target.shape[0] * world
+            if step % config.log_every == 0 or step == total:
+                rate = images / (time.perf_counter() - tick)
+                tick, images = time.perf_counter(), 0
+                row = {"loss": losses["total"].item(), "smooth_l1": losses["smooth_l1"].item(),
+                       "perceptual": losses["perceptual"].item(), "images_per_s": rate}
+                if step % config.val_every == 0 or step == total:
+                    if rank == 0 and pairs:
+                        metrics = validate(model, pairs, config.image_size, device)
+                        row.update(metrics)
+                log.write(step, step // max(1, steps_per_epoch), row)
+                if progress is not None:
+                    progress.set_postfix(loss=f"{row['loss']:.4f}", img_s=f"{rate:.1f}")
             if progress is not None:
-                progress.set_postfix(loss=f"{row['loss']:.4f}", img_s=f"{rate:.1f}")
-        if progress is not None:
-            progress.update(1)
-        if rank == 0 and (step % config.checkpoint_every == 0 or step == total):
-            save_state(model, optimizer, config, last, step, metrics)
-            if step == kill_at:
-                os.kill(os.getpid(), signal.SIGKILL)
+                progress.update(1)
+            if rank == 0 and (step % config.checkpoint_every == 0 or step == total):
+                save_state(model, optimizer, config, last, step, metrics)
+                if step == kill_at:
+                    os.kill(os.getpid(), signal.SIGKILL)
     if progress is not None:
         progress.close()
     log.close()
     if distributed:
         dist.barrier()
     return {"step": step, "wall_time_s": round(time.perf_counter() - started, 1), **metrics}
+
+
+def _loader(stage: TrainConfig, data, start_step: int, end_step: int, rank: int, world: int,
+            device: torch.device) -> DataLoader:
+    """The batches of steps [start_step, end_step), drawn with the stage's reference settings."""
+    sampler = ReferenceSampler(data.references, p_self=stage.p_self, seed=stage.seed)
+    dataset = PairDataset(data.targets, data.pool, sampler, stage.image_size, stage.seed,
+                          with_superpixels=stage.model.variant == "super", compactness=stage.model.slic_compactness,
+                          reference_augment=stage.reference_augment, p_recolor=stage.p_recolor)
+    batches = ResumableBatches(len(data.targets), stage.batch_size, stage.seed, start_step, end_step, rank, world)
+    return DataLoader(dataset, batch_sampler=batches, num_workers=stage.num_workers, collate_fn=collate,
+                      persistent_workers=False, pin_memory=device.type == "cuda")
 
 
 def _progress(config: TrainConfig, rank: int, start: int, total: int):
