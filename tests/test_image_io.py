@@ -562,3 +562,18 @@ def test_write_rejects_bad_arrays(tmp_path):
     with pytest.raises(ValueError):
         write_image_atomic(tmp_path / "o.png", np.full((4, 4, 3), np.nan, np.float32))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_load_square_photo_applies_the_exif_orientation(tmp_path):
+    """The figures' and the complexity benchmark's photo loader turns a photo upright, as read_image does."""
+    from sa_lib.data.image_io import load_square_photo
+
+    pixels = np.zeros((20, 40, 3), np.uint8)
+    pixels[:, :20] = (255, 0, 0)  # left half red, right half black: stored sideways, EXIF says "rotate 90 CW"
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = 6
+    image.save(tmp_path / "sideways.jpg", exif=exif, quality=95)
+    square = load_square_photo(tmp_path / "sideways.jpg", 32)
+    assert square.shape == (32, 32, 3) and square.dtype == np.uint8
+    assert square[:8, :, 0].mean() > 200 and square[-8:, :, 0].mean() < 50  # red on top once upright

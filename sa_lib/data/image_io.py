@@ -124,6 +124,13 @@ def read_image(path: str | os.PathLike, role: str = "target") -> np.ndarray:
             raise ImageInputError(f"{who} has an unsupported colour mode {image.mode}") from exc
 
 
+def load_square_photo(path: str | os.PathLike, size: int) -> np.ndarray:
+    """(size, size, 3) uint8: a photo upright (its EXIF orientation applied), in RGB, resized bicubically to the
+    paper's square size. For the figures and measurements that read known photos (not user input: read_image)."""
+    with Image.open(path) as image:
+        return np.array(ImageOps.exif_transpose(image).convert("RGB").resize((size, size), Image.BICUBIC))
+
+
 def _readable_formats() -> list[str]:
     """READ_FORMATS that this Pillow build can actually open."""
     Image.init()

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..core.color import rgb_to_lab
 from ..core.devices import resolve_device
 from ..data.demo_data import load_split
+from ..data.image_io import load_square_photo
 from ..model.attention import StandardAttention, SuperAttention
 from ..model.colorizer import build_model
 from ..superpixels.pyramid import SuperpixelPyramid
@@ -53,10 +53,9 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def _load_photo(path: Path, size: int):
-    """(1, 3, size, size) sRGB in [0, 1], bicubic resize (as sa_lib.figures.paper.load_photo)."""
-    image = Image.open(path).convert("RGB").resize((size, size), Image.BICUBIC)
-    return torch.from_numpy(np.array(image)).permute(2, 0, 1).float()[None] / 255.0
+def _load_photo(path: Path, size: int) -> torch.Tensor:
+    """(1, 3, size, size) sRGB in [0, 1], upright, bicubic resize (as sa_lib.figures.paper.load_photo)."""
+    return torch.from_numpy(load_square_photo(path, size)).permute(2, 0, 1).float()[None] / 255.0
 
 
 def measure_one(part: str, method: str, size: int, repeats: int, device: str = "auto") -> dict:

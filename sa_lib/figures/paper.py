@@ -30,7 +30,8 @@ from skimage.segmentation import mark_boundaries  # noqa: E402
 from ..core.color import rgb_to_lab  # noqa: E402
 from ..core.devices import resolve_device  # noqa: E402
 from ..core.files import BUILD_DIR, REPO_ROOT, atomic_write  # noqa: E402
-from ..data.demo_data import load_split  # noqa: E402
+from ..data.demo_data import load_split
+from ..data.image_io import load_square_photo  # noqa: E402
 from ..model.colorizer import VARIANTS, ColorizerConfig, build_model  # noqa: E402
 from ..profiles import get_profile  # noqa: E402
 from ..superpixels.pyramid import SuperpixelPyramid, n_segments_for  # noqa: E402
@@ -38,9 +39,8 @@ from ..superpixels.pyramid import SuperpixelPyramid, n_segments_for  # noqa: E40
 
 
 def load_photo(path: Path, size: int) -> torch.Tensor:
-    """(1, 3, size, size) sRGB in [0, 1]: the square training resolution of the paper."""
-    image = Image.open(path).convert("RGB").resize((size, size), Image.BICUBIC)
-    return torch.from_numpy(np.array(image)).permute(2, 0, 1).float()[None] / 255.0
+    """(1, 3, size, size) sRGB in [0, 1], upright: the square training resolution of the paper."""
+    return torch.from_numpy(load_square_photo(path, size)).permute(2, 0, 1).float()[None] / 255.0
 
 
 def superpixel_figure(photos: list[Path], out: Path, size: int = 224) -> None:
