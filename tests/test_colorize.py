@@ -156,6 +156,7 @@ def test_cli_pairs_file(photos, checkpoints, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["target.png", "target_colour.png"]
 
 
+@pytest.mark.slow
 def test_python_dash_m_reports_without_traceback(tmp_path):
     result = subprocess.run([sys.executable, "-m", "sa_lib", str(tmp_path / "missing.png"), str(tmp_path / "r.png"),
                              "-o", str(tmp_path / "o.png"), "--checkpoint", "demo-nope"],

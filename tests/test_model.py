@@ -110,6 +110,7 @@ def test_tiny_overfit_loss_falls_tenfold(variant, demo_pair):
     assert losses[0] / min(losses) >= 10, f"loss only fell from {losses[0]:.3f} to {min(losses):.3f}"
 
 
+@pytest.mark.slow
 def test_super_attention_maps_are_linear_not_quadratic_at_448():
     """At 448x448 the maps hold S_T x S_R entries with a few hundred superpixels per side, never (HW)^2."""
     torch.manual_seed(0)

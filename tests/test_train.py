@@ -69,6 +69,7 @@ def test_resume_refuses_a_checkpoint_of_another_variant(tmp_path):
         train(smoke(tmp_path, "empty"), resume=True)
 
 
+@pytest.mark.slow
 def test_cli_bad_configuration_is_one_line_exit_2(tmp_path):
     result = subprocess.run([sys.executable, "-m", "sa_lib.train", "--profile", "smoke", "--variant", "supper",
                              "--out", str(tmp_path)], capture_output=True, text=True)
@@ -76,6 +77,8 @@ def test_cli_bad_configuration_is_one_line_exit_2(tmp_path):
     assert result.stderr.strip().count("\n") == 0 and "unknown variant" in result.stderr
 
 
+@pytest.mark.timeout(900)  # its torchrun child may take up to 600 s
+@pytest.mark.slow
 def test_ddp_two_gloo_processes(tmp_path):
     """torchrun, 2 CPU processes with gloo, each taking half of every batch; rank 0 logs and checkpoints.
 
@@ -96,6 +99,8 @@ def test_ddp_two_gloo_processes(tmp_path):
     assert not torch.equal(initial["head.weight"], trained["head.weight"])
 
 
+@pytest.mark.timeout(900)  # a training, a killed one and its resumption
+@pytest.mark.slow
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     """A run killed with SIGKILL mid-training resumes from its last checkpoint to the uninterrupted result."""
     import json
@@ -125,6 +130,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
         assert torch.allclose(a[key], b[key], atol=1e-6), key
 
 
+@pytest.mark.slow
 def test_cli_missing_data_dir_is_one_line_exit_1(tmp_path):
     env = {**os.environ, "SUPERATTN_DEMO_DIR": str(tmp_path / "nowhere")}
     result = subprocess.run([sys.executable, "-m", "sa_lib.train", "--profile", "smoke", "--out", str(tmp_path / "r"),
