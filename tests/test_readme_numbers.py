@@ -116,8 +116,8 @@ def claims() -> list[str]:
     psnr, ciede = "PSNR(ab) ↑", "CIEDE2000 ↓"
     return [
         "Measured on all {} pairs".format(match(MODEL_CARD, r"Measured on the (\d+) matched pairs")),
-        "The default fast mode colours a 2048x1365 pair in {} s from start to written file on a 2-core CPU, the "
-        "`--mode highres` run of the network at full resolution in {} s".format(
+        "The default fast mode colours a 2048x1365 pair in {} s from start to written file on a 2-core CPU (with "
+        "`demo-super`), the `--mode highres` run of the network at full resolution in {} s".format(
             match(BENCHMARKS, r"\| fast \| 2048x1365 \| ([\d.]+) s"),
             match(BENCHMARKS, r"\| highres \| 2048x1365 \| ([\d.]+) s")),
         "with the shipped demo checkpoints on the {} pairs of `data/demo/eval_pairs.csv`".format(

@@ -20,6 +20,7 @@ def weights(path):
     return trainable_state(load_checkpoint(path, pretrained_encoder=True))
 
 
+@pytest.mark.slow  # measured above 4 s of CPU time
 def test_resume_equals_uninterrupted(tmp_path):
     straight = smoke(tmp_path, "straight", max_steps=4)
     train(straight)
@@ -61,6 +62,7 @@ def test_bad_configuration_fails_at_once(tmp_path, overrides, message):
         profile_config("smoke", variant, out=str(tmp_path), **overrides)
 
 
+@pytest.mark.slow  # measured above 4 s of CPU time
 def test_resume_refuses_a_checkpoint_of_another_variant(tmp_path):
     train(smoke(tmp_path, "run", variant="none", max_steps=2))
     with pytest.raises(ConfigError, match="is a 'none' run"):
