@@ -10,7 +10,7 @@ PROFILE     ?= demo
 DEPS_HASH   := $(shell sha256sum pyproject.toml | cut -c1-12)
 STAMP       := $(VENV)/.installed-$(DEPS_HASH)
 
-.PHONY: help setup test test-browser app paper clean data-coco demo-annotations references train-demo model-card bench official
+.PHONY: help setup test test-fast test-browser app paper clean data-coco demo-annotations references train-demo model-card bench official
 
 help: ## List the targets with what they do
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -27,6 +27,9 @@ $(STAMP): pyproject.toml
 
 test: setup ## Run the test suite and every notebook on its smoke parameters (nbval; CPU, offline)
 	$(PY) -m pytest -q tests notebooks
+
+test-fast: setup ## The quick loop: the tests not marked slow (no notebooks, subprocesses, DDP, complexity); under 2 min
+	$(PY) -m pytest -q -m "not slow" tests
 
 CHROMIUM       ?= /usr/bin/chromium
 CHROMEDRIVER   ?= /usr/bin/chromedriver

@@ -18,6 +18,8 @@ from browsing import css, wait_for
 from PIL import Image
 from selenium.webdriver.common.action_chains import ActionChains
 
+pytestmark = pytest.mark.timeout(900)  # a server start, a notebook run and a browser session
+
 REPO = Path(__file__).resolve().parent.parent
 SHOTS = REPO / "build" / "browser"
 DOWNLOADS = SHOTS / "downloads"  # the driver fixture's download folder

@@ -18,6 +18,8 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
+pytestmark = pytest.mark.timeout(900)  # a server start, a notebook run and a browser session
+
 REPO = Path(__file__).resolve().parent.parent
 SHOTS = REPO / "build" / "browser"  # screenshots (the conftest writes the server log there too)
 NOTEBOOK = "notebooks/05_attention_maps.ipynb"

@@ -26,3 +26,37 @@ def demo_pair() -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def with_random_lpips(tmp_path_factory):
+    """Runs a function with the `lpips` package's own network made offline: its backbone (VGG16 / AlexNet) gets
+    random weights (`lpips.LPIPS(pnet_rand=True)`), its linear heads come from the lpips wheel, hub.fetch is a
+    no-op and the network is refused. Returns (what the function returned, the keyword arguments of every
+    lpips.LPIPS built). The patches last only for the call: a network built inside stays usable after it.
+    Such a network checks the wiring of the LPIPS loss and metric (inputs, shapes, gradients, zero for identical
+    images), never the published LPIPS numbers."""
+    import urllib.error
+
+    import lpips
+
+    from sa_lib import hub
+
+    def refuse(url, *args, **kwargs):
+        raise urllib.error.URLError("offline")
+
+    def run(function):
+        real, built = lpips.LPIPS, []
+
+        def random_backbone(*args, **kwargs):
+            built.append(kwargs)
+            return real(*args, pnet_rand=True, **kwargs)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(torch.hub, "get_dir", lambda: str(tmp_path_factory.mktemp("torch_hub")))
+            patch.setattr(hub.urllib.request, "urlopen", refuse)
+            patch.setattr(hub, "fetch", lambda name, *args, **kwargs: None)
+            patch.setattr(lpips, "LPIPS", random_backbone)
+            return function(), built
+
+    return run

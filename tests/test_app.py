@@ -204,6 +204,7 @@ def served(tmp_path_factory):
     demo.close()
 
 
+@pytest.mark.slow  # measured above 4 s of CPU time
 def test_gradio_client_colorizes_a_pair_and_gets_the_error_of_a_bad_file(served, pair, tmp_path):
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError

@@ -65,6 +65,7 @@ def test_output_has_target_size_and_its_own_lightness(mode, photos, checkpoints)
     assert np.median(np.abs(lightness(out) - lightness(gray))) < 1.0  # L* kept (only gamut clipping moves it)
 
 
+@pytest.mark.slow  # measured above 4 s of CPU time
 def test_accepts_pil_and_arrays_and_uses_only_the_l_of_a_colour_target(photos, checkpoints):
     ckpt = checkpoints / "super.safetensors"
     colour = Image.open(photos / "target_colour.jpg")
@@ -157,6 +158,7 @@ def test_cli_pairs_file(photos, checkpoints, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["target.png", "target_colour.png"]
 
 
+@pytest.mark.slow
 def test_python_dash_m_reports_without_traceback(tmp_path):
     result = subprocess.run([sys.executable, "-m", "sa_lib", str(tmp_path / "missing.png"), str(tmp_path / "r.png"),
                              "-o", str(tmp_path / "o.png"), "--checkpoint", "demo-nope"],
@@ -194,7 +196,7 @@ def test_integer_arrays_are_scaled_by_their_type(photos, checkpoints):
     assert np.abs(np.asarray(from_uint8, float) - np.asarray(from_uint16, float)).max() <= 1
 
 
-@pytest.mark.parametrize("slic", ["skimage", "opencv", "torch"])
+@pytest.mark.parametrize("slic", ["skimage", "opencv", pytest.param("torch", marks=pytest.mark.slow)])  # torch: 4.6 s CPU
 def test_slic_backend_choice_runs_in_both_modes_and_keeps_the_size(slic, photos, checkpoints):
     ckpt = checkpoints / "super.safetensors"
     for mode in ("fast", "highres"):
@@ -294,6 +296,7 @@ def test_cli_help_shows_one_example_per_mode(capsys):
     assert any(e.split()[1].endswith("/") for e in examples)  # folder mode
 
 
+@pytest.mark.slow  # measured above 4 s of CPU time
 def test_cli_reference_from_a_folder_uses_the_top_1(photos, checkpoints, tmp_path, capsys, monkeypatch):
     from sa_lib.data.demo_data import load_split
 

@@ -71,6 +71,7 @@ def test_missing_or_foreign_results_file_fails_clearly(tmp_path):
         complexity.load_results(tmp_path / "x.json")
 
 
+@pytest.mark.slow
 def test_one_point_runs_in_a_child_and_big_points_are_skipped():
     results = complexity.measure({"block": [16]}, repeats=1, max_gb=0.05, log=None)
     by_method = {r["method"]: r for r in results}
@@ -83,6 +84,7 @@ def test_one_point_runs_in_a_child_and_big_points_are_skipped():
     assert [r["status"].split(":")[0] for r in skipped] == ["skipped", "skipped"]
 
 
+@pytest.mark.slow
 def test_benchmark_script_is_a_thin_cli_over_the_library():
     proc = subprocess.run([sys.executable, "benchmarks/complexity.py", "--help"], capture_output=True, text=True,
                           cwd=ROOT, timeout=60)

@@ -175,6 +175,7 @@ def test_table_keeps_published_numbers_in_their_own_columns(pairs_setup):
     assert float(rows[0]["ssim"]) > 0.5
 
 
+@pytest.mark.slow  # measured above 4 s of CPU time
 def test_smoke_profile_writes_both_tables(tmp_path):
     """End to end on the committed demo pairs (smoke: 4 pairs, 96 px), with a partial outputs folder, another
     method's folder, and a copy of the pair file (so the per-pair CSVs default to <out>/per_pair)."""

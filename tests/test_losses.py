@@ -1,4 +1,5 @@
 import urllib.error
+import warnings
 
 import pytest
 import torch
@@ -55,3 +56,46 @@ def test_lpips_vgg_offline_falls_back_to_a_named_substitute(offline):
     assert build_perceptual("none") is None
     with pytest.raises(ValueError):
         build_perceptual("lpips_alex")
+
+
+@pytest.fixture(scope="module")
+def lpips_vgg(with_random_lpips):
+    """build_perceptual("auto") on LPIPS-VGG with random backbone weights (offline), built once: it must take
+    LPIPS-VGG without the fallback's warning."""
+    def build():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)
+            return build_perceptual("auto")
+
+    perceptual, built = with_random_lpips(build)
+    assert [kwargs["net"] for kwargs in built] == ["vgg"]
+    return perceptual
+
+
+def test_lpips_vgg_loss_wiring_with_a_random_backbone(lpips_vgg):
+    """The paper's perceptual term as build_perceptual makes it: frozen, [0, 1] inputs scaled to LPIPS's
+    [-1, 1], a scalar, 0 for identical images, a gradient to the prediction."""
+    assert lpips_vgg.name == "lpips_vgg"
+    assert not any(p.requires_grad for p in lpips_vgg.parameters()) and not lpips_vgg.net.training
+    a, b = torch.rand(2, 3, 24, 32), torch.rand(2, 3, 24, 32)
+    same, different = lpips_vgg(a, a), lpips_vgg(a, b)
+    assert same.shape == () and same.item() == pytest.approx(0.0, abs=1e-6) and different.item() > 0
+    assert different.item() == pytest.approx(lpips_vgg.net(a * 2 - 1, b * 2 - 1).mean().item(), rel=1e-6)
+    prediction = a.clone().requires_grad_(True)
+    lpips_vgg(prediction, b).backward()
+    assert prediction.grad.shape == a.shape and torch.isfinite(prediction.grad).all()
+    assert prediction.grad.abs().sum() > 0
+
+
+def test_colorization_loss_with_lpips_vgg_is_zero_when_perfect_and_reaches_the_prediction(lpips_vgg):
+    lab = rgb_to_lab(torch.rand(1, 3, 24, 24))
+    loss = ColorizationLoss(lpips_vgg)
+    perfect = loss(lab[:, 1:], lab[:, :1], lab[:, 1:])
+    assert perfect["total"].item() == pytest.approx(0.0, abs=1e-6)
+    pred = torch.zeros(1, 2, 24, 24, requires_grad=True)
+    wrong = loss(pred, lab[:, :1], lab[:, 1:])
+    assert wrong["perceptual"] > 0
+    assert wrong["total"].item() == pytest.approx(10 * wrong["smooth_l1"].item() + 0.1 * wrong["perceptual"].item(),
+                                                  rel=1e-5)
+    ColorizationLoss(lpips_vgg, lambda_l1=0.0)(pred, lab[:, :1], lab[:, 1:])["total"].backward()
+    assert pred.grad.abs().sum() > 0

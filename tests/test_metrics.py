@@ -234,12 +234,22 @@ def test_lpips_offline_raises_metric_unavailable(monkeypatch, tmp_path):
     assert attempts == [hub.REGISTRY["alexnet"].url]  # the failure is remembered: one attempt only
 
 
-def test_lpips_identical_is_zero_when_available():
-    if not lpips_available():
-        pytest.skip("LPIPS AlexNet weights not available offline")
-    a = rand_img(12, 32, 32)
+def test_lpips_metric_wiring_with_a_random_backbone(monkeypatch, with_random_lpips):
+    """LPIPS(alex, v0.1) as the evaluator calls it, offline on AlexNet with random weights (`pnet_rand=True`):
+    HWC images in, one float out, 0 for identical images, symmetric. It checks the wiring, not published
+    numbers (which need the real AlexNet weights)."""
+    monkeypatch.setattr(metrics, "_DEFAULT_LPIPS", LPIPSMetric())
+    available, built = with_random_lpips(lpips_available)
+    assert available is True and metrics._DEFAULT_LPIPS.reason is None
+    assert [(kwargs["net"], kwargs["version"]) for kwargs in built] == [("alex", "0.1")]
+    a, b = rand_img(12, 32, 40), rand_img(13, 32, 40)
     assert lpips_distance(a, a) == pytest.approx(0.0, abs=1e-6)
-    assert lpips_distance(a, rand_img(13, 32, 32)) > 0.0
+    distance = lpips_distance(a, b)
+    assert isinstance(distance, float) and distance > 0.0
+    assert lpips_distance(b, a) == pytest.approx(distance, rel=1e-5)
+    eight_bit = lpips_distance((a * 255).round().astype(np.uint8), (b * 255).round().astype(np.uint8))
+    assert eight_bit == pytest.approx(distance, rel=0.05)
+    assert len(built) == 1  # built once, then reused
 
 
 def test_his_of_an_image_with_itself_never_exceeds_one():

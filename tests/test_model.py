@@ -17,7 +17,9 @@ def _inputs(demo_pair, batch=2):
     return target_l, reference.repeat(batch, 1, 1, 1)
 
 
-@pytest.mark.parametrize("encoder", ENCODERS)
+# The VGG encoders (random weights, up to 6 s of CPU time each) run in make test only; effnet_lite0 in both.
+@pytest.mark.parametrize("encoder", [pytest.param(e, marks=pytest.mark.slow) if e.startswith("vgg") else e
+                                     for e in ENCODERS])
 @pytest.mark.parametrize("variant", NAMED_MODELS)
 def test_forward_backward_every_variant_and_encoder(variant, encoder, demo_pair):
     model = build_model(variant, encoder=encoder, pretrained=False)
@@ -84,6 +86,8 @@ def test_demo_encoder_has_real_imagenet_weights():
     assert pretrained.abs().mean() > random.abs().mean()  # trained stem filters are far from the init
 
 
+@pytest.mark.timeout(1200)  # up to 80 s of CPU each: a shared CPU stretches that
+@pytest.mark.slow  # measured above 4 s of CPU time
 @pytest.mark.parametrize("variant", NAMED_MODELS)
 def test_tiny_overfit_loss_falls_tenfold(variant, demo_pair):
     """One batch of two real demo crops: the full training loss must fall at least 10x, quickly."""
@@ -108,6 +112,7 @@ def test_tiny_overfit_loss_falls_tenfold(variant, demo_pair):
     assert losses[0] / min(losses) >= 10, f"loss only fell from {losses[0]:.3f} to {min(losses):.3f}"
 
 
+@pytest.mark.slow
 def test_super_attention_maps_are_linear_not_quadratic_at_448():
     """At 448x448 the maps hold S_T x S_R entries with a few hundred superpixels per side, never (HW)^2."""
     torch.manual_seed(0)

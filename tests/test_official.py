@@ -204,6 +204,7 @@ def converted(files):
     return out
 
 
+@pytest.mark.slow  # measured above 4 s of CPU time
 def test_synthetic_checkpoint_converts_and_runs_at_odd_sizes(files, converted):
     out = converted
     config = read_config(out)
@@ -241,6 +242,7 @@ def test_trapped_pickle_is_refused_and_never_run(tmp_path, capsys):
     assert not marker.exists() and not (tmp_path / "out.safetensors").exists()
 
 
+@pytest.mark.slow  # measured above 4 s of CPU time
 def test_bad_inputs_give_one_line_and_non_zero_exit(files, tmp_path, capsys):
     out = tmp_path / "out.safetensors"
     (tmp_path / "not-torch.pt").write_bytes(b"hello")
@@ -318,6 +320,7 @@ def test_preset_switches_and_old_configs_unchanged():
 # ------------------------------------------------------------------- the converted model in the project's tools
 
 
+@pytest.mark.slow  # measured above 4 s of CPU time
 def test_colorize_explain_and_explorer_take_the_converted_model(converted, tmp_path):
     rng = np.random.default_rng(0)
     target, reference = rng.random((45, 61, 3)).astype(np.float32), rng.random((52, 40, 3)).astype(np.float32)

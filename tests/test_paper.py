@@ -37,6 +37,7 @@ def test_output_dir_is_relative_to_the_repository_root(tmp_path):
     assert output_dir("build/test-output-dir").parts[-2:] == ("build", "test-output-dir")
 
 
+@pytest.mark.slow
 def test_notebooks_run_in_order_with_the_profile_injected(tmp_path):
     notebooks, executed, figures = tmp_path / "nb", tmp_path / "executed", tmp_path / "figures"
     notebooks.mkdir()
@@ -50,6 +51,7 @@ def test_notebooks_run_in_order_with_the_profile_injected(tmp_path):
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed_nb.cells)
 
 
+@pytest.mark.slow
 def test_a_failing_notebook_is_named_in_one_line(tmp_path):
     notebooks = tmp_path / "nb"
     notebooks.mkdir()
@@ -64,6 +66,7 @@ def test_a_failing_notebook_is_named_in_one_line(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_main_writes_the_extras_and_timings(tmp_path):
     notebooks = tmp_path / "nb"
     notebooks.mkdir()
@@ -77,20 +80,27 @@ def test_main_writes_the_extras_and_timings(tmp_path):
     assert "| 00_zero |" in (tmp_path / "ex" / "timings.md").read_text()
 
 
-def test_snapshots_copy_every_paper_figure_downscaled_or_say_what_is_missing(tmp_path):
-    from sa_lib.figures.paper import SNAPSHOT_FIGURES, save_snapshots
+def test_snapshots_copy_every_paper_figure_downscaled_and_the_tables_or_say_what_is_missing(tmp_path):
+    from sa_lib.figures.paper import SNAPSHOT_FIGURES, SNAPSHOT_TABLES, save_snapshots
 
     figures = tmp_path / "figures"
     figures.mkdir()
     for name in SNAPSHOT_FIGURES[:-1]:
         Image.new("RGB", (3000, 1000), "red").save(figures / f"{name}.png")
+    for name in SNAPSHOT_TABLES:
+        (figures / name).write_text(f"# {name}\n\n| method | SSIM ↑ |\n|---|---|\n| x | 0.904 |\n")
     with pytest.raises(FileNotFoundError, match="training_curves.png is missing"):
         save_snapshots(figures, tmp_path / "docs")
+    assert not (tmp_path / "docs").exists()  # nothing copied from an incomplete set
     Image.new("RGB", (300, 100), "red").save(figures / "training_curves.png")
     written = save_snapshots(figures, tmp_path / "docs")
-    assert [Image.open(p).size for p in written[:1] + written[-1:]] == [(1400, 467), (300, 100)]
+    images = written[:len(SNAPSHOT_FIGURES)]
+    assert [Image.open(p).size for p in images[:1] + images[-1:]] == [(1400, 467), (300, 100)]
+    assert [p.name for p in written[len(SNAPSHOT_FIGURES):]] == list(SNAPSHOT_TABLES)
+    assert all((tmp_path / "docs" / name).read_bytes() == (figures / name).read_bytes() for name in SNAPSHOT_TABLES)
 
 
+@pytest.mark.slow
 def test_a_dead_kernel_is_named_in_one_line_and_retrain_needs_notebook_02(tmp_path):
     notebooks = tmp_path / "nb"
     notebooks.mkdir()

@@ -236,6 +236,7 @@ def test_cli_usage_and_one_line_errors(tmp_path, capsys):
     assert info.value.code == 1 and err.count("\n") == 1 and "unknown encoder" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_cli_missing_data_dir(tmp_path):
     env = {**os.environ, "SUPERATTN_DEMO_DIR": str(tmp_path / "missing")}
     result = subprocess.run([sys.executable, "-m", "sa_lib.cli.references", "--profile", "demo",

@@ -177,6 +177,8 @@ def test_auto_labels_small_levels_exactly_as_scikit_image_and_large_ones_with_op
     assert np.array_equal(slic_labels(large), slic_labels(large, backend="opencv"))
 
 
+@pytest.mark.timeout(600)  # its child may take up to 300 s
+@pytest.mark.slow
 def test_thin_strips_do_not_crash_opencv():
     """OpenCV's SLIC segfaults when its region exceeds about twice the short side; auto picks opencv for a
     32 x 40000 highres target's levels. Run in a child process so a crash fails this test, not the suite."""

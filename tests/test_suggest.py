@@ -57,6 +57,7 @@ def counting(fn):
     return wrapped
 
 
+@pytest.mark.slow  # measured above 4 s of CPU time
 def test_a_crop_of_the_target_ranks_first_among_unrelated_photos(folder, tmp_path, encoder_fn):
     suggester = S.ReferenceSuggester(cache_dir=tmp_path / "cache", feature_fn=encoder_fn, device="cpu")
     shutil.copy(tmp_path / "target.png", folder / "target-copy.png")  # the target itself: never suggested
@@ -67,6 +68,7 @@ def test_a_crop_of_the_target_ranks_first_among_unrelated_photos(folder, tmp_pat
     assert len(scan.paths) == len(UNRELATED) + 2 and scan.computed == len(UNRELATED) + 2
 
 
+@pytest.mark.slow  # measured above 4 s of CPU time
 def test_the_ranking_is_sa_references_own(folder, tmp_path, encoder_fn):
     """The same photos ranked by build_references (as a dataset) and by the suggester: same order, same L2."""
     names = sorted(p.name for p in folder.iterdir())

@@ -22,6 +22,7 @@ def weights(path):
     return trainable_state(load_checkpoint(path, pretrained_encoder=True))
 
 
+@pytest.mark.slow  # measured above 4 s of CPU time
 def test_resume_equals_uninterrupted(tmp_path):
     straight = smoke(tmp_path, "straight", max_steps=4)
     train(straight)
@@ -90,6 +91,7 @@ def test_bad_configuration_fails_at_once(tmp_path, overrides, message):
         profile_config("smoke", variant, out=str(tmp_path), **overrides)
 
 
+@pytest.mark.slow  # measured above 4 s of CPU time
 def test_resume_refuses_a_checkpoint_of_another_variant(tmp_path):
     train(smoke(tmp_path, "run", variant="none", max_steps=2))
     with pytest.raises(ConfigError, match="is a 'none' run"):
@@ -98,6 +100,7 @@ def test_resume_refuses_a_checkpoint_of_another_variant(tmp_path):
         train(smoke(tmp_path, "empty"), resume=True)
 
 
+@pytest.mark.slow
 def test_cli_bad_configuration_is_one_line_exit_2(tmp_path):
     result = subprocess.run([sys.executable, "-m", "sa_lib.cli.train", "--profile", "smoke", "--variant", "supper",
                              "--out", str(tmp_path)], capture_output=True, text=True)
@@ -105,6 +108,8 @@ def test_cli_bad_configuration_is_one_line_exit_2(tmp_path):
     assert result.stderr.strip().count("\n") == 0 and "unknown variant" in result.stderr
 
 
+@pytest.mark.timeout(900)  # its torchrun child may take up to 600 s
+@pytest.mark.slow
 def test_ddp_two_gloo_processes(tmp_path):
     """torchrun, 2 CPU processes with gloo, each taking half of every batch; rank 0 logs and checkpoints.
 
@@ -125,6 +130,8 @@ def test_ddp_two_gloo_processes(tmp_path):
     assert not torch.equal(initial["head.weight"], trained["head.weight"])
 
 
+@pytest.mark.timeout(900)  # a training, a killed one and its resumption
+@pytest.mark.slow
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     """A run killed with SIGKILL mid-training (right after the checkpoint of step 6, through the loop's test
     hook SUPERATTN_KILL_AT_STEP) resumes from that checkpoint to the uninterrupted result."""
@@ -150,6 +157,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
         assert torch.allclose(a[key], b[key], atol=1e-6), key
 
 
+@pytest.mark.slow
 def test_cli_missing_data_dir_is_one_line_exit_1(tmp_path):
     env = {**os.environ, "SUPERATTN_DEMO_DIR": str(tmp_path / "nowhere")}
     result = subprocess.run([sys.executable, "-m", "sa_lib.cli.train", "--profile", "smoke", "--out", str(tmp_path / "r"),

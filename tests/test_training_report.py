@@ -93,6 +93,7 @@ def test_execute_trains_nothing_when_every_checkpoint_is_reused_and_refuses_a_mi
             execute(plan_training("smoke"), "cuda")
 
 
+@pytest.mark.slow  # measured above 4 s of CPU time
 def test_a_retrained_variant_is_published_where_the_later_notebooks_load_it(tmp_path, monkeypatch):
     """RETRAIN=1 must change what Tables 1/2 and Fig. 3 use: the run is exported to checkpoints/PROFILE-VARIANT."""
     from dataclasses import replace

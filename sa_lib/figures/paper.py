@@ -157,17 +157,24 @@ def run_notebooks(profile: str, figures_dir: Path, device: str = "auto", retrain
 
 SNAPSHOT_FIGURES = ("gallery_matched", "fig3_attention", "fig4_references", "fig5_ablation", "fig6_comparison",
                     "complexity", "training_curves")
+# Copied as they are: the README's tables are tested against these copies (tests/test_readme_numbers.py).
+SNAPSHOT_TABLES = ("table1_ablation.md", "table2_comparison.md")
 
 
 def save_snapshots(figures: Path, out: Path, max_width: int = 1400) -> list[Path]:
-    """Downscaled JPEG copies of the paper's figures, for the README (figures/ itself is a build output)."""
-    sources = [figures / f"{name}.png" for name in SNAPSHOT_FIGURES]
+    """Downscaled JPEG copies of the paper's figures and exact copies of its tables, for the README (figures/
+    itself is a build output)."""
+    sources = [figures / f"{name}.png" for name in SNAPSHOT_FIGURES] + [figures / name for name in SNAPSHOT_TABLES]
     missing = [str(source) for source in sources if not source.is_file()]
     if missing:  # checked first: never a half-updated set of snapshots
         raise FileNotFoundError(f"{', '.join(missing)} is missing: run make paper first")
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for source in sources:
+        if source.suffix == ".md":
+            written.append(out / source.name)
+            written[-1].write_bytes(source.read_bytes())
+            continue
         with Image.open(source) as opened:
             image = opened.convert("RGB")
         if image.width > max_width:
