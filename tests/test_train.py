@@ -36,6 +36,7 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert [line.split(",")[0] for line in log[1:]] == ["1", "2", "3", "4"]  # appended, not restarted
 
 
+@pytest.mark.slow  # four short training runs
 def test_a_second_stage_equals_a_resume_with_its_settings(tmp_path):
     """TrainConfig.anneal (the transfer variant's second stage): one two-stage run gives the weights of a run
     stopped at the stage boundary and resumed with the second stage's settings (a lower rate, other draws)."""
