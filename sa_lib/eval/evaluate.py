@@ -599,7 +599,8 @@ def ablation_table(setup: Setup) -> Table:
         "the same, since the pairs have a reference.",
     ] + (["- The transfer row is not part of the paper's ablation: the paper's `super` with three named options "
           "(frozen-feature matching, carried a*b* with the match confidence, a head that corrects the carried a*b*) "
-          "trained on warped and recoloured self references (`docs/transfer.md`). It shows what those departures "
+          "trained on warped and recoloured self references, then at a lower rate with more ranked references "
+          "(`docs/transfer.md`). It shows what those departures "
           "add over the paper's model."]
          if "transfer" in setup.profile.eval_models else []) + (["- The demo checkpoints were trained on the CPU at 128 px on 214 demo photos "
           "(`checkpoints/MODEL_CARD.md`), not on COCO: their numbers are not comparable with the published ones."]

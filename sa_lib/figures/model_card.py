@@ -124,7 +124,9 @@ def render(results: dict[str, dict], n_train: int, n_pairs: int,
         f"ColorizerConfig options match_frozen, carry_ab and ab_residual, the target itself as reference with p = "
         f"{transfer.p_self}, and every such self reference warped (flip, crop, rotation, a smooth random warp); "
         f"with p = {transfer.p_recolor} the target and its reference are first recoloured together (a random "
-        "rotation of the a*b* plane), so the colours can only come from the reference.",
+        "rotation of the a*b* plane), so the colours can only come from the reference; then, from step "
+        f"{transfer.anneal_from_step} to {transfer.max_steps}, a second stage with these fields changed: "
+        f"{', '.join(f'{key} = {value}' for key, value in transfer.anneal.items())} (docs/transfer.md).",
         "- Machine: the project's 2-core CPU (no GPU); reproduce with `make train-demo` (deterministic on the "
         "CPU: a re-run gives the same weights up to floating-point noise).", "",
         "Wall time is that of the run that wrote the file (from its `.json` sidecar), on a machine that other "
