@@ -128,7 +128,7 @@ SMOKE_SIZE = 64
 PAPER_SMOKE_TRAINING = {"image_size": SMOKE_SIZE, "batch_size": 2, "max_steps": 4, "num_workers": 1,
                         "log_every": 1, "val_every": 4, "val_pairs": 2, "checkpoint_every": 2}
 PAPER_SMOKE_DIFFERENCES = {
-    "name": "its own name",
+    "name": "its own name (notebook 06 measures the attention block live at two tiny sizes, as smoke does)",
     "photos": "COCO's layout and reader on a miniature made from demo photos (sa_lib.data.coco_mini), not COCO 2017",
     "pretrained": "random weights (seeded) for VGG19, LPIPS's VGG16 backbone and [17]'s VGG19: nothing downloaded",
     "training": f"{SMOKE_SIZE} px, batch 2 (one per process under torchrun), 4 steps, 1 loader worker, "
@@ -140,13 +140,12 @@ PAPER_SMOKE_DIFFERENCES = {
     "attention_checkpoint": "paper-smoke-super",
     "eval_models": "only `super` is trained and scored (the paper profile's other variants run the same code)",
     "report_variants": "only `super`",
-    "notebooks": "the notebooks do not take paper-smoke yet (make paper PROFILE=paper-smoke is not offered)",
 }
 PROFILES["paper-smoke"] = replace(
     PROFILES["paper"], name="paper-smoke", photos=COCO_MINI_PHOTOS, pretrained=False,
     training={**PROFILES["paper"].training, **PAPER_SMOKE_TRAINING}, ranking_size=SMOKE_SIZE, eval_size=SMOKE_SIZE,
     attention_working_size=SMOKE_SIZE, checkpoint_prefix="paper-smoke", attention_checkpoint="paper-smoke-super",
-    eval_models=("super",), report_variants=("super",), notebooks=False)
+    eval_models=("super",), report_variants=("super",))
 
 
 def get_profile(name: str) -> Profile:

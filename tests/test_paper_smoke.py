@@ -1,7 +1,8 @@
 """The `paper-smoke` profile: the paper profile's code path, and nothing but it, in miniature on the CPU (issue 13).
 
 `sa-references` (VGG19 relu5_4, raw L2) -> `sa-train` (ColorizerConfig.paper(), super-attention, LPIPS-VGG) under
-torchrun with two gloo processes -> `--resume` -> `--export` -> `sa-evaluate`, on a COCO-format miniature read by
+torchrun with two gloo processes -> `--resume` -> `--export` -> `sa-evaluate` -> `make paper`'s notebooks (papermill),
+on a COCO-format miniature read by
 COCO's own reader, with random backbones: nothing is downloaded ($SUPERATTN_OFFLINE, an empty $TORCH_HOME) and
 nothing is written outside a temporary folder.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,7 +23,7 @@ from dataclasses import fields
 import pytest
 from safetensors import safe_open
 
-from sa_lib.core.files import REPO_ROOT
+from sa_lib.core.files import CHECKPOINT_DIR, REPO_ROOT
 from sa_lib.data.coco import coco_dataset
 from sa_lib.data.coco_mini import MINI_TRAIN, MINI_VAL, build_mini_coco
 from sa_lib.data.demo_data import DEMO_DIR
@@ -29,7 +32,10 @@ from sa_lib.model.colorizer import ColorizerConfig
 from sa_lib.profiles import COCO_PHOTOS, PAPER_SMOKE_DIFFERENCES, PAPER_SMOKE_TRAINING, PROFILES
 from sa_lib.train.config import profile_config
 
-SMOKE_BUDGET_S = 180  # issue 13: the pipeline runs as part of `make test` in under 3 minutes
+# Issue 13: the pipeline runs as part of `make test` in under 3 minutes. Counted in CPU seconds of its processes,
+# which a loaded machine does not inflate as it does wall time (both are printed): under this budget the
+# pipeline takes less than 3 minutes on one idle core.
+SMOKE_BUDGET_CPU_S = 180
 
 
 def test_paper_smoke_differs_from_paper_only_in_the_named_fields():
@@ -81,10 +87,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _repo_outputs() -> str:
     """What git sees (ignored files included) in the checkout's data/, checkpoints/ and figures/."""
     return subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all", "--",
-                           "data", "checkpoints", "figures", "runs"], cwd=REPO_ROOT, capture_output=True,
+                           "data", "checkpoints", "figures", "runs", "build"], cwd=REPO_ROOT, capture_output=True,
                           text=True, check=True).stdout
 
 
@@ -93,13 +104,19 @@ def test_paper_smoke_pipeline_runs_the_paper_path_offline(tmp_path):
            "SUPERATTN_CHECKPOINTS": str(tmp_path / "checkpoints"), "SUPERATTN_OFFLINE": "1",
            "TORCH_HOME": str(tmp_path / "torch"), "OMP_NUM_THREADS": "1"}
     (tmp_path / "checkpoints").mkdir()
+    # The shipped demo models the paper profile also shows (notebook 00, the explorer's comparison in notebook 05)
+    for name in ("demo-super", "demo-transfer"):
+        for suffix in (".safetensors", ".json"):
+            shutil.copyfile(CHECKPOINT_DIR / f"{name}{suffix}", tmp_path / "checkpoints" / f"{name}{suffix}")
     before = _repo_outputs()
-    started = time.perf_counter()
+    started, cpu_start = time.perf_counter(), _children_cpu()
 
     def run(*args: str) -> subprocess.CompletedProcess:
+        step = time.perf_counter()
         result = subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True,
                                 timeout=600)
         assert result.returncode == 0, f"{args}:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+        print(f"{' '.join(args[1:4])}: {time.perf_counter() - step:.0f} s")
         return result
 
     torchrun = ("-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_free_port()),
@@ -141,9 +158,22 @@ def test_paper_smoke_pipeline_runs_the_paper_path_offline(tmp_path):
         assert len(list(csv.DictReader(f))) == MINI_VAL
     assert "random-weight VGG19" in (tmp_path / "tables" / "table2_comparison.md").read_text()
 
-    elapsed = time.perf_counter() - started
-    print(f"paper-smoke pipeline: {elapsed:.0f} s")
+    # 4. make paper PROFILE=paper-smoke: every notebook through papermill, then the extras
+    figures = tmp_path / "figures"
+    run("-m", "sa_lib.cli.paper", "--profile", "paper-smoke", "--device", "cpu", "--out", str(figures),
+        "--executed", str(tmp_path / "notebooks"))
+    for name in ("fig3_attention.png", "fig4_references.png", "fig5_ablation.png", "fig6_comparison.png",
+                 "training_curves.png", "complexity.png", "table1_ablation.md", "table2_comparison.md",
+                 "model_summary.md"):
+        assert (figures / name).is_file(), name
+    assert "`paper-smoke-super`" in (figures / "table1_ablation.md").read_text()
+    timings = (tmp_path / "notebooks" / "timings.md").read_text()
+    assert all(f"| {nb.stem} |" in timings for nb in (REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+    elapsed, cpu = time.perf_counter() - started, _children_cpu() - cpu_start
+    print(f"paper-smoke pipeline: {elapsed:.0f} s wall, {cpu:.0f} s CPU")
     assert _repo_outputs() == before, "the pipeline wrote into the checkout"
     assert not (tmp_path / "torch").exists() or not any((tmp_path / "torch").rglob("*.pth")), "weights downloaded"
-    if elapsed > SMOKE_BUDGET_S:
-        pytest.fail(f"the paper-smoke pipeline took {elapsed:.0f} s, over its {SMOKE_BUDGET_S} s budget")
+    if cpu > SMOKE_BUDGET_CPU_S:
+        pytest.fail(f"the paper-smoke pipeline took {cpu:.0f} s of CPU ({elapsed:.0f} s wall), over its "
+                    f"{SMOKE_BUDGET_CPU_S} s budget")
