@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 from safetensors import safe_open
@@ -79,6 +80,34 @@ def test_the_mini_coco_is_deterministic_and_read_like_coco(tmp_path):
     stamp = (first / ".mini-coco").stat().st_mtime_ns
     build_mini_coco(root=tmp_path / "a")  # unchanged inputs: kept as is
     assert (first / ".mini-coco").stat().st_mtime_ns == stamp
+
+
+def test_random_backbones_download_nothing_and_are_reproducible(tmp_path, monkeypatch):
+    import lpips
+    import torch
+
+    from sa_lib.core import hub
+    from sa_lib.model.encoders import build_color_encoder
+    from sa_lib.model.losses import LPIPSVGG, build_perceptual
+
+    monkeypatch.setenv("SUPERATTN_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(hub.AssetUnavailable, match="SUPERATTN_OFFLINE"):
+        build_perceptual("lpips_vgg")  # the paper profile's loss needs VGG16's ImageNet weights
+    loss = build_perceptual("lpips_vgg", pretrained=False)
+    assert isinstance(loss, LPIPSVGG)
+    heads = torch.load(Path(lpips.__file__).parent / "weights" / "v0.1" / "vgg.pth", map_location="cpu")
+    state = loss.net.state_dict()
+    assert heads and all(torch.equal(state[k], v) for k, v in heads.items())  # the wheel's real linear heads
+    x = torch.rand(1, 3, 32, 32)
+    assert loss(x, x).item() == pytest.approx(0.0, abs=1e-6) and loss(x, x.flip(-1)).item() > 0
+
+    rng = torch.get_rng_state()
+    a = build_color_encoder("vgg19", pretrained=False, max_level=4, seed=0)
+    b = build_color_encoder("vgg19", pretrained=False, max_level=4, seed=0)
+    assert torch.equal(torch.get_rng_state(), rng)  # seeded builds leave the global RNG alone
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+    assert not (tmp_path / "torch").exists() or not any((tmp_path / "torch").rglob("*.pth"))
 
 
 def _free_port() -> int:
