@@ -77,7 +77,8 @@ def rank(args: argparse.Namespace) -> None:
           f"{profile.ranking_size}x{profile.ranking_size}{'' if profile.pretrained else ', random weights'}, "
           f"k={args.k}, device {device}", file=sys.stderr, flush=True)
     references = build_references(pool, targets, encoder=encoder_name, feature_fn=feature_fn,
-                                  k=args.k, image_size=profile.ranking_size, batch_size=args.batch_size or default_batch_size(device),
+                                  k=args.k, image_size=profile.ranking_size,
+                                  batch_size=args.batch_size or default_batch_size(device),
                                   num_workers=args.workers,
                                   feature_dtype=torch.float16 if args.half else torch.float32, device=device,
                                   normalize=normalize)

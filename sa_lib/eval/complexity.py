@@ -356,9 +356,9 @@ def profile_results(profile: str, device: str = "auto", log: Callable[[str], Non
                     ) -> tuple[dict, list[dict], str]:
     """(header, results, where they come from) for notebook 06.
 
-    smoke and paper-smoke: a tiny live measurement (SMOKE_SIZES); paper on a GPU: the full benchmark, measured now; otherwise
-    (demo, or paper without a GPU): the committed benchmarks/results/complexity.json, measured once on the
-    machine its header names (the full run takes minutes and needs an idle machine for reliable times).
+    smoke and paper-smoke: a tiny live measurement (SMOKE_SIZES); paper on a GPU: the full benchmark, measured
+    now; otherwise (demo, or paper without a GPU): the committed benchmarks/results/complexity.json, measured once
+    on the machine its header names (the full run takes minutes and needs an idle machine for reliable times).
     """
     if profile in ("smoke", "paper-smoke"):
         header, results = run(SMOKE_SIZES, repeats=3, device=device, command=f"notebooks/06_complexity ({profile})",

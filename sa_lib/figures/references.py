@@ -27,7 +27,6 @@ from PIL import Image, ImageOps
 
 from ..core.devices import resolve_device
 from ..core.files import atomic_write
-from ..data.coco import coco_dataset, coco_root
 from ..data.datasets import CocoLikeDataset, demo_dataset
 from ..data.demo_data import DEMO_DIR, load_split
 from ..data.references import IMAGE_SIZE, Box, References, build_references, load_references

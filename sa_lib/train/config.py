@@ -125,8 +125,8 @@ def profile_config(profile: str, variant: str = "super", **overrides) -> TrainCo
     settings = PROFILES[profile]
     config = TrainConfig(profile=profile, variant=variant, data=settings.photos.name,
                          model=replace(settings.model, variant=model_variant(variant), extra=dict(settings.model.extra)),
-                         perceptual=settings.perceptual, pretrained=settings.pretrained, out=f"runs/{profile}-{variant}",
-                         **settings.training)
+                         perceptual=settings.perceptual, pretrained=settings.pretrained,
+                         out=f"runs/{profile}-{variant}", **settings.training)
     if variant == "transfer":  # the transfer options, and the training that makes them work (docs/transfer.md):
         # warped and recoloured self references first, then a stage at a lower learning rate with more
         # ranked (different-photo) references, where copying the reference is not always right
