@@ -82,6 +82,7 @@ def test_the_mini_coco_is_deterministic_and_read_like_coco(tmp_path):
     assert (first / ".mini-coco").stat().st_mtime_ns == stamp
 
 
+@pytest.mark.slow  # builds three VGGs: about 10 s
 def test_random_backbones_download_nothing_and_are_reproducible(tmp_path, monkeypatch):
     import lpips
     import torch
@@ -128,6 +129,8 @@ def _repo_outputs() -> str:
                           text=True, check=True).stdout
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # about 3 min of CPU; 5 min of wall time on the shared machine under a full `make test`
 def test_paper_smoke_pipeline_runs_the_paper_path_offline(tmp_path):
     env = {**os.environ, "CI": "true", "SUPERATTN_DATA": str(tmp_path / "data"),
            "SUPERATTN_CHECKPOINTS": str(tmp_path / "checkpoints"), "SUPERATTN_OFFLINE": "1",
