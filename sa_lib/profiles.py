@@ -11,13 +11,14 @@ entry of PROFILES.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .core.errors import UsageError
 from .data import demo_data
 from .data.coco import coco_dataset, coco_root
+from .data.coco_mini import mini_coco_dataset, mini_coco_root
 from .data.datasets import CocoLikeDataset, demo_dataset
 from .model.checkpoint import DEFAULT_CHECKPOINT
 from .model.colorizer import NAMED_MODELS, VARIANTS, ColorizerConfig
@@ -32,7 +33,7 @@ class PhotoSource:
 
     File and folder names are relative to `root()`, read when asked (the COCO root follows $SUPERATTN_DATA)."""
 
-    name: str  # "demo" or "coco": TrainConfig.data
+    name: str  # "demo", "coco" or "coco-mini": TrainConfig.data
     root: Callable[[], Path]
     dataset: Callable[[str], CocoLikeDataset]  # "train" or "val" -> the photos and their object masks
     references_name: str  # the ranked references of every train target (sa-references)
@@ -57,7 +58,10 @@ DEMO_PHOTOS = PhotoSource("demo", lambda: demo_data.DEMO_DIR, demo_dataset, "ref
                           "images", "images")
 COCO_PHOTOS = PhotoSource("coco", coco_root, coco_dataset, "references-train.json", "eval_pairs.csv", "val2017",
                           "train2017")
-PHOTO_SOURCES = {source.name: source for source in (DEMO_PHOTOS, COCO_PHOTOS)}
+# The same layout and reader as COCO_PHOTOS (coco_dataset through pycocotools), on a miniature of COCO made from a
+# few demo photos in <data cache>/paper-smoke/coco (sa_lib.data.coco_mini), written on first use.
+COCO_MINI_PHOTOS = replace(COCO_PHOTOS, name="coco-mini", root=mini_coco_root, dataset=mini_coco_dataset)
+PHOTO_SOURCES = {source.name: source for source in (DEMO_PHOTOS, COCO_PHOTOS, COCO_MINI_PHOTOS)}
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,11 @@ class Profile:
     attention_figure_target: str | None = None  # the target of Fig. 3's pair (its first pair; None: the first)
     attention_compare: bool = True  # the explorer also shows the paper's super model and [17]
     notebooks: bool = True  # `make paper PROFILE=NAME` runs the notebooks with it
+    # ImageNet weights for every backbone: the colour encoder phi, the ranking encoder, LPIPS-VGG's VGG16 (its
+    # linear heads always come with the lpips wheel) and [17]'s encoder. False: the same networks with random
+    # weights, seeded (paper-smoke: the paper's code path with nothing downloaded).
+    pretrained: bool = True
+    ranking_size: int = 224  # sa-references' square crop size (section 4: 224)
 
     def checkpoint(self, model: str) -> str:
         """The shipped name of this profile's checkpoint of `model` (a named model of sa_lib.model.colorizer)."""
@@ -109,6 +118,34 @@ PROFILES: dict[str, Profile] = {profile.name: profile for profile in (
             "vgg19", False, True, "paper", VARIANTS, VARIANTS, EVAL_SIZE, None, "vgg19",
             PAPER_CHECKPOINT, 224, ("eval_pairs.csv",)),
 )}
+
+# paper-smoke: the paper profile's code path, and nothing but it, in miniature on a CPU (tests/test_paper_smoke.py
+# runs sa-references, sa-train under torchrun/gloo, --resume, --export and sa-evaluate with it in `make test`).
+# It is `paper` with exactly these fields changed (a test holds the list to the registry), each for the weights
+# or the scale; the network (ColorizerConfig.paper()), the perceptual loss (LPIPS-VGG), the ranking (VGG19
+# relu5_4, raw L2), the [17] baseline's VGG19, the optimiser and the schedule's other settings are the paper's.
+SMOKE_SIZE = 64
+PAPER_SMOKE_TRAINING = {"image_size": SMOKE_SIZE, "batch_size": 2, "max_steps": 4, "num_workers": 1,
+                        "log_every": 1, "val_every": 4, "val_pairs": 2, "checkpoint_every": 2}
+PAPER_SMOKE_DIFFERENCES = {
+    "name": "its own name (notebook 06 measures the attention block live at two tiny sizes, as smoke does)",
+    "photos": "COCO's layout and reader on a miniature made from demo photos (sa_lib.data.coco_mini), not COCO 2017",
+    "pretrained": "random weights (seeded) for VGG19, LPIPS's VGG16 backbone and [17]'s VGG19: nothing downloaded",
+    "training": f"{SMOKE_SIZE} px, batch 2 (one per process under torchrun), 4 steps, 1 loader worker, "
+                "validation on 2 pairs and checkpoints every 2 steps",
+    "ranking_size": f"references ranked at {SMOKE_SIZE} px, not 224",
+    "eval_size": f"evaluated at {SMOKE_SIZE} px, not 224",
+    "attention_working_size": f"{SMOKE_SIZE} px",
+    "checkpoint_prefix": "checkpoints paper-smoke-*, never mistaken for the paper's",
+    "attention_checkpoint": "paper-smoke-super",
+    "eval_models": "only `super` is trained and scored (the paper profile's other variants run the same code)",
+    "report_variants": "only `super`",
+}
+PROFILES["paper-smoke"] = replace(
+    PROFILES["paper"], name="paper-smoke", photos=COCO_MINI_PHOTOS, pretrained=False,
+    training={**PROFILES["paper"].training, **PAPER_SMOKE_TRAINING}, ranking_size=SMOKE_SIZE, eval_size=SMOKE_SIZE,
+    attention_working_size=SMOKE_SIZE, checkpoint_prefix="paper-smoke", attention_checkpoint="paper-smoke-super",
+    eval_models=("super",), report_variants=("super",))
 
 
 def get_profile(name: str) -> Profile:

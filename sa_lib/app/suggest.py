@@ -143,8 +143,9 @@ class ReferenceSuggester:
         self.encoder = encoder or PROFILES[profile].ranking_encoder
         self.normalize = PROFILES[profile].ranking_normalize
         self.device = resolve_device(device)
-        self.feature_fn = feature_fn or ranking_feature_fn(self.encoder, self.device)  # may raise ValueError,
-        # or AssetUnavailable for VGG offline
+        self.pretrained = PROFILES[profile].pretrained  # paper-smoke: random weights (its features mean nothing)
+        # may raise ValueError, or AssetUnavailable for VGG offline
+        self.feature_fn = feature_fn or ranking_feature_fn(self.encoder, self.device, pretrained=self.pretrained)
         self.batch_size = batch_size or default_batch_size(self.device)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else data_dir() / "features"
         self.cache = cache
@@ -154,7 +155,7 @@ class ReferenceSuggester:
     @property
     def cache_name(self) -> str:
         """What the cached features depend on besides the photo: encoder, level and crop size."""
-        return f"{self.encoder}-level{FEATURE_LEVEL}-{IMAGE_SIZE}px"
+        return f"{self.encoder}{'' if self.pretrained else '-random'}-level{FEATURE_LEVEL}-{IMAGE_SIZE}px"
 
     def cache_path(self, folder: Path | str) -> Path:
         """The cache file of `folder` for this encoder."""

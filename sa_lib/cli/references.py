@@ -18,7 +18,7 @@ import torch
 
 from ..core.devices import resolve_device
 from ..core.hub import AssetUnavailable
-from ..data.references import (DEFAULT_K, FEATURE_LEVEL, IMAGE_SIZE, build_references, default_batch_size,
+from ..data.references import (DEFAULT_K, FEATURE_LEVEL, build_references, default_batch_size,
                                ranking_feature_fn, write_eval_pairs, write_references)
 from ..profiles import get_profile, ranking_profiles
 from .command import run_command
@@ -36,7 +36,8 @@ def _positive(text: str) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("--profile", choices=ranking_profiles(), default="demo",
-                   help="demo: offline photos + effnet_lite0; paper: COCO 2017 + vgg19")
+                   help="demo: offline photos + effnet_lite0; paper: COCO 2017 + vgg19; paper-smoke: paper's ranking "
+                        "with a random vgg19 on a miniature COCO made from demo photos")
     p.add_argument("--encoder", help="override the profile's encoder (effnet_lite0, vgg19, vgg19_bn)")
     p.add_argument("--out", type=Path,
                    help="references JSON (demo: data/demo/references.json; paper: <COCO root>/references-train.json)")
@@ -62,7 +63,7 @@ def rank(args: argparse.Namespace) -> None:
     encoder_name = args.encoder or profile.ranking_encoder
     device = resolve_device(args.device or "auto")
     # The encoder first: an unknown name or missing VGG weights fail before any data is read.
-    feature_fn = ranking_feature_fn(encoder_name, device)
+    feature_fn = ranking_feature_fn(encoder_name, device, pretrained=profile.pretrained)
     # The pool is the train photos and their objects, so no val photo's colours are ever shown during training;
     # every photo (train and val) is a target, val ones draw train references (the evaluation pairs).
     photos = profile.photos
@@ -73,9 +74,11 @@ def rank(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     print(f"[references] profile {args.profile}, encoder {encoder_name} (level {FEATURE_LEVEL}"
           f"{', normalized' if normalize else ''}), "
-          f"{IMAGE_SIZE}x{IMAGE_SIZE}, k={args.k}, device {device}", file=sys.stderr, flush=True)
+          f"{profile.ranking_size}x{profile.ranking_size}{'' if profile.pretrained else ', random weights'}, "
+          f"k={args.k}, device {device}", file=sys.stderr, flush=True)
     references = build_references(pool, targets, encoder=encoder_name, feature_fn=feature_fn,
-                                  k=args.k, batch_size=args.batch_size or default_batch_size(device),
+                                  k=args.k, image_size=profile.ranking_size,
+                                  batch_size=args.batch_size or default_batch_size(device),
                                   num_workers=args.workers,
                                   feature_dtype=torch.float16 if args.half else torch.float32, device=device,
                                   normalize=normalize)

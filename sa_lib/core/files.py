@@ -16,7 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # the checkout: sa_lib/, checkpoints/, data/, figures/ ...
-CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
+# The named checkpoints ("demo-super", "paper-super", ...): checkpoints/ of the checkout, or $SUPERATTN_CHECKPOINTS
+# (read at import; tests/test_paper_smoke.py points it at a temporary folder so nothing is written into the checkout).
+CHECKPOINT_DIR = Path(os.environ.get("SUPERATTN_CHECKPOINTS") or REPO_ROOT / "checkpoints")
 FIGURES_DIR = REPO_ROOT / "figures"
 BUILD_DIR = REPO_ROOT / "build"
 

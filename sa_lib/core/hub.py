@@ -12,7 +12,9 @@ Two kinds of assets live here:
 Every file is verified before use. Downloads go to `<file>.part` first and are resumed from there with an
 HTTP Range request when a previous attempt was cut off; the file is renamed into place only once verified,
 and a file that fails its checksum is deleted. Offline, a missing file gives a one-line error that names
-the URL and the path to place the file at.
+the URL and the path to place the file at. With $SUPERATTN_OFFLINE set (to anything but "" or "0") nothing
+is ever downloaded: a missing file gives that error at once (tests/test_paper_smoke.py proves with it that the
+paper-smoke profile needs no download).
 """
 
 from __future__ import annotations
@@ -141,6 +143,8 @@ def fetch(name: str, download: bool = True, *, directory: Path | str | None = No
             return target
         raise AssetUnavailable(f"{target} is corrupt ({problem}); delete it and run again with internet")
     hint = f"download {asset.url} and place it at {target}"
+    if os.environ.get("SUPERATTN_OFFLINE", "") not in ("", "0"):
+        raise AssetUnavailable(f"{name} {asset.noun} not cached and SUPERATTN_OFFLINE is set: {hint}")
     if not download:
         raise AssetUnavailable(f"{name} {asset.noun} not cached: {hint}")
     part = target.with_name(target.name + ".part")

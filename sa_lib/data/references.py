@@ -186,10 +186,15 @@ def encoder_feature_fn(encoder: torch.nn.Module, device: torch.device | str | No
     return features
 
 
-def ranking_feature_fn(encoder: str, device: torch.device | str | None = None) -> FeatureFn:
+RANDOM_ENCODER_SEED = 0  # pretrained=False: every process builds the same random encoder
+
+
+def ranking_feature_fn(encoder: str, device: torch.device | str | None = None, pretrained: bool = True) -> FeatureFn:
     """The ranking's feature function for encoder `encoder`: its level FEATURE_LEVEL, pretrained (may raise
-    `sa_lib.core.hub.AssetUnavailable` for VGG offline, ValueError for an unknown name)."""
-    return encoder_feature_fn(build_color_encoder(encoder, pretrained=True, max_level=FEATURE_LEVEL), device)
+    `sa_lib.core.hub.AssetUnavailable` for VGG offline, ValueError for an unknown name), or with random weights
+    drawn from RANDOM_ENCODER_SEED (profile paper-smoke: the paper's ranking code, nothing downloaded)."""
+    return encoder_feature_fn(build_color_encoder(encoder, pretrained=pretrained, max_level=FEATURE_LEVEL,
+                                                  seed=RANDOM_ENCODER_SEED), device)
 
 
 def default_batch_size(device: torch.device | str) -> int:

@@ -193,10 +193,12 @@ class SuperpixelFeatureTransfer:
     """
 
     def __init__(self, encoder: str = "effnet_lite0", levels: Sequence[int] = (0, 1, 2),
-                 device: str | torch.device = "cpu") -> None:
+                 device: str | torch.device = "cpu", pretrained: bool = True) -> None:
+        """`pretrained=False` (profile paper-smoke): the encoder with random weights drawn from seed 0."""
         self.levels = tuple(levels)
         self.device = torch.device(device)
-        self.encoder = build_color_encoder(encoder, max_level=max(self.levels)).to(self.device)
+        self.encoder = build_color_encoder(encoder, pretrained=pretrained, max_level=max(self.levels),
+                                           seed=0).to(self.device)
 
     def match(self, target_l: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(target labels (H, W), reference labels (h, w), best reference superpixel of each target one (S_T,))."""

@@ -356,16 +356,16 @@ def profile_results(profile: str, device: str = "auto", log: Callable[[str], Non
                     ) -> tuple[dict, list[dict], str]:
     """(header, results, where they come from) for notebook 06.
 
-    smoke: a tiny live measurement (SMOKE_SIZES); paper on a GPU: the full benchmark, measured now; otherwise
-    (demo, or paper without a GPU): the committed benchmarks/results/complexity.json, measured once on the
-    machine its header names (the full run takes minutes and needs an idle machine for reliable times).
+    smoke and paper-smoke: a tiny live measurement (SMOKE_SIZES); paper on a GPU: the full benchmark, measured
+    now; otherwise (demo, or paper without a GPU): the committed benchmarks/results/complexity.json, measured once
+    on the machine its header names (the full run takes minutes and needs an idle machine for reliable times).
     """
-    if profile == "smoke":
-        header, results = run(SMOKE_SIZES, repeats=3, device=device, command="notebooks/06_complexity (smoke)",
+    if profile in ("smoke", "paper-smoke"):
+        header, results = run(SMOKE_SIZES, repeats=3, device=device, command=f"notebooks/06_complexity ({profile})",
                               log=log)
-        return header, results, "measured now (smoke: the block alone at two tiny sizes)"
+        return header, results, f"measured now ({profile}: the block alone at two tiny sizes)"
     if profile not in ("demo", "paper"):
-        raise ValueError(f"unknown profile {profile!r}; choose smoke, demo or paper")
+        raise ValueError(f"unknown profile {profile!r}; choose smoke, demo, paper or paper-smoke")
     if profile == "paper" and device != "cpu":
         import torch  # deferred: the parent never imports torch (only the children are measured)
 

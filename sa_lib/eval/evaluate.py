@@ -543,12 +543,15 @@ def baseline_colorizers(setup: Setup) -> dict[str, tuple[str, Callable[[], Color
     """method key -> (row name, factory) of the training-free baselines of sa_lib.eval.baselines."""
     encoder = setup.profile.baseline_encoder
     features = "VGG19 features" if encoder.startswith("vgg") else "EfficientNet-Lite0 features, not VGG19"
+    if not setup.profile.pretrained:
+        features = f"random-weight {features}"
     return {
         "reinhard": ("Reinhard-style statistics transfer (L*-driven extension of Reinhard et al. 2001 to a gray "
                      "target; global Lab statistics, a*b* only)", lambda: baselines.reinhard),
         "welsh": ("Welsh et al. 2002 [10] (luminance + neighbourhood statistics)", lambda: baselines.welsh),
         "carrillo2022": (f"Carrillo et al. 2022 [17] (training-free superpixel matching; {features})",
-                         lambda: baselines.SuperpixelFeatureTransfer(encoder, device=_torch_device(setup))),
+                         lambda: baselines.SuperpixelFeatureTransfer(encoder, device=_torch_device(setup),
+                                                                     pretrained=setup.profile.pretrained)),
     }
 
 

@@ -66,14 +66,15 @@ def superpixel_figure(photos: list[Path], out: Path, size: int = 224) -> None:
 
 
 def model_summary(config: ColorizerConfig, photos: list[Path], out: Path, size: int = 224,
-                  repeats: int = 3, device: str = "auto") -> None:
-    """Markdown table: parameters and forward time (batch 1, inference) of each variant, measured here."""
+                  repeats: int = 3, device: str = "auto", pretrained: bool = True) -> None:
+    """Markdown table: parameters and forward time (batch 1, inference) of each variant, measured here
+    (`pretrained=False`: random colour encoder weights, nothing downloaded; the same parameters and time)."""
     device = resolve_device(device).type
     target, reference = load_photo(photos[0], size).to(device), load_photo(photos[1], size).to(device)
     target_l = rgb_to_lab(target)[:, :1]
     rows = []
     for variant in VARIANTS:
-        model = build_model(variant, encoder=config.encoder, config=config).to(device).eval()
+        model = build_model(variant, encoder=config.encoder, config=config, pretrained=pretrained).to(device).eval()
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
         times = []
@@ -189,7 +190,9 @@ def write_extras(profile: str, out: Path, device: str = "auto") -> None:
     photos = load_split("val")[:3]
     print("[paper] superpixel figure and model summary", flush=True)
     superpixel_figure(photos, out / "superpixel_levels.png")
-    model_summary(get_profile(profile).model, photos, out / "model_summary.md", device=device)
+    settings = get_profile(profile)
+    model_summary(settings.model, photos, out / "model_summary.md", size=settings.eval_size, device=device,
+                  pretrained=settings.pretrained)
 
 
 def write_timings(profile: str, timings: list[tuple[str, float]], total: float, executed_dir: Path) -> Path:

@@ -27,7 +27,6 @@ from PIL import Image, ImageOps
 
 from ..core.devices import resolve_device
 from ..core.files import atomic_write
-from ..data.coco import coco_dataset, coco_root
 from ..data.datasets import CocoLikeDataset, demo_dataset
 from ..data.demo_data import DEMO_DIR, load_split
 from ..data.references import IMAGE_SIZE, Box, References, build_references, load_references
@@ -89,27 +88,31 @@ def subset_ranking(pool_names: Sequence[str], target_names: Sequence[str], devic
                    tuple(target_names))
 
 
-def coco_ranking() -> Ranking:
-    """The paper profile's COCO ranking (targets from val2017 and train2017, candidates from train2017)."""
-    coco_dataset("val")  # a one-line FileNotFoundError naming `make data-coco` when COCO is missing
-    root = coco_root()
-    path = root / "references-train.json"
+def coco_ranking(profile: str = "paper") -> Ranking:
+    """The COCO ranking of the paper profile, or of paper-smoke (its miniature COCO): targets from val2017 and
+    train2017, candidates from train2017, as sa-references wrote them."""
+    photos = get_profile(profile).photos
+    photos.dataset("val")  # a one-line FileNotFoundError naming `make data-coco` when COCO is missing
+    root = photos.root()
+    path = photos.references_file()
     if not path.is_file():
-        raise FileNotFoundError(f"no COCO ranking at {path}: run `make references PROFILE=paper` (a GPU job) first")
+        raise FileNotFoundError(f"no COCO ranking at {path}: run `make references PROFILE={profile}`"
+                                f"{' (a GPU job)' if profile == 'paper' else ''} first")
     val_names = tuple(sorted(p.name for p in (root / "val2017").glob("*.jpg")))
     return Ranking(load_references(path), root / "train2017", (root / "val2017", root / "train2017"),
                    f"read from {path}", val_names)
 
 
 def profile_ranking(profile: str, device: str = "auto") -> Ranking:
-    """The ranking notebook 01 shows for `profile` (smoke: committed; demo: recomputed; paper: COCO's)."""
+    """The ranking notebook 01 shows for `profile` (smoke: committed; demo: recomputed; paper, paper-smoke: the
+    one sa-references wrote for their COCO)."""
     if profile == "smoke":
         return committed_ranking()
     if profile == "demo":
         return demo_ranking(device)
-    if profile == "paper":
-        return coco_ranking()
-    raise ValueError(f"unknown profile {profile!r}; choose smoke, demo or paper")
+    if profile in ("paper", "paper-smoke"):
+        return coco_ranking(profile)
+    raise ValueError(f"unknown profile {profile!r}; choose smoke, demo, paper or paper-smoke")
 
 
 def same_top(a: References, b: References) -> float:

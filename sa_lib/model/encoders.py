@@ -119,13 +119,20 @@ def _effnet_lite0(pretrained: bool, max_level: int) -> ColorEncoder:
                         mean=(0.5,) * 3, std=(0.5,) * 3)
 
 
-def build_color_encoder(name: str = "effnet_lite0", pretrained: bool = True, max_level: int = 3) -> ColorEncoder:
+def build_color_encoder(name: str = "effnet_lite0", pretrained: bool = True, max_level: int = 3,
+                        seed: int | None = None) -> ColorEncoder:
     """The frozen colour encoder phi, built up to `max_level` (3 for the colorizer, 4 to rank references).
 
-    `pretrained=False` gives the same network with random weights.
+    `pretrained=False` gives the same network with random weights, nothing downloaded: drawn from torch's global
+    RNG, or, with `seed`, from that seed alone (the global RNG untouched), so that separate processes (the
+    paper-smoke profile's ranking and [17] baseline) build the same random network.
     """
     if not 0 <= max_level <= 4:
         raise ValueError(f"max_level must be in 0..4, got {max_level}")
+    if seed is not None and not pretrained:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return build_color_encoder(name, pretrained, max_level)
     if name == "effnet_lite0":
         return _effnet_lite0(pretrained, max_level)
     if name in ("vgg19", "vgg19_bn"):

@@ -6,6 +6,9 @@ balance the two terms as the paper says they do (in raw Lab units the perceptual
 smaller than the reconstruction term).
 
 The perceptual term is LPIPS-VGG (the `lpips` package, eq. 5) where its VGG16 backbone weights can be had.
+`LPIPSVGG(pretrained_backbone=False)` (profile `paper-smoke`) runs the same LPIPS with a random VGG16
+(`lpips.LPIPS(net="vgg", pnet_rand=True)`) and the wheel's real linear heads: the paper's code path with nothing
+downloaded, not a meaningful perceptual distance.
 Offline they cannot, and the substitute is named for what it is: `EncoderFeatureDistance`, eq. 5's
 unit-normalised feature distance on the frozen EfficientNet-Lite0 with uniform weights (no learned
 LPIPS heads). Nothing that is not LPIPS is ever called LPIPS.
@@ -31,14 +34,17 @@ class LPIPSVGG(nn.Module):
 
     name = "lpips_vgg"
 
-    def __init__(self):
+    def __init__(self, pretrained_backbone: bool = True):
+        """`pretrained_backbone=False`: a random VGG16 (torch's global RNG), nothing downloaded; the linear heads
+        are the lpips wheel's own file either way."""
         super().__init__()
-        hub.fetch("vgg16")  # verified into torch hub's cache, where lpips/torchvision look for it
+        if pretrained_backbone:
+            hub.fetch("vgg16")  # verified into torch hub's cache, where lpips/torchvision look for it
         import lpips  # deferred: lpips builds torchvision's networks; only the paper's LPIPS-VGG loss needs it
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.net = lpips.LPIPS(net="vgg", version="0.1", verbose=False)
+            self.net = lpips.LPIPS(net="vgg", version="0.1", verbose=False, pnet_rand=not pretrained_backbone)
         self.net.requires_grad_(False).eval()
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -67,13 +73,14 @@ class EncoderFeatureDistance(nn.Module):
 
 def build_perceptual(kind: str = "auto", pretrained: bool = True) -> nn.Module | None:
     """The perceptual term: "lpips_vgg", "effnet_feature_distance", "none", or "auto" (LPIPS-VGG if its
-    weights can be had, else the named substitute, with a one-line warning)."""
+    weights can be had, else the named substitute, with a one-line warning). `pretrained=False`: the backbone
+    (VGG16 of LPIPS, or EfficientNet-Lite0) has random weights."""
     if kind not in PERCEPTUAL_KINDS:
         raise ValueError(f"unknown perceptual loss {kind!r}; choose one of {', '.join(PERCEPTUAL_KINDS)}")
     if kind == "none":
         return None
     if kind == "lpips_vgg":
-        return LPIPSVGG()
+        return LPIPSVGG(pretrained_backbone=pretrained)
     if kind == "auto":
         try:
             return LPIPSVGG()

@@ -49,6 +49,7 @@ class TrainConfig:
     val_pairs: int = 38
     checkpoint_every: int = 250
     amp: bool = True  # bf16 autocast, CUDA only
+    pretrained: bool = True  # ImageNet backbones (phi, LPIPS's VGG16); False: random, seeded (profile paper-smoke)
     out: str = "runs/demo-super"
     references: str | None = None  # references.json; default: the dataset's own
     progress: bool = True
@@ -115,7 +116,8 @@ def profile_config(profile: str, variant: str = "super", **overrides) -> TrainCo
     `paper`: section 3.4 (Adam 1e-5, betas (0.9, 0.99), batch 8, 20 epochs, 224, LPIPS-VGG, COCO, VGG19).
     `demo`: sized for a 2-core CPU in ~20 min: demo widths, EfficientNet-Lite0, 128 px, 1500 steps and a
     higher learning rate (3e-4) because 1500 steps at 1e-5 would barely move the weights.
-    `smoke`: a few steps on tiny images, for tests and notebooks."""
+    `smoke`: a few steps on tiny images, for tests and notebooks.
+    `paper-smoke`: `paper` with random backbones on a miniature COCO, a few steps at 64 px (sa_lib.profiles)."""
     if variant not in NAMED_MODELS:
         raise ConfigError(f"unknown variant {variant!r}; choose one of {', '.join(NAMED_MODELS)}")
     if profile not in PROFILES:
@@ -123,7 +125,8 @@ def profile_config(profile: str, variant: str = "super", **overrides) -> TrainCo
     settings = PROFILES[profile]
     config = TrainConfig(profile=profile, variant=variant, data=settings.photos.name,
                          model=replace(settings.model, variant=model_variant(variant), extra=dict(settings.model.extra)),
-                         perceptual=settings.perceptual, out=f"runs/{profile}-{variant}", **settings.training)
+                         perceptual=settings.perceptual, pretrained=settings.pretrained,
+                         out=f"runs/{profile}-{variant}", **settings.training)
     if variant == "transfer":  # the transfer options, and the training that makes them work (docs/transfer.md):
         # warped and recoloured self references first, then a stage at a lower learning rate with more
         # ranked (different-photo) references, where copying the reference is not always right

@@ -63,7 +63,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     kill_at = kill_step()
 
     torch.manual_seed(config.seed)
-    model = build_model(config.model.variant, encoder=config.model.encoder, config=config.model).to(device)
+    model = build_model(config.model.variant, encoder=config.model.encoder, config=config.model,
+                        pretrained=config.pretrained).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.lr, betas=config.betas)
     start_step = 0
@@ -75,8 +76,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     pairs = validation_pairs(config.data, config.val_pairs)
     steps_per_epoch = len(data.targets) // config.batch_size
     total = min(config.max_steps or math.inf, config.epochs * max(1, steps_per_epoch))
-    loss_fn = ColorizationLoss(build_perceptual(config.perceptual), config.lambda_l1,
-                               config.lambda_perceptual).to(device)
+    loss_fn = ColorizationLoss(perceptual_loss(config), config.lambda_l1, config.lambda_perceptual).to(device)
     log = RunLog(out, config, rank == 0, resume_step=start_step if resume else None)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda" and config.amp)
 
@@ -135,6 +135,16 @@ def _loader(stage: TrainConfig, data, start_step: int, end_step: int, rank: int,
     batches = ResumableBatches(len(data.targets), stage.batch_size, stage.seed, start_step, end_step, rank, world)
     return DataLoader(dataset, batch_sampler=batches, num_workers=stage.num_workers, collate_fn=collate,
                       persistent_workers=False, pin_memory=device.type == "cuda")
+
+
+def perceptual_loss(config: TrainConfig) -> torch.nn.Module | None:
+    """The run's perceptual term. A random backbone (config.pretrained False) is drawn from config.seed alone, so
+    every process of a run and every resume of it gets the same one (the global RNG is left as it was)."""
+    if config.pretrained:
+        return build_perceptual(config.perceptual)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return build_perceptual(config.perceptual, pretrained=False)
 
 
 def _progress(config: TrainConfig, rank: int, start: int, total: int):

@@ -51,11 +51,14 @@ def save_state(model, optimizer, config: TrainConfig, last: Path, step: int, met
     """The resume file first (self-sufficient, atomic), then the user-facing checkpoint (its sidecar with the
     run's full TrainConfig)."""
     out = Path(config.out)
-    state = {"model": {k: v.detach().cpu() for k, v in trainable_state(model).items()},
+    # A random colour encoder (config.pretrained False) cannot be rebuilt from a download: it travels with the weights.
+    weights = trainable_state(model) if config.pretrained else model.state_dict()
+    state = {"model": {k: v.detach().cpu() for k, v in weights.items()},
              "optimizer": optimizer.state_dict(), "step": step, "rng": rng_state(),
              "config": model.config.to_json()}
     atomic_write(out / "last.state.pt", lambda tmp: torch.save(state, tmp))
-    save_checkpoint(last, model, step=step, metrics=metrics, training=config.to_dict())
+    save_checkpoint(last, model, step=step, metrics=metrics, training=config.to_dict(),
+                    embed_color_encoder=not config.pretrained)
 
 
 def export_run(config: TrainConfig, metrics: dict, path: Path | str) -> Path:
@@ -63,7 +66,8 @@ def export_run(config: TrainConfig, metrics: dict, path: Path | str) -> Path:
     training log beside them as .log.csv, so the curves shipped with a checkpoint are always its own."""
     path = Path(path)
     model = load_checkpoint(Path(config.out) / "last.safetensors")
-    save_checkpoint(path, model, step=metrics["step"], metrics=metrics, half=True, training=config.to_dict())
+    save_checkpoint(path, model, step=metrics["step"], metrics=metrics, half=True, training=config.to_dict(),
+                    embed_color_encoder=not config.pretrained)
     log, shipped_log = Path(config.out) / "log.csv", path.with_suffix(".log.csv")
     if log.is_file():
         atomic_write(shipped_log, lambda tmp: shutil.copyfile(log, tmp))
