@@ -40,7 +40,7 @@ def with_random_lpips(tmp_path_factory):
 
     import lpips
 
-    from sa_lib import hub
+    from sa_lib.core import hub
 
     def refuse(url, *args, **kwargs):
         raise urllib.error.URLError("offline")
@@ -49,8 +49,8 @@ def with_random_lpips(tmp_path_factory):
         real, built = lpips.LPIPS, []
 
         def random_backbone(*args, **kwargs):
-            built.append(kwargs)
-            return real(*args, pnet_rand=True, **kwargs)
+            built.append(dict(kwargs))
+            return real(*args, **{**kwargs, "pnet_rand": True})
 
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(torch.hub, "get_dir", lambda: str(tmp_path_factory.mktemp("torch_hub")))
