@@ -13,6 +13,7 @@ import re
 import time
 from pathlib import Path
 
+import pytest
 from browsing import css, wait_for
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
