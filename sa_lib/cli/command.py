@@ -9,6 +9,7 @@ ValueError or KeyError prints its type too, cut to 300 characters), 130 when int
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 from typing import NoReturn, TypeVar
@@ -22,6 +23,14 @@ EXIT_INTERRUPTED = 130
 UNEXPECTED = (OSError, RuntimeError, ValueError, KeyError)
 
 T = TypeVar("T")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1 (argparse reports anything else as a usage error)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def one_line(text: object) -> str:

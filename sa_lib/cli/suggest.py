@@ -17,7 +17,7 @@ from ..core.hub import AssetUnavailable
 from ..data.image_io import ImageInputError, read_image
 from ..data.references import DEFAULT_K
 from ..profiles import ranking_profiles
-from .command import run_command
+from .command import positive_int, run_command
 
 PROG = "sa-suggest"
 SHEET_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
@@ -28,19 +28,12 @@ EPILOG = """examples:
 """
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0], epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", help="the photo to colorize (gray or colour)")
     p.add_argument("folder", help="a folder of colour photos (its own files only, not subfolders)")
-    p.add_argument("-k", type=_positive, default=DEFAULT_K, help="how many photos to list (default 4)")
+    p.add_argument("-k", type=positive_int, default=DEFAULT_K, help="how many photos to list (default 4)")
     p.add_argument("--contact-sheet", metavar="OUT.png",
                    help="also write the target and the k photos side by side (.png, .jpg, .pdf or .svg)")
     p.add_argument("--profile", choices=ranking_profiles(), default="demo",
