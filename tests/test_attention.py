@@ -124,3 +124,23 @@ def test_match_features_start_as_the_mean_of_both_cosines():
                     torch.tensor([4]), torch.tensor([4]), target_match=superpixel_unpool(m_t, labels),
                     reference_match=superpixel_unpool(m_r, labels))
     torch.testing.assert_close(attn, torch.softmax(expected / block.tau, dim=-1), atol=1e-4, rtol=0)
+
+
+def test_match_groups_are_normalised_apart():
+    """match_groups (the transfer option match_deep): each group of matching channels is centred and normalised
+    on its own, so the identity start is the mean of the learned and of each group's correlation."""
+    from sa_lib.model.attention import centre_and_normalise
+
+    block = SuperAttention(4, 4, 4 + 6 + 3, 4, match_channels=9, match_groups=(6, 3))
+    labels = _grid_labels(4, 4, 2)[None]
+    f_t, f_r = torch.randn(1, 4, 4), torch.randn(1, 4, 4)  # (B, C, S) super-features
+    m_t, m_r = torch.randn(1, 9, 4), torch.randn(1, 9, 4)
+    m_r[:, 6:] *= 100  # a group with a larger scale must not dominate
+    cos = lambda a, b: torch.bmm(centre_and_normalise(a).transpose(1, 2), centre_and_normalise(b))  # noqa: E731
+    expected = (cos(f_t, f_r) + cos(m_t[:, :6], m_r[:, :6]) + cos(m_t[:, 6:], m_r[:, 6:])) / 3  # (1, S_T, S_R)
+    _, attn = block(*(superpixel_unpool(x, labels) for x in (f_t, f_r, f_r)), labels, labels,
+                    torch.tensor([4]), torch.tensor([4]), target_match=superpixel_unpool(m_t, labels),
+                    reference_match=superpixel_unpool(m_r, labels))
+    torch.testing.assert_close(attn, torch.softmax(expected / block.tau, dim=-1), atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="add up"):
+        SuperAttention(4, 4, 13, 4, match_channels=9, match_groups=(6, 2))

@@ -178,3 +178,19 @@ def test_ab_residual_starts_from_the_carried_colours(demo_pair):
     torch.testing.assert_close(ab, carried, atol=1e-3, rtol=0)
     with pytest.raises(ValueError, match="needs carry_ab"):
         ColorizerConfig(ab_residual=True)
+
+
+def test_match_deep_adds_the_frozen_levels_3_and_4_to_the_matching(demo_pair):
+    """The transfer option match_deep: a second matching group (phi's levels 3-4); it needs match_frozen, and
+    a config without it keeps its JSON (and so its config_hash)."""
+    model = build_model("transfer", match_deep=True, pretrained=False)
+    channels = model.color_encoder.channels
+    assert model.attention["0"].match_groups == (channels[0] + channels[1] + channels[2], channels[3] + channels[4])
+    target_l, reference = _inputs(demo_pair)
+    ab, _ = model(target_l, reference)
+    ab.square().mean().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    assert torch.isfinite(ab).all()
+    assert "match_deep" not in ColorizerConfig.transfer().to_json()
+    with pytest.raises(ValueError, match="needs match_frozen"):
+        ColorizerConfig(match_deep=True)

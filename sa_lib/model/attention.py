@@ -72,8 +72,12 @@ class SuperAttention(nn.Module):
 
     def __init__(self, feature_channels: int, color_channels: int, key_channels: int, value_channels: int,
                  tau: float = DEFAULT_TAU, match_channels: int = 0, carry_ab: bool = False,
-                 qk_normalisation: str = "both", border: int = 0, null_token: bool = False):
+                 qk_normalisation: str = "both", border: int = 0, null_token: bool = False,
+                 match_groups: tuple[int, ...] = ()):
         super().__init__()
+        if match_groups and sum(match_groups) != match_channels:
+            raise ValueError(f"match_groups {match_groups} must add up to match_channels {match_channels}")
+        self.match_groups = tuple(match_groups) or ((match_channels,) if match_channels else ())
         self.tau = tau
         self.carry_ab = carry_ab
         self.query = nn.Conv1d(feature_channels + match_channels, key_channels, kernel_size=1)
@@ -116,11 +120,9 @@ class SuperAttention(nn.Module):
         f_r = superpixel_pool(reference_features, reference_labels, s_r, self.border)  # (B, C, S_R) reference's
         colors = superpixel_pool(reference_colors, reference_labels, s_r, self.border)  # (B, C_phi, S_R)
         project = self._project
-        if target_match is not None:  # match_frozen: both parts centred and normalised apart, then projected
-            f_t = torch.cat([centre_and_normalise(f_t), centre_and_normalise(
-                superpixel_pool(target_match, target_labels, s_t, self.border))], dim=1)  # (B, C + C_m, S_T)
-            f_r = torch.cat([centre_and_normalise(f_r), centre_and_normalise(
-                superpixel_pool(reference_match, reference_labels, s_r, self.border))], dim=1)  # (B, C + C_m, S_R)
+        if target_match is not None:  # match_frozen: each part centred and normalised apart, then projected
+            f_t = self._with_match(f_t, superpixel_pool(target_match, target_labels, s_t, self.border))  # (B, C + C_m, S_T)
+            f_r = self._with_match(f_r, superpixel_pool(reference_match, reference_labels, s_r, self.border))  # (B, C + C_m, S_R)
             project = self._project_normalised
         ref_valid = valid_mask(reference_counts, s_r)  # (B, S_R)
         if self.null_token:
@@ -143,6 +145,11 @@ class SuperAttention(nn.Module):
             confidence = attention.amax(dim=2)[:, None, :]  # (B, 1, S_T) weight of each row's best match
             hints = torch.cat([hints, ab, confidence], dim=1)  # (B, C_v + 3, S_T)
         return superpixel_unpool(hints, target_labels), attention
+
+    def _with_match(self, learned: torch.Tensor, match: torch.Tensor) -> torch.Tensor:
+        """[learned, group 1, group 2...] super-features (B, C + C_m, S), each part centred and normalised."""
+        groups = torch.split(match, self.match_groups, dim=1)  # each (B, C_g, S)
+        return torch.cat([centre_and_normalise(part) for part in (learned, *groups)], dim=1)
 
     @staticmethod
     def _project_normalised(conv: nn.Conv1d, normalised: torch.Tensor) -> torch.Tensor:

@@ -33,6 +33,9 @@ VARIANTS = ("none", "standard", "super")
 NAMED_MODELS = (*VARIANTS, "transfer")
 TRANSFER_OPTIONS = {"match_frozen": True, "carry_ab": True, "ab_residual": True}
 TRANSFER_OFF = {name: False for name in TRANSFER_OPTIONS}  # the paper's model
+# match_deep: the frozen encoder's deeper, more semantic levels (strides 16 and 32; the reference ranking's) as a
+# second matching group beside levels 0-2. An option of the transfer model, off by default (docs/transfer.md).
+DEEP_MATCH_LEVELS = (3, 4)
 SUPER_LEVELS = (0, 1, 2)  # super-attention at the first three levels (strides 1, 2, 4)
 BOTTLENECK = 3  # standard attention at the bottleneck (stride 8)
 # Inference on large images runs the full-resolution decoder stage in strips of this many rows (plus a halo of
@@ -67,6 +70,8 @@ class ColorizerConfig:
     #                         the match confidence (each row's largest weight) to the decoder
     ab_residual: bool = False  # the head predicts a correction of the carried a*b* of level 0 (in tanh's
     #                            logit space), so a*b* start as the reference's and training decides where not to
+    match_deep: bool = False  # match_frozen also matches on the frozen encoder's levels 3-4 (DEEP_MATCH_LEVELS),
+    #                           centred and normalised as a group of their own
     # Switches that make this network the authors' released one (the preset ColorizerConfig.official(),
     # docs/official.md). Their defaults are this project's own choices; at their defaults they are left out of
     # to_json (LATER_FIELDS), so every earlier config keeps its JSON and its config_hash.
@@ -88,6 +93,8 @@ class ColorizerConfig:
             raise ValueError("widths and encoder_convs need 4 positive entries (strides 1, 2, 4, 8)")
         if (self.match_frozen or self.carry_ab or self.ab_residual) and self.variant != "super":
             raise ValueError("match_frozen, carry_ab and ab_residual are options of the super variant")
+        if self.match_deep and not self.match_frozen:
+            raise ValueError("match_deep adds levels to the frozen matching features: it needs match_frozen")
         if self.ab_residual and not self.carry_ab:
             raise ValueError("ab_residual corrects the carried a*b*: it needs carry_ab")
         if (self.match_frozen or self.carry_ab) and self.superpixel_scheme != "contiguous":
@@ -108,6 +115,13 @@ class ColorizerConfig:
     def name(self) -> str:
         """Table rows and figures: the variant, or "transfer" for super with the transfer options."""
         return "transfer" if self.match_frozen or self.carry_ab or self.ab_residual else self.variant
+
+    @property
+    def match_groups(self) -> tuple[tuple[int, ...], ...]:
+        """The frozen encoder's levels that match_frozen matches on, one tuple per separately normalised group."""
+        if not self.match_frozen:
+            return ()
+        return (SUPER_LEVELS, DEEP_MATCH_LEVELS) if self.match_deep else (SUPER_LEVELS,)
 
     @classmethod
     def official(cls) -> "ColorizerConfig":
@@ -147,7 +161,7 @@ AUTHORS_SUPERPIXELS = "authors"
 AUTHORS_POOL_BORDER = 1
 # Fields added after checkpoints shipped: to_json leaves them out at these values, so every earlier config keeps
 # its JSON and its config_hash.
-LATER_FIELDS = {**TRANSFER_OFF, **AUTHORS_SWITCHES}
+LATER_FIELDS = {**TRANSFER_OFF, "match_deep": False, **AUTHORS_SWITCHES}
 
 
 def check_authors_switches(config: "ColorizerConfig") -> None:
@@ -222,13 +236,16 @@ class Colorizer(nn.Module):
         self.encoder = nn.ModuleList([conv_block(1 if i == 0 else w[i - 1], w[i], config.encoder_convs[i])
                                       for i in range(4)])  # siamese: shared by target L and reference L
         self.attention_levels = {"none": (), "standard": (BOTTLENECK,), "super": SUPER_LEVELS}[config.variant]
-        self.color_encoder = (build_color_encoder(config.encoder, pretrained)
+        max_level = max(DEEP_MATCH_LEVELS) if config.match_deep else BOTTLENECK
+        self.color_encoder = (build_color_encoder(config.encoder, pretrained, max_level)
                               if self.attention_levels else None)
         if config.variant == "super":
-            match = sum(self.color_encoder.channels[l] for l in SUPER_LEVELS) if config.match_frozen else 0
+            groups = tuple(sum(self.color_encoder.channels[l] for l in group) for group in config.match_groups)
+            match = sum(groups)
             self.attention = nn.ModuleDict({str(l): SuperAttention(
                 w[l], self.color_encoder.channels[l], w[l] + match, w[l], config.tau, match_channels=match,
-                carry_ab=config.carry_ab, **super_attention_switches(config)) for l in SUPER_LEVELS})
+                carry_ab=config.carry_ab, match_groups=groups, **super_attention_switches(config))
+                for l in SUPER_LEVELS})
         elif config.variant == "standard":
             self.attention = nn.ModuleDict({str(BOTTLENECK): StandardAttention(
                 w[BOTTLENECK], self.color_encoder.channels[BOTTLENECK], w[BOTTLENECK], w[BOTTLENECK])})
@@ -325,11 +342,12 @@ class Colorizer(nn.Module):
         extra: dict = {}
         levels = len(SUPER_LEVELS)
         if self.config.match_frozen:
+            frozen_levels = [l for group in self.config.match_groups for l in group]
             with torch.no_grad():  # phi is frozen: its features of the gray images only steer the matching
                 for side, gray in (("target", t_in), ("reference", r_in)):
-                    maps = self.color_encoder(gray.expand(-1, 3, -1, -1), {l: None for l in SUPER_LEVELS})
+                    maps = self.color_encoder(gray.expand(-1, 3, -1, -1), {l: None for l in frozen_levels})
                     extra[f"{side}_match"] = {l: torch.cat([F.interpolate(
-                        m, size=size, mode="bilinear", align_corners=False) for m in maps.values()], dim=1)
+                        maps[m], size=size, mode="bilinear", align_corners=False) for m in frozen_levels], dim=1)
                         for l, size in enumerate(level_sizes(*gray.shape[-2:], levels))}  # (B, sum C, h_l, w_l)
         if self.config.carry_ab:
             ab = rgb_to_lab(reference_rgb)[:, 1:] / AB_SCALE  # (B, 2, H', W') network-scale a*b*
