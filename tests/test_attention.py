@@ -144,3 +144,93 @@ def test_match_groups_are_normalised_apart():
     torch.testing.assert_close(attn, torch.softmax(expected / block.tau, dim=-1), atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="add up"):
         SuperAttention(4, 4, 13, 4, match_channels=9, match_groups=(6, 2))
+
+
+# ----------------------------------------------------------------------------- precision (issue 13, item 2)
+
+
+def _argmax_agreement(a, b):
+    return float((a.argmax(-1) == b.argmax(-1)).float().mean())
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_super_attention_under_cpu_autocast_equals_float32_within_1e_3(dtype):
+    """The correlation and softmax run in float32 whatever the caller's autocast (tau = 0.01 magnifies any
+    rounding of the correlation 100 times)."""
+    torch.manual_seed(0)
+    block = SuperAttention(32, 16, 32, 8)
+    labels = torch.stack([_grid_labels(28, 28, 2)] * 2)  # 196 superpixels, as the issue's check
+    counts = torch.tensor([196, 196])
+    inputs = (torch.randn(2, 32, 28, 28), torch.randn(2, 32, 28, 28), torch.randn(2, 16, 28, 28),
+              labels, labels, counts, counts)
+    out32, attn32 = block(*inputs)
+    with torch.autocast("cpu", dtype=dtype):
+        out_amp, attn_amp = block(*inputs)
+    assert attn_amp.dtype == torch.float32 and out_amp.dtype == torch.float32
+    assert (attn_amp - attn32).abs().max() <= 1e-3
+    assert (out_amp - out32).abs().max() <= 1e-3
+    assert _argmax_agreement(attn_amp[0], attn32[0]) == 1.0
+
+
+def test_standard_attention_under_cpu_autocast_equals_float32_within_1e_3():
+    torch.manual_seed(0)
+    block = StandardAttention(32, 16, 32, 8)
+    inputs = (torch.randn(2, 32, 14, 14), torch.randn(2, 32, 14, 14), torch.randn(2, 16, 14, 14))
+    out32, attn32 = block(*inputs)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out_amp, attn_amp = block(*inputs)
+    assert attn_amp.dtype == torch.float32
+    assert (attn_amp - attn32).abs().max() <= 1e-3 and (out_amp - out32).abs().max() <= 1e-3
+
+
+def test_bf16_correlation_would_change_the_attention():
+    """Why the float32 island exists: the same correlation computed in bf16 moves the attention by far more
+    than the 1e-3 the blocks guarantee (so the test above can fail)."""
+    torch.manual_seed(0)
+    q = torch.nn.functional.normalize(torch.randn(1, 32, 196), dim=1)
+    k = torch.nn.functional.normalize(torch.randn(1, 32, 196), dim=1)
+    exact = torch.softmax(torch.bmm(q.transpose(1, 2), k) / 0.01, dim=-1)
+    rounded = torch.softmax(torch.bmm(q.transpose(1, 2).bfloat16(), k.bfloat16()).float() / 0.01, dim=-1)
+    assert (rounded - exact).abs().max() > 1e-2
+
+
+# ------------------------------------------------------------ standard attention's similarity (item 4)
+
+
+def test_standard_attention_uses_eq3_correlation_over_positions():
+    """similarity "correlation": softmax(M / tau) with M the cosine of the projected centred, normalised
+    feature vectors of each position: computed here by hand, and equal to SuperAttention's matrix when every
+    position is its own superpixel."""
+    from sa_lib.model.attention import DEFAULT_TAU
+
+    torch.manual_seed(1)
+    block = StandardAttention(6, 4, 5, 3)
+    f_t, f_r, colors = torch.randn(1, 6, 3, 4), torch.randn(1, 6, 2, 5), torch.randn(1, 4, 2, 5)
+    _, attn = block(f_t, f_r, colors)
+
+    def tokens(conv, f):
+        x = f.flatten(2)
+        x = (x - x.mean(1, keepdim=True)) / (x - x.mean(1, keepdim=True)).norm(dim=1, keepdim=True)
+        y = torch.einsum("oc,bcn->bon", conv.weight[:, :, 0, 0], x) + conv.bias[None, :, None]
+        return y / y.norm(dim=1, keepdim=True)
+
+    m = torch.bmm(tokens(block.query, f_t).transpose(1, 2), tokens(block.key, f_r))
+    assert m.abs().max() <= 1 + 1e-5
+    torch.testing.assert_close(attn, torch.softmax(m / DEFAULT_TAU, dim=-1), atol=1e-5, rtol=0)
+
+    sup = SuperAttention(6, 4, 5, 3)
+    sup.load_state_dict({k: v[..., 0] if v.dim() == 4 else v for k, v in block.state_dict().items()})  # same 1x1
+    lt, lr = torch.arange(12).reshape(1, 3, 4), torch.arange(10).reshape(1, 2, 5)  # one superpixel per position
+    _, sup_attn = sup(f_t, f_r, colors, lt, lr, torch.tensor([12]), torch.tensor([10]))
+    torch.testing.assert_close(attn, sup_attn, atol=1e-5, rtol=0)
+
+
+def test_standard_attention_scaled_dot_is_the_earlier_maths():
+    torch.manual_seed(2)
+    block = StandardAttention(6, 4, 5, 3, similarity="scaled_dot")
+    f_t, f_r, colors = torch.randn(1, 6, 3, 4), torch.randn(1, 6, 2, 5), torch.randn(1, 4, 2, 5)
+    _, attn = block(f_t, f_r, colors)
+    q, k = block.query(f_t).flatten(2), block.key(f_r).flatten(2)
+    torch.testing.assert_close(attn, torch.softmax(torch.bmm(q.transpose(1, 2), k) * 5 ** -0.5, dim=-1))
+    with pytest.raises(ValueError, match="similarity"):
+        StandardAttention(6, 4, 5, 3, similarity="cosine")

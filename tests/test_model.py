@@ -194,3 +194,40 @@ def test_match_deep_adds_the_frozen_levels_3_and_4_to_the_matching(demo_pair):
     assert "match_deep" not in ColorizerConfig.transfer().to_json()
     with pytest.raises(ValueError, match="needs match_frozen"):
         ColorizerConfig(match_deep=True)
+
+
+def test_standard_similarity_is_recorded_and_old_standard_configs_keep_their_maths_and_hash():
+    """A standard config stored before standard_similarity existed (the JSON of the demo-standard checkpoint
+    shipped until then) reads as "scaled_dot" and keeps its hash; a new standard config records
+    "correlation" and hashes differently; the other variants' JSON does not change."""
+    import json
+
+    from sa_lib.model.checkpoint import config_hash
+
+    old_json = ('{"decoder_convs": 2, "encoder": "effnet_lite0", "encoder_convs": [2, 2, 2, 2], "extra": {}, '
+                '"match_luminance": true, "slic_compactness": 0.1, "tau": 0.01, "variant": "standard", '
+                '"widths": [16, 32, 64, 128]}')
+    old = ColorizerConfig.from_json(old_json)
+    assert old.standard_similarity == "scaled_dot" and old.slic_backend == "skimage"
+    assert config_hash(old) == "7b50b2011e16"  # the hash that checkpoint's sidecar recorded
+    assert build_model("standard", config=old, pretrained=False).attention["3"].similarity == "scaled_dot"
+    new = ColorizerConfig(variant="standard")
+    assert json.loads(new.to_json())["standard_similarity"] == "correlation"
+    assert config_hash(new) != config_hash(old)
+    assert ColorizerConfig.from_json(new.to_json()) == new and ColorizerConfig.from_json(old.to_json()) == old
+    assert build_model("standard", pretrained=False).attention["3"].similarity == "correlation"
+    for variant in ("none", "super"):
+        assert "standard_similarity" not in ColorizerConfig(variant=variant).to_json()
+    with pytest.raises(ValueError, match="standard variant"):
+        ColorizerConfig(variant="super", standard_similarity="scaled_dot")
+
+
+def test_slic_backend_is_a_later_field():
+    import json
+
+    assert "slic_backend" not in json.loads(ColorizerConfig().to_json())  # earlier hashes unchanged
+    torch_config = ColorizerConfig(slic_backend="torch")
+    assert json.loads(torch_config.to_json())["slic_backend"] == "torch"
+    assert ColorizerConfig.from_json(torch_config.to_json()) == torch_config
+    with pytest.raises(ValueError, match="slic_backend"):
+        ColorizerConfig(slic_backend="auto")

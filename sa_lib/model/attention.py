@@ -2,11 +2,18 @@
 
 SuperAttention (section 3.2, eq. 2 and 3) works on superpixels: features are max-pooled inside each
 superpixel into super-features F (C x N), so the attention map is N_T x N_R (a few hundred per side)
-instead of HW x HW. StandardAttention is the dense block used at the bottleneck in the ablation.
-Both return their attention maps so they can be inspected without hooks.
+instead of HW x HW. StandardAttention is the dense block used at the bottleneck in the ablation, with the same
+eq. 3 correlation over feature positions instead of superpixels (STANDARD_SIMILARITIES), so that the ablation
+changes one thing. Both return their attention maps so they can be inspected without hooks.
+
+Precision: both blocks compute their query/key path, correlation, softmax and hints in float32 with autocast
+switched off inside them (`_float32`), whatever the caller's autocast: with tau = 0.01 a bf16 correlation moves
+the logits in steps of about 0.4 and flips argmaxes.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 import torch.nn as nn
@@ -20,6 +27,18 @@ AB_HINT_CHANNELS = 3  # carry_ab: the attended reference a*b* (2) and the match 
 # after the 1x1 projections; "before" (the authors' code): x / (||x|| + 1e-5) before them only.
 QK_NORMALISATIONS = ("both", "before")
 AUTHORS_NORM_EPS = 1e-5
+# StandardAttention's similarity (ColorizerConfig.standard_similarity): "correlation" is eq. 3 over feature
+# positions (centred, unit-norm learned projections, softmax(M / tau)), the same maths as SuperAttention;
+# "scaled_dot" is the plain softmax(q.k / sqrt(C_k)) of demo-standard checkpoints trained before it existed.
+STANDARD_SIMILARITIES = ("correlation", "scaled_dot")
+
+
+def _float32(*tensors: torch.Tensor):
+    """(autocast switched off on the tensors' device, the tensors as float32): the attention's numerics."""
+    device_type = tensors[0].device.type
+    guard = (torch.autocast(device_type, enabled=False) if device_type in ("cpu", "cuda", "mps", "xpu")
+             else contextlib.nullcontext())
+    return guard, [t.float() if t is not None and t.is_floating_point() else t for t in tensors]
 
 
 def centre_and_normalise(super_features: torch.Tensor, additive_eps: float | None = None) -> torch.Tensor:
@@ -111,7 +130,18 @@ class SuperAttention(nn.Module):
         their own and concatenated to the learned super-features before the query/key projections;
         `reference_ab` (B, 2, H_R, W_R) network-scale a*b* of the reference, averaged per superpixel and
         carried by the same attention, followed by the match confidence (each row's largest weight).
+        Runs in float32 with autocast off (module docstring); returns float32.
         """
+        guard, (target_features, reference_features, reference_colors, target_match, reference_match,
+                reference_ab) = _float32(target_features, reference_features, reference_colors, target_match,
+                                         reference_match, reference_ab)
+        with guard:
+            return self._attend(target_features, reference_features, reference_colors, target_labels,
+                                reference_labels, target_counts, reference_counts, target_match, reference_match,
+                                reference_ab)
+
+    def _attend(self, target_features, reference_features, reference_colors, target_labels, reference_labels,
+                target_counts, reference_counts, target_match, reference_match, reference_ab):
         s_t, s_r = int(target_counts.max()), int(reference_counts.max())
         if self.border:  # superpixels numbered past the last one with an interior pixel drop out (authors)
             target_counts = torch.minimum(target_counts, interior_counts(target_labels, self.border))
@@ -179,10 +209,18 @@ class StandardAttention(nn.Module):
     """Dense (non-local) attention over every position of the feature maps: the ablation's bottleneck block.
 
     Its map is (H_T W_T) x (H_R W_R): quadratic in pixels, which is why it only fits at the bottleneck.
+    similarity "correlation" (default): eq. 3 and 2 with every feature position in place of a superpixel, as
+    SuperAttention computes them (qk_normalisation "both"): M(i, j) is the cosine between the learned 1x1
+    projections of the centred, normalised feature vectors at target position i and reference position j, and
+    A = softmax(M / tau). "scaled_dot": softmax(q.k / sqrt(C_k)) on raw projections (checkpoints made before).
     """
 
-    def __init__(self, feature_channels: int, color_channels: int, key_channels: int, value_channels: int):
+    def __init__(self, feature_channels: int, color_channels: int, key_channels: int, value_channels: int,
+                 tau: float = DEFAULT_TAU, similarity: str = "correlation"):
         super().__init__()
+        if similarity not in STANDARD_SIMILARITIES:
+            raise ValueError(f"unknown similarity {similarity!r}; choose {', '.join(STANDARD_SIMILARITIES)}")
+        self.similarity, self.tau = similarity, tau
         self.scale = key_channels ** -0.5
         self.query = nn.Conv2d(feature_channels, key_channels, kernel_size=1)
         self.key = nn.Conv2d(feature_channels, key_channels, kernel_size=1)
@@ -191,11 +229,26 @@ class StandardAttention(nn.Module):
 
     def forward(self, target_features: torch.Tensor, reference_features: torch.Tensor,
                 reference_colors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns the colour hints (B, value_channels, H_T, W_T) and the attention (B, H_T W_T, H_R W_R)."""
-        b, _, h, w = target_features.shape
-        q = self.query(target_features).flatten(2)  # (B, C_k, N_T) one token per target position
-        k = self.key(reference_features).flatten(2)  # (B, C_k, N_R)
-        v = self.value(reference_colors).flatten(2)  # (B, C_v, N_R)
-        attention = torch.softmax(torch.bmm(q.transpose(1, 2), k) * self.scale, dim=-1)  # (B, N_T, N_R)
-        hints = torch.bmm(v, attention.transpose(1, 2))  # (B, C_v, N_T)
-        return hints.reshape(b, -1, h, w), attention
+        """Returns the colour hints (B, value_channels, H_T, W_T) and the attention (B, H_T W_T, H_R W_R),
+        computed in float32 with autocast off (module docstring)."""
+        guard, (target_features, reference_features, reference_colors) = _float32(
+            target_features, reference_features, reference_colors)
+        with guard:
+            b, _, h, w = target_features.shape
+            q = self._project(self.query, target_features)  # (B, C_k, N_T) one token per target position
+            k = self._project(self.key, reference_features)  # (B, C_k, N_R)
+            v = self.value(reference_colors).flatten(2)  # (B, C_v, N_R)
+            similarity = torch.bmm(q.transpose(1, 2), k)  # (B, N_T, N_R)
+            if self.similarity == "correlation":
+                attention = torch.softmax(similarity / self.tau, dim=-1)  # M in [-1, 1], eq. 2
+            else:
+                attention = torch.softmax(similarity * self.scale, dim=-1)
+            hints = torch.bmm(v, attention.transpose(1, 2))  # (B, C_v, N_T)
+            return hints.reshape(b, -1, h, w), attention
+
+    def _project(self, conv: nn.Conv2d, features: torch.Tensor) -> torch.Tensor:
+        """Query or key tokens (B, C_k, N) of features (B, C, H, W): eq. 3's vectors (centred over the channels
+        at each position, unit norm) projected and normalised again ("correlation"), or the raw projection."""
+        if self.similarity == "scaled_dot":
+            return conv(features).flatten(2)
+        return F.normalize(conv(centre_and_normalise(features)).flatten(2), dim=1, eps=1e-6)

@@ -23,8 +23,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..core.color import AB_SCALE, gray_from_lstar, normalize_l, rgb_to_lab
-from ..superpixels.pyramid import SLIC_COMPACTNESS, SUPERPIXEL_SCHEMES, SuperpixelPyramid, level_sizes
-from .attention import DEFAULT_TAU, QK_NORMALISATIONS, StandardAttention, SuperAttention
+from ..superpixels.pyramid import SLIC_BACKENDS, SLIC_COMPACTNESS, SUPERPIXEL_SCHEMES, SuperpixelPyramid, level_sizes
+from .attention import DEFAULT_TAU, QK_NORMALISATIONS, STANDARD_SIMILARITIES, StandardAttention, SuperAttention
 from .encoders import ENCODERS, build_color_encoder
 
 VARIANTS = ("none", "standard", "super")
@@ -80,11 +80,26 @@ class ColorizerConfig:
     qk_normalisation: str = "both"  # sa_lib.model.attention.QK_NORMALISATIONS; "before": the authors'
     upsample_relu: tuple[int, ...] = ()  # decoder levels whose upsampled map passes a ReLU (authors: 0 and 1)
     ab_scale: float = AB_SCALE  # ab = ab_scale * tanh(head) (authors: 127)
+    # The standard variant's similarity (sa_lib.model.attention.STANDARD_SIMILARITIES): "correlation", eq. 3 over
+    # the bottleneck's positions as super-attention computes it over superpixels. A standard config stored before
+    # this field existed means "scaled_dot" (from_dict), so an old checkpoint keeps its own maths and hash.
+    standard_similarity: str = "correlation"
+    # The SLIC backend the model was trained with (sa_lib.superpixels.pyramid.SLIC_BACKENDS): validation and
+    # sa-evaluate use it unless told otherwise; configs stored before the field existed were trained with
+    # scikit-image.
+    slic_backend: str = "skimage"
 
     def __post_init__(self):
         self.widths, self.encoder_convs = tuple(self.widths), tuple(self.encoder_convs)
         self.upsample_relu = tuple(self.upsample_relu)
         check_authors_switches(self)
+        if self.standard_similarity not in STANDARD_SIMILARITIES:
+            raise ValueError(f"unknown standard_similarity {self.standard_similarity!r}; "
+                             f"choose one of {', '.join(STANDARD_SIMILARITIES)}")
+        if self.standard_similarity != "correlation" and self.variant != "standard":
+            raise ValueError("standard_similarity is an option of the standard variant")
+        if self.slic_backend not in SLIC_BACKENDS:
+            raise ValueError(f"unknown slic_backend {self.slic_backend!r}; choose one of {', '.join(SLIC_BACKENDS)}")
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
         if self.encoder not in ENCODERS:
@@ -135,11 +150,22 @@ class ColorizerConfig:
         for name, default in LATER_FIELDS.items():  # at their defaults: absent, as before they existed
             if fields[name] == default:
                 del fields[name]
+        if self.variant != "standard":  # an option of the standard variant only: absent elsewhere
+            fields.pop("standard_similarity", None)
         return json.dumps(fields, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "ColorizerConfig":
-        return cls(**json.loads(text))
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, fields: dict) -> "ColorizerConfig":
+        """A config from its stored fields (to_json's, or a run's TrainConfig.to_dict()["model"]). A standard
+        config without standard_similarity was stored before the field existed: it reads as "scaled_dot"."""
+        fields = dict(fields)
+        if fields.get("variant") == "standard":  # absent: stored before the field existed (LATER_FIELDS)
+            fields.setdefault("standard_similarity", LATER_FIELDS["standard_similarity"])
+        return cls(**fields)
 
 
 # ------------------------------------------------------------------- the authors' network as config switches
@@ -161,7 +187,10 @@ AUTHORS_SUPERPIXELS = "authors"
 AUTHORS_POOL_BORDER = 1
 # Fields added after checkpoints shipped: to_json leaves them out at these values, so every earlier config keeps
 # its JSON and its config_hash.
-LATER_FIELDS = {**TRANSFER_OFF, "match_deep": False, **AUTHORS_SWITCHES}
+# standard_similarity's default changed when the field came ("correlation"): from_dict reads an absent one as the
+# earlier maths, "scaled_dot", and to_json leaves "scaled_dot" out so those checkpoints keep their hash.
+LATER_FIELDS = {**TRANSFER_OFF, "match_deep": False, **AUTHORS_SWITCHES, "standard_similarity": "scaled_dot",
+                "slic_backend": "skimage"}
 
 
 def check_authors_switches(config: "ColorizerConfig") -> None:
@@ -248,7 +277,8 @@ class Colorizer(nn.Module):
                 for l in SUPER_LEVELS})
         elif config.variant == "standard":
             self.attention = nn.ModuleDict({str(BOTTLENECK): StandardAttention(
-                w[BOTTLENECK], self.color_encoder.channels[BOTTLENECK], w[BOTTLENECK], w[BOTTLENECK])})
+                w[BOTTLENECK], self.color_encoder.channels[BOTTLENECK], w[BOTTLENECK], w[BOTTLENECK], config.tau,
+                similarity=config.standard_similarity)})
             self.bottleneck_fusion = nn.Conv2d(2 * w[BOTTLENECK], w[BOTTLENECK], 1)
         else:
             self.attention = nn.ModuleDict()
