@@ -1,6 +1,7 @@
 """Training throughput (images/s) of a profile's model, loss and optimizer step, on this machine.
 
     python benchmarks/train_throughput.py --profile paper --variant super --steps 10
+    python benchmarks/train_throughput.py --profile paper --variant super --precision bf16
 
 Measures the training step alone (sa_lib.train.step.train_step: forward, loss, backward, Adam) on real demo photos at the profile's size
 and batch, with SLIC grids precomputed as the DataLoader workers do. The colour encoder's weights do not
@@ -24,7 +25,8 @@ from sa_lib.model.colorizer import build_model
 from sa_lib.superpixels.pyramid import SuperpixelPyramid
 from sa_lib.train.batches import load_resized, to_tensor
 from sa_lib.train.config import profile_config
-from sa_lib.train.step import train_step
+from sa_lib.train.config import PRECISIONS
+from sa_lib.train.step import grad_scaler, precision_autocast, train_step
 
 
 def main() -> None:
@@ -32,8 +34,9 @@ def main() -> None:
     parser.add_argument("--profile", default="paper", choices=["demo", "paper"])
     parser.add_argument("--variant", default="super")
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--precision", default="fp32", choices=tuple(PRECISIONS))
     args = parser.parse_args()
-    config = profile_config(args.profile, args.variant)
+    config = profile_config(args.profile, args.variant, precision=args.precision)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     note = ""
     try:
@@ -58,13 +61,14 @@ def main() -> None:
     if args.variant == "super":
         sp = {"target_superpixels": SuperpixelPyramid.from_gray(lab[:, :1] / 100),
               "reference_superpixels": SuperpixelPyramid.from_gray(rgb_to_lab(reference)[:, :1] / 100)}
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda" and config.amp)
+    autocast = precision_autocast(device, config.precision)  # fp32 unless --precision says otherwise
+    scaler = grad_scaler(device, enabled=config.precision == "fp16")
     times = []
     for step in range(args.steps + 2):  # two warm-up steps
         if device == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        train_step(model, loss_fn, optimizer, lab, reference, sp, autocast)  # the training loop's own step
+        train_step(model, loss_fn, optimizer, lab, reference, sp, autocast, scaler)  # the training loop's own step
         if device == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
@@ -72,7 +76,7 @@ def main() -> None:
     machine = torch.cuda.get_device_name() if device == "cuda" else \
         f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
     print(f"{date.today()} | {machine} | profile {args.profile} | {args.variant} | batch {config.batch_size} | "
-          f"{config.image_size}x{config.image_size} | median step {step_time * 1000:.0f} ms | "
+          f"{config.image_size}x{config.image_size} | {config.precision} | median step {step_time * 1000:.0f} ms | "
           f"{config.batch_size / step_time:.1f} images/s{note}")
 
 

@@ -181,3 +181,147 @@ def test_sidecar_records_the_full_training_config(tmp_path):
     shipped = read_sidecar(CHECKPOINT_DIR / "demo-none.safetensors")  # written before the field existed
     assert shipped["training"] is None and "config_hash" in shipped
 
+
+
+# ------------------------------------------------------------------ precision, SLIC backend, DDP validation (issue 13)
+
+
+@pytest.mark.timeout(900)  # its torchrun child may take up to 600 s
+@pytest.mark.slow
+def test_ddp_super_every_rank_validates_a_shard_and_the_means_are_of_all_pairs(tmp_path):
+    """Two gloo processes, the super variant: each rank scores half of the validation pairs and the gathered
+    means equal one process validating the saved model on all of them (rank 0 alone would score half)."""
+    import json
+
+    from sa_lib.train.validation import validate, validation_pairs
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                             "--master-port", "29534", "-m", "sa_lib.cli.train", "--profile", "smoke",
+                             "--variant", "super", "--steps", "2", "--no-progress",
+                             "--out", str(tmp_path / "ddp")], capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    logged = json.loads((tmp_path / "ddp" / "last.json").read_text())["metrics"]
+    config = smoke(tmp_path, "ddp", variant="super")
+    pairs = validation_pairs(config.data, config.val_pairs)
+    assert config.val_pairs == 2 and len(pairs) == 2
+    alone = validate(load_checkpoint(tmp_path / "ddp" / "last.safetensors"), pairs, config.image_size, "cpu")
+    for key in ("val_psnr_ab", "val_ciede2000", "val_gtref_psnr_ab", "val_delta_his"):
+        assert logged[key] == pytest.approx(alone[key], rel=1e-4, abs=1e-6), key
+    half = validate(load_checkpoint(tmp_path / "ddp" / "last.safetensors"), pairs[:1], config.image_size, "cpu")
+    assert half["val_psnr_ab"] != pytest.approx(alone["val_psnr_ab"], rel=1e-4)  # the check can fail
+
+
+def test_precision_is_fp32_by_default_and_recorded(tmp_path):
+    import json
+
+    config = smoke(tmp_path, "run", variant="none", max_steps=1, val_every=100)
+    assert config.precision == "fp32" and profile_config("paper", "super").precision == "fp32"
+    train(config)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["precision"] == "fp32"
+
+
+@pytest.mark.slow  # a super-attention step under CPU bf16 autocast
+def test_bf16_runs_on_the_cpu_and_fp16_needs_cuda(tmp_path):
+    import json
+
+    config = smoke(tmp_path, "bf16", variant="super", max_steps=1, val_every=100, precision="bf16")
+    metrics = train(config)
+    assert metrics["step"] == 1
+    assert json.loads((tmp_path / "bf16" / "config.json").read_text())["precision"] == "bf16"
+    assert all(torch.isfinite(v).all() for v in weights(tmp_path / "bf16" / "last.safetensors").values()
+               if v.is_floating_point())
+    with pytest.raises(ConfigError, match="unknown precision"):
+        smoke(tmp_path, "x", precision="fp8")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+            train(smoke(tmp_path, "fp16", precision="fp16"))
+
+
+def test_configs_written_before_precision_and_standard_similarity_still_load():
+    """A run's config or sidecar from before issue 13 has `amp` (read as the precision it asked for: bf16 when on,
+    fp32 when off) and, for a standard model, no standard_similarity (read as the earlier "scaled_dot")."""
+    from sa_lib.core.files import CHECKPOINT_DIR
+    from sa_lib.model.checkpoint import read_sidecar
+    from sa_lib.train.config import TrainConfig
+
+    new = profile_config("demo", "standard").to_dict()
+    old = {k: v for k, v in new.items() if k != "precision"}
+    old["model"] = {k: v for k, v in new["model"].items() if k not in ("standard_similarity", "slic_backend")}
+    for amp, precision in ((True, "bf16"), (False, "fp32")):
+        config = TrainConfig.from_dict({**old, "amp": amp})
+        assert config.precision == precision
+        assert config.model.standard_similarity == "scaled_dot" and config.model.slic_backend == "skimage"
+    assert TrainConfig.from_dict(new).model.standard_similarity == "correlation"
+    shipped = read_sidecar(CHECKPOINT_DIR / "demo-transfer.safetensors")["training"]  # written with `amp`
+    assert "amp" in shipped and "precision" not in shipped
+    assert TrainConfig.from_dict(shipped).model.name == "transfer"
+
+
+def test_slic_backend_is_recorded_in_the_checkpoint_and_used_by_validation(tmp_path, monkeypatch):
+    """--slic opencv: the workers label with OpenCV, the checkpoint's config says so, validation uses it."""
+    from sa_lib.cli.train import main
+    from sa_lib.model.checkpoint import read_config
+    from sa_lib.superpixels import pyramid
+
+    if not pyramid.opencv_available():
+        pytest.skip("cv2.ximgproc is missing")
+    called = []
+    original = pyramid.image_pyramid_labels
+
+    def spy(gray, levels=3, compactness=0.1, backend="auto"):
+        called.append(backend)
+        return original(gray, levels, compactness, backend)
+
+    monkeypatch.setattr(pyramid, "image_pyramid_labels", spy)
+    monkeypatch.setattr("sa_lib.train.batches.image_pyramid_labels", spy)
+    main(["--profile", "smoke", "--variant", "super", "--steps", "2", "--no-progress", "--slic", "opencv",
+          "--out", str(tmp_path / "run")])
+    assert read_config(tmp_path / "run" / "last.safetensors").slic_backend == "opencv"
+    assert called and set(called) == {"opencv"}  # training's workers and the validation's forward passes
+
+
+def test_validation_uses_the_models_slic_backend(monkeypatch):
+    from sa_lib.model.colorizer import ColorizerConfig
+    from sa_lib.train.validation import validate, validation_pairs
+
+    model = build_model(config=ColorizerConfig(slic_backend="torch"), pretrained=False)
+    seen = []
+    forward = model.forward
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("slic_backend"))
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", recording)
+    validate(model, validation_pairs("demo", 1), 48, "cpu")
+    assert seen == ["torch", "torch"]  # top-1 and ground-truth reference
+
+
+def test_cli_precision_and_slic_options(tmp_path, capsys):
+    from sa_lib.cli.train import parser
+
+    args = parser().parse_args(["--precision", "bf16", "--slic", "torch"])
+    assert (args.precision, args.slic_backend) == ("bf16", "torch")
+    for bad in (["--precision", "fp8"], ["--slic", "fast"]):
+        with pytest.raises(SystemExit) as exit_info:
+            parser().parse_args(bad)
+        assert exit_info.value.code == 2 and bad[0] in capsys.readouterr().err
+
+
+def test_workers_get_image_files_not_the_coco_object():
+    """The training dataset pickles small (no pycocotools COCO inside) and loads the same pixels."""
+    import pickle
+
+    from sa_lib.data.datasets import demo_dataset
+    from sa_lib.data.lazy_data import ImageFiles
+
+    train_set = demo_dataset("train")
+    files = ImageFiles.of(train_set)
+    blob = pickle.dumps(files)
+    assert b"pycocotools" not in blob and len(blob) < 40_000
+    image_id = train_set.image_ids[5]
+    assert (files.load_rgb(image_id) == train_set.load_rgb(image_id)).all()
+    assert list(files.image_ids) == list(train_set.image_ids)
+    with pytest.raises(KeyError):
+        files.path(-1)

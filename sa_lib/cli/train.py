@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from dataclasses import replace
 
 from ..model.checkpoint import CheckpointError
 from ..profiles import PROFILES
-from ..train.config import profile_config
+from ..superpixels.pyramid import SLIC_BACKENDS
+from ..train.config import PRECISIONS, profile_config
 from ..train.loop import train
 from ..train.state import export_run
 from .command import run_command
@@ -33,6 +35,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float)
     p.add_argument("--workers", type=int, dest="num_workers")
     p.add_argument("--seed", type=int)
+    p.add_argument("--precision", choices=tuple(PRECISIONS),
+                   help="fp32 (default, the paper's), or bf16 / fp16 autocast (fp16: CUDA only); the attention's "
+                        "correlation and softmax run in fp32 in every case")
+    p.add_argument("--slic", choices=SLIC_BACKENDS, dest="slic_backend",
+                   help="SLIC backend of this run, recorded in the checkpoint's config and used by its validation "
+                        "and sa-evaluate (default skimage, the authors'; torch: batched on the training device)")
     p.add_argument("--export", help="also write the final weights (fp16) to this .safetensors path")
     p.add_argument("--no-progress", action="store_false", dest="progress", default=None)
     return p
@@ -40,8 +48,10 @@ def parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> dict:
     overrides = {k: v for k, v in vars(args).items()
-                 if v is not None and k not in ("profile", "variant", "resume", "export")}
+                 if v is not None and k not in ("profile", "variant", "resume", "export", "slic_backend")}
     config = profile_config(args.profile, args.variant, **overrides)
+    if args.slic_backend is not None:
+        config.model = replace(config.model, slic_backend=args.slic_backend)
     metrics = train(config, resume=args.resume)
     if args.export and int(os.environ.get("RANK", "0")) == 0:
         export_run(config, metrics, args.export)

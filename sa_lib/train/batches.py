@@ -1,7 +1,10 @@
 """The batches of training: (target, reference) pairs drawn reproducibly, their SLIC grids, resumable order.
 
 Each step: a batch of targets, each with a reference drawn by the ReferenceSampler (itself, or one of its
-top-4), resized to the training size; SLIC grids are computed in the DataLoader workers, not in the step.
+top-4), resized to the training size; SLIC grids are computed in the DataLoader workers, not in the step, with
+the model's SLIC backend (ColorizerConfig.slic_backend; "torch" runs batched on the training device in the step
+instead). The workers get the image files only (sa_lib.data.lazy_data.ImageFiles), never the COCO object with
+its annotations.
 """
 
 from __future__ import annotations
@@ -34,17 +37,19 @@ def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0
 
 
-def gray_levels(rgb: torch.Tensor, levels: int, compactness: float) -> list[np.ndarray]:
-    """SLIC label maps of one (3, H, W) image's L*/100, at every attention level."""
-    return image_pyramid_labels(rgb_to_lab(rgb[None])[0, 0].numpy() / 100.0, levels, compactness)
+def gray_levels(rgb: torch.Tensor, levels: int, compactness: float, backend: str = "skimage") -> list[np.ndarray]:
+    """SLIC label maps of one (3, H, W) image's L*/100, at every attention level, with SLIC `backend`."""
+    return image_pyramid_labels(rgb_to_lab(rgb[None])[0, 0].numpy() / 100.0, levels, compactness, backend)
 
 
 class PairDataset(Dataset):
     """(target, reference) training pairs; indexed by (epoch, i) so each draw is reproducible anywhere."""
 
     def __init__(self, targets, pool, sampler, size: int, seed: int, with_superpixels: bool,
-                 compactness: float, reference_augment: str = "none", p_recolor: float = 0.0):
+                 compactness: float, reference_augment: str = "none", p_recolor: float = 0.0,
+                 slic_backend: str = "skimage"):
         self.targets, self.pool, self.sampler = targets, pool, sampler
+        self.slic_backend = slic_backend
         self.size, self.seed = size, seed
         self.with_superpixels, self.compactness = with_superpixels, compactness
         self.reference_augment, self.p_recolor = reference_augment, p_recolor
@@ -66,8 +71,8 @@ class PairDataset(Dataset):
             reference = to_tensor(load_resized(self.pool, choice.image_id, self.size, choice.box))
         item = {"target": target, "reference": reference}
         if self.with_superpixels:
-            item["target_labels"] = gray_levels(target, 3, self.compactness)
-            item["reference_labels"] = gray_levels(reference, 3, self.compactness)
+            item["target_labels"] = gray_levels(target, 3, self.compactness, self.slic_backend)
+            item["reference_labels"] = gray_levels(reference, 3, self.compactness, self.slic_backend)
         return item
 
 

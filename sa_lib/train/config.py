@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, replace
 
+import torch
+
 from ..core.errors import UsageError
 from ..model.colorizer import NAMED_MODELS, TRANSFER_OPTIONS, ColorizerConfig
 from ..profiles import PHOTO_SOURCES, PROFILES
@@ -16,6 +18,9 @@ from ..profiles import PHOTO_SOURCES, PROFILES
 
 REFERENCE_AUGMENTS = ("none", "warp_recolor")
 ANNEAL_FIELDS = ("lr", "p_self", "p_recolor")  # what a second stage (TrainConfig.anneal) may change
+# --precision: fp32 is the paper's (it trained in fp32 on a 2080 Ti); bf16 / fp16 run the network under autocast
+# (fp16 with a gradient scaler, CUDA only). The attention's correlation and softmax stay fp32 in every case.
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class ConfigError(UsageError):
@@ -48,7 +53,7 @@ class TrainConfig:
     val_every: int = 250
     val_pairs: int = 38
     checkpoint_every: int = 250
-    amp: bool = True  # bf16 autocast, CUDA only
+    precision: str = "fp32"  # PRECISIONS: fp32 (the paper's), or bf16 / fp16 autocast (--precision)
     pretrained: bool = True  # ImageNet backbones (phi, LPIPS's VGG16); False: random, seeded (profile paper-smoke)
     out: str = "runs/demo-super"
     references: str | None = None  # references.json; default: the dataset's own
@@ -64,9 +69,17 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, fields: dict) -> "TrainConfig":
-        """The inverse of to_dict (the model config rebuilt as a ColorizerConfig, betas as a tuple)."""
+        """The inverse of to_dict (the model config rebuilt as a ColorizerConfig, betas as a tuple).
+
+        Configs written before `precision` existed have `amp` instead (default True), which asked for bf16
+        autocast where it applied, on CUDA only: amp True reads as precision "bf16" (what the config asked for),
+        False as "fp32". The config does not record the device, so a run with amp on that trained on the CPU
+        (the shipped demo-transfer sidecar's) reads "bf16" although it ran in fp32."""
         fields = dict(fields)
-        fields["model"] = ColorizerConfig(**fields["model"])
+        if "amp" in fields:
+            amp = fields.pop("amp")
+            fields.setdefault("precision", "bf16" if amp else "fp32")
+        fields["model"] = ColorizerConfig.from_dict(fields["model"])
         fields["betas"] = tuple(fields["betas"])
         return cls(**fields)
 
@@ -103,6 +116,8 @@ class TrainConfig:
             raise ConfigError(f"p_self must be in [0, 1], got {self.p_self}")
         if self.data not in PHOTO_SOURCES:
             raise ConfigError(f"unknown data {self.data!r}; choose {' or '.join(PHOTO_SOURCES)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
 
 
 def model_variant(variant: str) -> str:

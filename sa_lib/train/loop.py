@@ -5,7 +5,10 @@
     torchrun --nproc-per-node 4 -m sa_lib.cli.train ...    # several GPUs / nodes (DDP)
 
 Each step (sa_lib.train.step.train_step): a batch of targets, each with a reference drawn by the
-ReferenceSampler (sa_lib.train.batches). Logs go to OUT/log.csv (and TensorBoard when installed). Every
+ReferenceSampler (sa_lib.train.batches), in the run's precision (TrainConfig.precision: fp32, the paper's, or
+bf16 / fp16 autocast; the attention's correlation and softmax stay fp32) and with its SLIC backend
+(ColorizerConfig.slic_backend, recorded in the checkpoint). Under DDP every rank validates a shard of the
+pairs (sa_lib.train.validation). Logs go to OUT/log.csv (and TensorBoard when installed). Every
 `checkpoint_every` steps OUT/last.state.pt (weights, optimizer, RNG and step: all that resuming needs, in one
 file) and then OUT/last.safetensors (+ .json, for users) are written atomically; `--resume` continues from the
 state file so that the result equals an uninterrupted run, even after a kill at any moment.
@@ -28,6 +31,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..core.color import rgb_to_lab
+from ..data.lazy_data import ImageFiles
 from ..data.references import ReferenceSampler
 from ..model.colorizer import build_model
 from ..model.losses import ColorizationLoss, build_perceptual
@@ -35,7 +39,7 @@ from .batches import PairDataset, ResumableBatches, collate, open_data
 from .config import ConfigError, TrainConfig
 from .log import RunLog
 from .state import restore_state, save_state
-from .step import train_step
+from .step import grad_scaler, precision_autocast, train_step
 from .validation import validate, validation_pairs
 
 KILL_AT_STEP = "SUPERATTN_KILL_AT_STEP"  # test hook: SIGKILL this process right after the checkpoint of that step
@@ -56,6 +60,10 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     rank = dist.get_rank() if distributed else 0
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL collectives (the validation's all_gather_object) use this device
+    if config.precision == "fp16" and device.type != "cuda":
+        raise ConfigError("precision fp16 needs a CUDA device (bf16 and fp32 also run on the CPU)")
     if config.batch_size % world:
         raise ConfigError(f"batch size {config.batch_size} is not divisible by {world} processes")
     out = Path(config.out)
@@ -67,9 +75,10 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
                         pretrained=config.pretrained).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.lr, betas=config.betas)
+    scaler = grad_scaler(device, enabled=config.precision == "fp16")
     start_step = 0
     if resume:
-        start_step = restore_state(config, model, optimizer, out)
+        start_step = restore_state(config, model, optimizer, out, scaler)
     trained = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
 
     data = open_data(config)
@@ -78,7 +87,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     total = min(config.max_steps or math.inf, config.epochs * max(1, steps_per_epoch))
     loss_fn = ColorizationLoss(perceptual_loss(config), config.lambda_l1, config.lambda_perceptual).to(device)
     log = RunLog(out, config, rank == 0, resume_step=start_step if resume else None)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda" and config.amp)
+    autocast = precision_autocast(device, config.precision)
+    slic = config.model.slic_backend  # torch: batched on the training device in the step, else in the workers
 
     metrics: dict[str, float] = {}
     started = time.perf_counter()
@@ -96,7 +106,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
             if "target_sp" in batch:
                 sp = {"target_superpixels": batch["target_sp"].to(device),
                       "reference_superpixels": batch["reference_sp"].to(device)}
-            losses = train_step(trained, loss_fn, optimizer, rgb_to_lab(target), reference, sp, autocast)
+            losses = train_step(trained, loss_fn, optimizer, rgb_to_lab(target), reference, sp, autocast, scaler,
+                                slic_backend=slic)
             step += 1
             images += target.shape[0] * world
             if step % config.log_every == 0 or step == total:
@@ -105,8 +116,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
                 row = {"loss": losses["total"].item(), "smooth_l1": losses["smooth_l1"].item(),
                        "perceptual": losses["perceptual"].item(), "images_per_s": rate}
                 if step % config.val_every == 0 or step == total:
-                    if rank == 0 and pairs:
-                        metrics = validate(model, pairs, config.image_size, device)
+                    if pairs:  # every rank scores its shard (no rank idles in a collective while rank 0 works)
+                        metrics = validate(model, pairs, config.image_size, device, rank, world)
                         row.update(metrics)
                 log.write(step, step // max(1, steps_per_epoch), row)
                 if progress is not None:
@@ -114,7 +125,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
             if progress is not None:
                 progress.update(1)
             if rank == 0 and (step % config.checkpoint_every == 0 or step == total):
-                save_state(model, optimizer, config, last, step, metrics)
+                save_state(model, optimizer, config, last, step, metrics, scaler)
                 if step == kill_at:
                     os.kill(os.getpid(), signal.SIGKILL)
     if progress is not None:
@@ -127,11 +138,14 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
 
 def _loader(stage: TrainConfig, data, start_step: int, end_step: int, rank: int, world: int,
             device: torch.device) -> DataLoader:
-    """The batches of steps [start_step, end_step), drawn with the stage's reference settings."""
+    """The batches of steps [start_step, end_step), drawn with the stage's reference settings. The workers get the
+    image files only (ImageFiles), never the COCO object with its annotations."""
     sampler = ReferenceSampler(data.references, p_self=stage.p_self, seed=stage.seed)
-    dataset = PairDataset(data.targets, data.pool, sampler, stage.image_size, stage.seed,
-                          with_superpixels=stage.model.variant == "super", compactness=stage.model.slic_compactness,
-                          reference_augment=stage.reference_augment, p_recolor=stage.p_recolor)
+    slic = stage.model.slic_backend  # torch: batched on the training device in the step, else in the workers
+    dataset = PairDataset(ImageFiles.of(data.targets), ImageFiles.of(data.pool), sampler, stage.image_size,
+                          stage.seed, with_superpixels=stage.model.variant == "super" and slic != "torch",
+                          compactness=stage.model.slic_compactness, reference_augment=stage.reference_augment,
+                          p_recolor=stage.p_recolor, slic_backend=slic)
     batches = ResumableBatches(len(data.targets), stage.batch_size, stage.seed, start_step, end_step, rank, world)
     return DataLoader(dataset, batch_sampler=batches, num_workers=stage.num_workers, collate_fn=collate,
                       persistent_workers=False, pin_memory=device.type == "cuda")

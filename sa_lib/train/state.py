@@ -24,8 +24,9 @@ def rng_state() -> dict[str, torch.Tensor]:
     return state
 
 
-def restore_state(config: TrainConfig, model, optimizer, out: Path) -> int:
-    """Load the training state of `out` (weights, optimizer, RNG, step); returns the step to continue from.
+def restore_state(config: TrainConfig, model, optimizer, out: Path, scaler=None) -> int:
+    """Load the training state of `out` (weights, optimizer, RNG, step, and fp16's gradient scaler when the file
+    holds one and `scaler` is enabled); returns the step to continue from.
 
     Everything comes from the one file last.state.pt, written atomically, so a run killed at any moment
     resumes from a consistent step (last.safetensors, for users, may be one checkpoint newer or older).
@@ -44,18 +45,22 @@ def restore_state(config: TrainConfig, model, optimizer, out: Path) -> int:
     torch.set_rng_state(state["rng"]["cpu"])
     if "cuda" in state["rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["rng"]["cuda"])
+    if scaler is not None and scaler.is_enabled() and "scaler" in state:
+        scaler.load_state_dict(state["scaler"])
     return int(state["step"])
 
 
-def save_state(model, optimizer, config: TrainConfig, last: Path, step: int, metrics: dict) -> None:
-    """The resume file first (self-sufficient, atomic), then the user-facing checkpoint (its sidecar with the
-    run's full TrainConfig)."""
+def save_state(model, optimizer, config: TrainConfig, last: Path, step: int, metrics: dict, scaler=None) -> None:
+    """The resume file first (self-sufficient, atomic; with fp16's gradient scaler when it is enabled), then the
+    user-facing checkpoint (its sidecar with the run's full TrainConfig)."""
     out = Path(config.out)
     # A random colour encoder (config.pretrained False) cannot be rebuilt from a download: it travels with the weights.
     weights = trainable_state(model) if config.pretrained else model.state_dict()
     state = {"model": {k: v.detach().cpu() for k, v in weights.items()},
              "optimizer": optimizer.state_dict(), "step": step, "rng": rng_state(),
              "config": model.config.to_json()}
+    if scaler is not None and scaler.is_enabled():
+        state["scaler"] = scaler.state_dict()
     atomic_write(out / "last.state.pt", lambda tmp: torch.save(state, tmp))
     save_checkpoint(last, model, step=step, metrics=metrics, training=config.to_dict(),
                     embed_color_encoder=not config.pretrained)

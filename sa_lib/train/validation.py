@@ -3,7 +3,9 @@
 The pairs come from the evaluator's reader (sa_lib.data.pairs.read_pairs, the profile's pairs file), the images
 through its loader (sa_lib.eval.evaluate.load_pair_images), the colorization through the one inference step
 (sa_lib.model.predict) and the scores through its per-pair `score`: a number logged here is the number
-sa-evaluate would give for the same pairs at the same size.
+sa-evaluate would give for the same pairs at the same size. The superpixels come from the SLIC backend the model
+is trained with (its config's slic_backend), as in sa-evaluate. Under DDP every rank scores its own shard of the
+pairs and the per-pair scores are gathered, so no rank idles in a collective while another validates.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from ..data.pairs import Pair, read_pairs
 from ..eval import metrics
@@ -37,16 +40,24 @@ def colorize_pair(model, item: PairImages, reference: str, device) -> np.ndarray
     ref = item.scoring_context(reference)[0]
     target_l = torch.from_numpy(item.target_l)[None, None].to(device)  # (1, 1, S, S)
     ref_t = torch.from_numpy(np.ascontiguousarray(ref)).permute(2, 0, 1)[None].to(device)  # (1, 3, S, S)
-    return predict_rgb(model, target_l, ref_t)[0][0].permute(1, 2, 0).cpu().numpy()
+    return predict_rgb(model, target_l, ref_t, slic_backend=model.config.slic_backend)[0][0].permute(
+        1, 2, 0).cpu().numpy()
 
 
-def validate(model, pairs: Sequence[Pair], size: int, device) -> dict[str, float]:
+def validate(model, pairs: Sequence[Pair], size: int, device, rank: int = 0, world: int = 1) -> dict[str, float]:
     """Means over `pairs` at `size`: PSNR(ab), CIEDE2000 and dHIS = |mean HIS(prediction, reference) - mean
     HIS(truth, reference)|, with the pair's ranked reference and ("gtref_") with the target's own ground truth as
-    reference, which a reference-using model must exploit. The model is in eval mode meanwhile."""
+    reference, which a reference-using model must exploit. The model is in eval mode meanwhile.
+
+    Under DDP (world > 1) each rank scores its own shard of the pairs, pairs[rank::world], and the per-pair scores
+    are gathered, so every rank returns the same means, those of the whole set, at about 1 / world of the time.
+    """
     scores: dict[str, list[float]] = {}
+    if world > 1:  # every rank validates rank 0's model: its BatchNorm statistics, which the checkpoint holds
+        for buffer in model.buffers():
+            dist.broadcast(buffer, 0)
     model.eval()
-    for pair in pairs:
+    for pair in list(pairs)[rank::world]:
         item = load_pair_images(pair, size)
         for reference, prefix in PREFIXES.items():
             _, ref_hist, his_ref = item.scoring_context(reference)
@@ -55,6 +66,13 @@ def validate(model, pairs: Sequence[Pair], size: int, device) -> dict[str, float
             for key in VALIDATION_METRICS:
                 scores.setdefault(f"val_{prefix}{key}", []).append(row[key])
     model.train()
+    if world > 1:  # every rank gets every rank's per-pair scores, in rank order
+        shards: list = [None] * world
+        dist.all_gather_object(shards, scores)
+        scores = {}
+        for shard in shards:
+            for key, values in shard.items():
+                scores.setdefault(key, []).extend(values)
     means = {k: float(np.mean(v)) for k, v in scores.items()}
     for prefix in PREFIXES.values():
         means[f"val_{prefix}delta_his"] = metrics.delta_his(scores[f"val_{prefix}his_pred_ref"],
