@@ -94,6 +94,7 @@ class Profile:
     # weights, seeded (paper-smoke: the paper's code path with nothing downloaded).
     pretrained: bool = True
     ranking_size: int = 224  # sa-references' square crop size (section 4: 224)
+    eval_workers: int = 0  # sa-evaluate's processes that decode the pairs (PairStream; 0: in the process)
 
     def checkpoint(self, model: str) -> str:
         """The shipped name of this profile's checkpoint of `model` (a named model of sa_lib.model.colorizer)."""
@@ -116,7 +117,7 @@ PROFILES: dict[str, Profile] = {profile.name: profile for profile in (
             {"image_size": 224, "batch_size": 8, "epochs": 20, "lr": 1e-5, "num_workers": 8, "val_every": 2000,
              "val_pairs": 500, "checkpoint_every": 2000},
             "vgg19", False, True, "paper", VARIANTS, VARIANTS, EVAL_SIZE, None, "vgg19",
-            PAPER_CHECKPOINT, 224, ("eval_pairs.csv",)),
+            PAPER_CHECKPOINT, 224, ("eval_pairs.csv",), eval_workers=4),
 )}
 
 # paper-smoke: the paper profile's code path, and nothing but it, in miniature on a CPU (tests/test_paper_smoke.py

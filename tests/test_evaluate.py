@@ -197,6 +197,11 @@ def test_smoke_profile_writes_both_tables(tmp_path):
     t1 = list(csv.DictReader((tmp_path / "out" / "table1_ablation.csv").read_text().splitlines()))
     assert [r["reference"] for r in t1] == [TOP1] * 4 + [GTREF] * 4  # none, standard, super, transfer
     assert all(0.0 < float(r["ssim"]) <= 1.0 for r in t1)
+    for key, net in (("lpips", "alex"), ("lpips_vgg", "vgg")):  # two LPIPS columns, each measured or named
+        offline = not metrics.LPIPSMetric(net=net).available()
+        assert all((r[key] == "unavailable offline") if offline else 0 <= float(r[key]) <= 1 for r in t1), key
+    md = (tmp_path / "out" / "table1_ablation.md").read_text()
+    assert "LPIPS(alex) ↓" in md and "LPIPS(vgg) ↓" in md and "does not say which backbone" in md
     assert t1[2]["published_paper_coco_ssim"] == "0.925" and t1[6]["published_paper_coco_ssim"] == ""
     assert "transfer" in t1[3]["method"] and t1[3]["published_paper_coco_ssim"] == ""
     t2_rows = csv.DictReader((tmp_path / "out" / "table2_comparison.csv").read_text().splitlines())
@@ -293,7 +298,8 @@ def test_cli_refuses_a_repeated_method_name(tmp_path, capsys, monkeypatch):
 def test_cli_per_pair_option(tmp_path, capsys, monkeypatch):
     seen = {}
 
-    def fake_run(profile, out, pairs, folders, device, per_pair_dir=None, log=print, checkpoints=None):
+    def fake_run(profile, out, pairs, folders, device, per_pair_dir=None, log=print, checkpoints=None, slic=None,
+                 workers=None):
         seen.update(out=out, per_pair_dir=per_pair_dir)
         return []
 
@@ -322,3 +328,66 @@ def test_cli_checks_output_folders_before_any_computation(problem, tmp_path, cap
     assert code == 1 and err.count("\n") == 1 and str(folder) in err
     assert {"ambiguous": "several files", "unreadable": f"{key}.png", "empty": "<target stem>"}[problem] in err
     assert not (tmp_path / "o").exists()
+
+
+# ------------------------------------------------------------------------ scale (issue 13)
+
+
+def test_pair_stream_decodes_on_demand_with_workers_in_order():
+    pairs = read_pairs(*evaluate.default_pairs(PROFILES["smoke"]), limit=4)
+    stream = evaluate.PairStream(pairs, 64, workers=2)
+    items = list(stream)
+    assert len(stream) == 4 and [i.pair.key for i in items] == [p.key for p in pairs]
+    direct = [load_pair_images(p, 64) for p in pairs]
+    for got, want in zip(items, direct):
+        assert np.array_equal(got.truth, want.truth) and np.array_equal(got.reference, want.reference)
+    assert [i.pair.key for i in stream[1:3]] == [p.key for p in pairs[1:3]]
+    expected = np.mean([d.scoring_context(TOP1)[2] for d in direct])
+    assert stream.his_ref() == pytest.approx(expected)
+    assert not hasattr(stream, "items") and stream.__dict__.keys() == {"pairs", "size", "workers", "_his_ref"}
+
+
+def test_the_paper_profiles_stream_their_pairs_with_workers():
+    assert PROFILES["paper"].eval_workers == 4 and PROFILES["demo"].eval_workers == 0
+
+
+def test_missing_profile_checkpoints_are_skipped_and_named(tmp_path, monkeypatch):
+    """Only demo-none exists: it is scored, the other rows read "not run", the log and the notes name them."""
+    from sa_lib.core.files import CHECKPOINT_DIR
+
+    for suffix in (".safetensors", ".json"):
+        (tmp_path / f"demo-none{suffix}").symlink_to(CHECKPOINT_DIR / f"demo-none{suffix}")
+    monkeypatch.setattr(evaluate, "CHECKPOINT_DIR", tmp_path)
+    monkeypatch.setattr("sa_lib.model.checkpoint.CHECKPOINT_DIR", tmp_path)  # shipped names resolve there too
+    logs = []
+    setup = evaluate.prepare("smoke", device="cpu", log=logs.append)
+    assert setup.missing == ("standard", "super", "transfer")
+    assert any("skipped, no checkpoint: demo-standard, demo-super, demo-transfer" in line for line in logs)
+    table = evaluate.ablation_table(setup)
+    rows = {v: r for r in table.rows if r["reference"] == TOP1 for v, name in evaluate.VARIANT_NAMES.items()
+            if r["method"].startswith(name + " (`")}
+    assert float(rows["none"]["ssim"]) > 0
+    assert rows["super"]["ssim"] == rows["standard"]["ssim"] == "not run"
+    assert any("Skipped, no checkpoint" in note and "`demo-super`" in note for note in table.notes)
+
+
+def test_models_use_their_own_slic_backend_unless_told(monkeypatch):
+    from sa_lib.model.colorizer import Colorizer
+
+    seen = []
+    forward = Colorizer.forward
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("slic_backend"))
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(Colorizer, "forward", spy)
+    l_star, ref = np.full((32, 32), 50.0, np.float32), np.full((32, 32, 3), 0.5, np.float32)
+    evaluate.model_colorizer("demo-super", "cpu")(l_star, ref)
+    evaluate.model_colorizer("demo-super", "cpu", slic="opencv")(l_star, ref)
+    assert seen == ["skimage", "opencv"]  # demo-super was trained with scikit-image (its config's default)
+
+
+def test_cli_slic_choices_and_bad_value(capsys):
+    code, err = _main_exit(["--profile", "smoke", "--slic", "fast"], capsys)
+    assert code == 2 and "--slic" in err

@@ -338,3 +338,34 @@ def test_lpips_reason_says_why_it_is_unavailable(monkeypatch):
     assert metric.available() is False
     assert metric.missing_weights is True
     assert "alexnet" in metric.reason and "\n" not in metric.reason
+
+
+def test_lpips_vgg_is_its_own_metric_with_its_own_backbone(monkeypatch):
+    """LPIPS(vgg), the tables' second LPIPS column, asks for VGG16's file, and names itself when unavailable."""
+    from sa_lib.core import hub
+
+    asked = []
+
+    def offline(name, *args, **kwargs):
+        asked.append(name)
+        raise hub.AssetUnavailable(f"{name} weights could not be downloaded (offline)")
+
+    monkeypatch.setattr(hub, "fetch", offline)
+    metric = LPIPSMetric(net="vgg")
+    assert metric.available() is False and metric.missing_weights is True
+    assert asked == ["vgg16"] and metric.reason.startswith("LPIPS(vgg) unavailable")
+    with pytest.raises(ValueError, match="net"):
+        LPIPSMetric(net="squeeze")
+
+
+@pytest.mark.slow  # builds a random VGG16: about 10 s of CPU time
+def test_lpips_vgg_metric_wiring_with_a_random_backbone(with_random_lpips):
+    """LPIPS(vgg, v0.1), the second column, offline on VGG16 with random weights: 0 for identical images, a
+    positive float otherwise (the wiring; published numbers need the real VGG16 weights)."""
+    metric = LPIPSMetric(net="vgg")
+    available, built = with_random_lpips(metric.available)
+    assert available is True and metric.reason is None
+    assert [(kwargs["net"], kwargs["version"]) for kwargs in built] == [("vgg", "0.1")]
+    a, b = rand_img(14, 32, 40), rand_img(15, 32, 40)
+    assert metric(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert metric(a, b) > 0.0

@@ -5,6 +5,7 @@
     sa-evaluate --profile paper                # COCO val pairs + checkpoints/paper-{none,standard,super}
     sa-evaluate --profile demo --method deep_exemplar=outputs/de/ --method mine=outputs/mine/
     sa-evaluate --profile paper --checkpoint official=checkpoints/official.safetensors   # another model, too
+    sa-evaluate --profile paper --slic torch --workers 8   # every model with the torch SLIC; 8 decoding processes
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..data.pairs import PairsError
 from ..eval.evaluate import RESERVED_NAMES, EvaluationError, run
 from ..model.checkpoint import CheckpointError
 from ..profiles import PROFILES
+from ..superpixels.pyramid import SLIC_BACKENDS
 from .command import run_command
 
 PROG = "sa-evaluate"
@@ -53,6 +55,10 @@ def parser() -> argparse.ArgumentParser:
                    help="another colorizer checkpoint (.safetensors, e.g. the authors' model converted by "
                         "sa-convert-official) scored in both tables (repeatable); with it the profile's own "
                         "checkpoints may be missing")
+    p.add_argument("--slic", choices=("auto", *SLIC_BACKENDS), default=None,
+                   help="SLIC backend of every model (default: each model's own, the one it was trained with)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes that decode the pairs (default: the profile's; 0: in this process)")
     return p
 
 
@@ -64,7 +70,7 @@ def evaluate(args: argparse.Namespace) -> list[Path]:
     if repeated is not None:
         raise UsageError(f"{repeated!r} is given more than once (--method, --checkpoint); give each NAME once")
     return run(args.profile, args.out, args.pairs, dict(methods), args.device, per_pair_dir=args.per_pair,
-               checkpoints=dict(models))
+               checkpoints=dict(models), slic=args.slic, workers=args.workers)
 
 
 def main(argv: list[str] | None = None) -> None:

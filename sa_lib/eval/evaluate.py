@@ -13,14 +13,20 @@ folder of another method's outputs, one image per pair named after the pair's ta
 
 Every pair is scored the same way (conventions and reasons in docs/metrics.md): the target and the
 reference (its box crop, if any) are resized to EVAL_SIZE x EVAL_SIZE (224, the paper's size) with bicubic
-filtering, as in training; a folder output of another size is resized to it. SSIM, LPIPS(alex), PSNR(ab) and
-CIEDE2000 compare the output with the ground truth, colourfulness is the output's own, HIS compares the
+filtering, as in training; a folder output of another size is resized to it. SSIM, LPIPS(alex) (the main
+LPIPS figure), LPIPS(vgg) (the paper does not say which it used), PSNR(ab) and CIEDE2000 compare the output
+with the ground truth, colourfulness is the output's own, HIS compares the
 output with the reference, and dHIS = |mean HIS(output, reference) - HIS_ref| where HIS_ref = mean
 HIS(ground truth, reference) over the same pairs. The tables go to --out (default figures/):
 table1_ablation.{md,csv} and table2_comparison.{md,csv}, written only once both are computed, each file
 atomically. Per-pair CSVs go to --per-pair (default build/eval/<profile>/, or <out>/per_pair with --pairs).
 Published numbers of the paper sit in their own columns, labelled "published (paper, COCO)", and are never
 mixed with measured ones. A --method NAME may not be one of our own method keys (RESERVED_NAMES).
+
+Scale: pairs are streamed (`PairStream`: a DataLoader with the profile's workers, Profile.eval_workers, decodes
+them for each method in turn; none is kept in memory), a profile checkpoint that is missing is skipped (its rows
+read "not run", the log and the table notes say which), and each model runs with the SLIC backend it was trained
+with (its config's slic_backend) unless --slic names another.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from ..model.checkpoint import load_checkpoint, read_config
 from ..model.colorizer import NAMED_MODELS
 from ..model.predict import predict_rgb
 from ..profiles import EVAL_SIZE, Profile, get_profile
+from ..superpixels.pyramid import resolve_backend
 
 TOP1, GTREF = "top-1", "ground truth"  # the two kinds of reference: the pair's ranked one, the target itself
 
@@ -133,19 +140,84 @@ def load_pair_images(pair: Pair, size: int = EVAL_SIZE) -> PairImages:
     return PairImages(pair, truth, target_l, load_square(pair.reference_path, size, pair.box))
 
 
+def _no_collate(item):
+    return item
+
+
+class _PairImagesDataset(torch.utils.data.Dataset):
+    """The pairs as a map-style dataset of PairImages: what PairStream's DataLoader workers get (the pair list,
+    never a decoded image)."""
+
+    def __init__(self, pairs: Sequence[Pair], size: int):
+        self.pairs, self.size = list(pairs), size
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> PairImages:
+        return load_pair_images(self.pairs[index], self.size)
+
+
+class PairStream(Sequence):
+    """The evaluation pairs at the evaluation size, decoded on demand: iterating streams them through a
+    DataLoader (`workers` processes, in order), indexing loads one. Nothing is kept but the pair list and
+    HIS(ground truth, top-1 reference) of each pair seen, so 5,000 COCO pairs never sit in memory (about 7 GB
+    as PairImages)."""
+
+    def __init__(self, pairs: Sequence[Pair], size: int = EVAL_SIZE, workers: int = 0):
+        self.pairs, self.size, self.workers = list(pairs), size, workers
+        self._his_ref: dict[int, float] = {}  # pair index -> HIS(truth, top-1 reference)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self._seen(index, load_pair_images(self.pairs[index], self.size))
+
+    def __iter__(self):
+        if self.workers <= 0 or len(self) <= 1:
+            for index in range(len(self)):
+                yield self[index]
+            return
+        loader = torch.utils.data.DataLoader(_PairImagesDataset(self.pairs, self.size), batch_size=None,
+                                             num_workers=self.workers, collate_fn=_no_collate,
+                                             prefetch_factor=4)
+        for index, item in enumerate(loader):
+            yield self._seen(index, item)
+
+    def _seen(self, index: int, item: PairImages) -> PairImages:
+        self._his_ref[index] = item.scoring_context(TOP1)[2]
+        return item
+
+    def his_ref(self) -> float:
+        """Mean HIS(ground truth, top-1 reference) over every pair (one more pass only if some were never seen)."""
+        if len(self._his_ref) < len(self):
+            for _ in self:
+                pass
+        return float(np.mean([self._his_ref[i] for i in range(len(self))]))
+
+
 # ---------------------------------------------------------------------------------------------- methods
 
 
-def model_colorizer(checkpoint: str | Path, device: str = "auto") -> ColorizerFn:
+def model_colorizer(checkpoint: str | Path, device: str = "auto", slic: str | None = None) -> ColorizerFn:
     """A checkpoint (shipped name or .safetensors path) as a colorizer: ab predicted at the given size and
-    recombined with the target's own L* (the `sa-colorize` recombination)."""
+    recombined with the target's own L* (the `sa-colorize` recombination). Superpixels come from `slic`
+    (a backend or "auto"), by default the backend the model was trained with (its config's slic_backend)."""
     model = load_checkpoint(checkpoint, device=resolve_device(device))
     dev = next(model.parameters()).device
+    backend = slic or model.config.slic_backend
 
     def colorize(target_l: np.ndarray, reference: np.ndarray) -> np.ndarray:
         l_star = torch.from_numpy(np.ascontiguousarray(target_l, dtype=np.float32))[None, None].to(dev)  # (1,1,H,W)
         ref = torch.from_numpy(np.ascontiguousarray(reference, dtype=np.float32)).permute(2, 0, 1)[None].to(dev)
-        rgb = predict_rgb(model, l_star, ref)[0][0]  # (3, H, W)
+        rgb = predict_rgb(model, l_star, ref, slic_backend=backend)[0][0]  # (3, H, W)
         return rgb.permute(1, 2, 0).cpu().numpy()
 
     return colorize
@@ -213,27 +285,30 @@ def _read_output(path: Path, size: int) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- scoring
 
-METRIC_KEYS = ("ssim", "lpips", "his_pred_ref", "his_gt_ref", "psnr_ab", "ciede2000", "colorfulness")
+METRIC_KEYS = ("ssim", "lpips", "lpips_vgg", "his_pred_ref", "his_gt_ref", "psnr_ab", "ciede2000", "colorfulness")
 
 
 def score(pred: np.ndarray, truth: np.ndarray, reference: np.ndarray,
           lpips: metrics.LPIPSMetric | None, reference_histogram: np.ndarray | None = None,
-          his_gt_ref: float | None = None) -> dict[str, float]:
-    """Every per-pair metric of one output (NaN for LPIPS when it is unavailable).
+          his_gt_ref: float | None = None, lpips_vgg: metrics.LPIPSMetric | None = None) -> dict[str, float]:
+    """Every per-pair metric of one output (NaN for LPIPS(alex) / LPIPS(vgg) when unavailable or not given).
 
     `reference_histogram` (ab_histogram of the reference) and `his_gt_ref` may be passed when known: they
     depend on the pair only, not on the method.
     """
     pred = np.clip(np.asarray(pred, dtype=np.float64), 0.0, 1.0)
-    lpips_value = float("nan")
+    lpips_value = lpips_vgg_value = float("nan")
     if lpips is not None and lpips.available():
         lpips_value = lpips(pred, truth)
+    if lpips_vgg is not None and lpips_vgg.available():
+        lpips_vgg_value = lpips_vgg(pred, truth)
     ref_hist = metrics.ab_histogram(reference) if reference_histogram is None else reference_histogram
     if his_gt_ref is None:
         his_gt_ref = metrics.histogram_intersection(metrics.ab_histogram(truth), ref_hist)
     return {
         "ssim": metrics.ssim(pred, truth),
         "lpips": lpips_value,
+        "lpips_vgg": lpips_vgg_value,
         "his_pred_ref": metrics.histogram_intersection(metrics.ab_histogram(pred), ref_hist),
         "his_gt_ref": his_gt_ref,
         "psnr_ab": metrics.psnr_ab(pred, truth),
@@ -268,7 +343,8 @@ class MethodResult:
 
 
 def evaluate_colorizer(name: str, colorizer: ColorizerFn, data: Sequence[PairImages],
-                       lpips: metrics.LPIPSMetric | None = None, reference: str = TOP1) -> MethodResult:
+                       lpips: metrics.LPIPSMetric | None = None, reference: str = TOP1,
+                       lpips_vgg: metrics.LPIPSMetric | None = None) -> MethodResult:
     """Run a colorizer on every pair (with its ranked reference, or with the ground truth as reference)."""
     result = MethodResult(name, reference, n_total=len(data))
     start = time.perf_counter()
@@ -285,7 +361,8 @@ def evaluate_colorizer(name: str, colorizer: ColorizerFn, data: Sequence[PairIma
                 raise EvaluationError(f"{name} returned shape {pred.shape} for {item.pair.target}, "
                                       f"expected {item.truth.shape}")
             result.rows.append({"target": item.pair.target, "reference": item.pair.reference if reference == TOP1
-                                else item.pair.target, **score(pred, item.truth, ref, lpips, ref_hist, his_ref)})
+                                else item.pair.target, **score(pred, item.truth, ref, lpips, ref_hist, his_ref,
+                                                                lpips_vgg)})
     finally:
         torch.set_num_threads(threads)
     result.seconds = time.perf_counter() - start
@@ -293,9 +370,11 @@ def evaluate_colorizer(name: str, colorizer: ColorizerFn, data: Sequence[PairIma
 
 
 def evaluate_folder(name: str, folder: Path | str, data: Sequence[PairImages],
-                    lpips: metrics.LPIPSMetric | None = None) -> MethodResult:
+                    lpips: metrics.LPIPSMetric | None = None,
+                    lpips_vgg: metrics.LPIPSMetric | None = None) -> MethodResult:
     """Score a folder of another method's outputs (top-1 references); missing/extra files are recorded."""
-    found, missing, extra = find_outputs(Path(folder), [d.pair for d in data])
+    found, missing, extra = find_outputs(Path(folder), data.pairs if isinstance(data, PairStream)
+                                         else [d.pair for d in data])
     result = MethodResult(name, TOP1, n_total=len(data), missing=missing, extra=extra, folder=Path(folder))
     start = time.perf_counter()
     for item in data:
@@ -303,7 +382,7 @@ def evaluate_folder(name: str, folder: Path | str, data: Sequence[PairImages],
             pred = _read_output(found[item.pair.key], item.truth.shape[0])
             ref, ref_hist, his_ref = item.scoring_context(TOP1)
             result.rows.append({"target": item.pair.target, "reference": item.pair.reference,
-                                **score(pred, item.truth, ref, lpips, ref_hist, his_ref)})
+                                **score(pred, item.truth, ref, lpips, ref_hist, his_ref, lpips_vgg)})
     result.seconds = time.perf_counter() - start
     return result
 
@@ -335,6 +414,7 @@ def write_per_pair_csv(result: MethodResult, path: Path) -> None:
 # ----------------------------------------------------------------------------------------------- tables
 
 MEASURED = (("pairs", "pairs", "{:d}"), ("ssim", "SSIM ↑", "{:.3f}"), ("lpips", "LPIPS(alex) ↓", "{:.3f}"),
+            ("lpips_vgg", "LPIPS(vgg) ↓", "{:.3f}"),
             ("delta_his", "ΔHIS ↓", "{:.3f}"), ("his_pred_ref", "HIS(pred, ref)", "{:.3f}"),
             ("his_ref", "HIS_ref", "{:.3f}"), ("psnr_ab", "PSNR(ab) ↑", "{:.2f}"),
             ("ciede2000", "CIEDE2000 ↓", "{:.2f}"), ("colorfulness", "colourfulness", "{:.1f}"))
@@ -384,7 +464,8 @@ def _lpips_cell(lpips: metrics.LPIPSMetric | None) -> str:
     return LPIPS_OFFLINE if lpips is None or lpips.missing_weights else "unavailable"
 
 
-def measured_cells(result: MethodResult | None, lpips: metrics.LPIPSMetric | None) -> dict[str, str]:
+def measured_cells(result: MethodResult | None, lpips: metrics.LPIPSMetric | None,
+                   lpips_vgg: metrics.LPIPSMetric | None = None) -> dict[str, str]:
     """Formatted measured cells of a row; `not run` everywhere for a method without result."""
     if result is None:
         return {key: NOT_RUN for key, _, _ in MEASURED}
@@ -395,7 +476,7 @@ def measured_cells(result: MethodResult | None, lpips: metrics.LPIPSMetric | Non
         if key == "pairs":
             cells[key] = f"{value}" if value == result.n_total else f"{value}/{result.n_total}"
         elif value is None or (isinstance(value, float) and math.isnan(value)):
-            cells[key] = _lpips_cell(lpips) if key == "lpips" else "-"
+            cells[key] = {"lpips": _lpips_cell(lpips), "lpips_vgg": _lpips_cell(lpips_vgg)}.get(key, "-")
         else:
             cells[key] = fmt.format(value)
     return cells
@@ -417,30 +498,34 @@ class Setup:
 
     profile: Profile
     pairs_file: Path
-    data: list[PairImages]
+    data: Sequence[PairImages]  # a PairStream (prepare), or a list of PairImages
     device: str
     lpips: metrics.LPIPSMetric
     results: dict[tuple[str, str], MethodResult] = field(default_factory=dict)
     log: Callable[[str], None] = print
     checkpoints: dict[str, Path] = field(default_factory=dict)  # --checkpoint NAME=FILE: more models, every table
-    missing: tuple[str, ...] = ()  # the profile's own variants without a checkpoint (allowed with --checkpoint)
+    missing: tuple[str, ...] = ()  # the profile's own variants without a checkpoint (skipped: rows "not run")
+    lpips_vgg: metrics.LPIPSMetric | None = None  # the second LPIPS column (the paper does not say which it used)
+    slic: str | None = None  # --slic: every model's SLIC backend; None: each model's own (its training backend)
 
     def checkpoint(self, variant: str) -> str:
         return self.profile.checkpoint(variant)
 
 
 def _check_checkpoints(profile: Profile, allow_missing: bool = False) -> tuple[str, ...]:
-    """The variants whose profile checkpoint is missing (an EvaluationError unless allow_missing)."""
-    missing = []
+    """The variants whose profile checkpoint is missing; they are skipped. An EvaluationError when none of them
+    exists, unless allow_missing (other models are scored: --checkpoint)."""
+    missing, hints = [], []
     for variant in profile.eval_models:
         name = profile.checkpoint(variant)
         if not (CHECKPOINT_DIR / f"{name}.safetensors").is_file():
             hint = (f"train it with `sa-train --profile paper --variant {variant} --export "
                     f"checkpoints/{name}.safetensors` (no paper checkpoint ships)" if profile.name == "paper"
                     else "run `make train-demo`")
-            if not allow_missing:
-                raise EvaluationError(f"checkpoint {CHECKPOINT_DIR / (name + '.safetensors')} not found; {hint}")
+            hints.append(f"checkpoint {CHECKPOINT_DIR / (name + '.safetensors')} not found; {hint}")
             missing.append(variant)
+    if missing and len(missing) == len(profile.eval_models) and not allow_missing:
+        raise EvaluationError(f"no checkpoint of profile {profile.name} exists: {hints[0]}")
     return tuple(missing)
 
 
@@ -455,10 +540,13 @@ def check_extra_checkpoints(checkpoints: dict[str, Path], folders: Iterable[str]
 
 def prepare(profile: str = "demo", pairs: Path | str | None = None, device: str = "auto",
             log: Callable[[str], None] = print, folders: dict[str, Path] | None = None,
-            checkpoints: dict[str, Path | str] | None = None) -> Setup:
-    """Check a profile's assets (and the folders of other methods' outputs against its pairs) and load its
+            checkpoints: dict[str, Path | str] | None = None, slic: str | None = None,
+            workers: int | None = None) -> Setup:
+    """Check a profile's assets (and the folders of other methods' outputs against its pairs) and stream its
     pairs at the evaluation size (one-line errors if missing). `checkpoints` (name -> .safetensors) adds
-    models to every table; with them, the profile's own checkpoints may be missing (their rows read not run)."""
+    models to every table; a missing profile checkpoint is skipped (its rows read not run), and with
+    `checkpoints` all of them may be missing. `slic`: every model's SLIC backend (default: each model's own).
+    `workers`: the processes that decode the pairs (default: the profile's eval_workers)."""
     checkpoints = {name: Path(path) for name, path in (checkpoints or {}).items()}
     check_extra_checkpoints(checkpoints, folders or {})
     settings = get_profile(profile)
@@ -477,17 +565,27 @@ def prepare(profile: str = "demo", pairs: Path | str | None = None, device: str 
         pairs_csv = Path(pairs)
         if not pairs_csv.is_file():
             raise UsageError(f"pairs file not found: {pairs_csv}")
+    if slic is not None and slic != "auto":
+        try:
+            resolve_backend(slic)
+        except (ValueError, RuntimeError) as err:
+            raise UsageError(f"--slic: {err}") from None
     missing = _check_checkpoints(settings, allow_missing=bool(checkpoints))
+    if missing:
+        log(f"[evaluate] skipped, no checkpoint: {', '.join(settings.checkpoint(v) for v in missing)} "
+            "(their rows read \"not run\")")
     pair_list = read_pairs(pairs_csv, target_dir, reference_dir, settings.eval_limit)
     check_output_folders(dict(folders or {}), pair_list)
-    started = time.perf_counter()
-    data = [load_pair_images(p, settings.eval_size) for p in pair_list]
+    data = PairStream(pair_list, settings.eval_size, settings.eval_workers if workers is None else workers)
     lpips = metrics.LPIPSMetric(str(resolve_device(device)))
-    if not lpips.available():
-        log(f"[evaluate] {lpips.reason}")
-    log(f"[evaluate] profile {settings.name}: {len(data)} pairs from {pairs_csv} at {settings.eval_size}x{settings.eval_size} "
-        f"({time.perf_counter() - started:.1f} s)")
-    return Setup(settings, pairs_csv, data, device, lpips, log=log, checkpoints=checkpoints, missing=missing)
+    lpips_vgg = metrics.LPIPSMetric(str(resolve_device(device)), net="vgg")
+    for metric in (lpips, lpips_vgg):
+        if not metric.available():
+            log(f"[evaluate] {metric.reason}")
+    log(f"[evaluate] profile {settings.name}: {len(data)} pairs from {pairs_csv} at "
+        f"{settings.eval_size}x{settings.eval_size}, streamed by {data.workers or 'no'} worker process(es)")
+    return Setup(settings, pairs_csv, data, device, lpips, log=log, checkpoints=checkpoints, missing=missing,
+                 lpips_vgg=lpips_vgg, slic=slic)
 
 
 def run_method(setup: Setup, method: str, colorizer: ColorizerFn | Callable[[], ColorizerFn],
@@ -496,7 +594,7 @@ def run_method(setup: Setup, method: str, colorizer: ColorizerFn | Callable[[], 
     key = (method, reference)
     if key not in setup.results:
         fn = colorizer() if lazy else colorizer
-        result = evaluate_colorizer(method, fn, setup.data, setup.lpips, reference)
+        result = evaluate_colorizer(method, fn, setup.data, setup.lpips, reference, setup.lpips_vgg)
         setup.results[key] = result
         setup.log(f"[evaluate] {method} ({reference} reference): {len(result.rows)} pairs, {result.seconds:.1f} s")
     return setup.results[key]
@@ -512,17 +610,17 @@ def folder_result(setup: Setup, name: str, folder: Path | str) -> MethodResult:
     key = folder_key(name)
     cached = setup.results.get(key)
     if cached is None or cached.folder != Path(folder):
-        setup.results[key] = evaluate_folder(name, folder, setup.data, setup.lpips)
+        setup.results[key] = evaluate_folder(name, folder, setup.data, setup.lpips, setup.lpips_vgg)
         setup.log(f"[evaluate] {name} (outputs in {folder}): {len(setup.results[key].rows)} pairs, "
                   f"{setup.results[key].seconds:.1f} s")
     return setup.results[key]
 
 
 def variant_result(setup: Setup, variant: str, reference: str = TOP1) -> MethodResult | None:
-    """A variant's result; None when its profile checkpoint is missing (allowed with --checkpoint)."""
+    """A variant's result; None when its profile checkpoint is missing (skipped: its rows read not run)."""
     if variant in setup.missing:
         return None
-    return run_method(setup, variant, lambda: model_colorizer(setup.checkpoint(variant), setup.device),
+    return run_method(setup, variant, lambda: model_colorizer(setup.checkpoint(variant), setup.device, setup.slic),
                       reference, lazy=True)
 
 
@@ -531,10 +629,11 @@ def checkpoint_rows(setup: Setup, reference: str = TOP1) -> list[dict[str, str]]
     set beside the paper's published super-attention numbers."""
     rows = []
     for name, path in setup.checkpoints.items():
-        result = run_method(setup, CHECKPOINT_PREFIX + name, lambda p=path: model_colorizer(p, setup.device),
-                            reference, lazy=True)
+        result = run_method(setup, CHECKPOINT_PREFIX + name,
+                            lambda p=path: model_colorizer(p, setup.device, setup.slic), reference, lazy=True)
         official = read_config(path).extra.get("preset") == "official"
-        rows.append({"method": f"{name} (`{path}`)", "reference": reference, **measured_cells(result, setup.lpips),
+        rows.append({"method": f"{name} (`{path}`)", "reference": reference,
+                     **measured_cells(result, setup.lpips, setup.lpips_vgg),
                      **(published_cells("super") if official and reference == TOP1 else published_cells(None))})
     return rows
 
@@ -575,11 +674,22 @@ def _intro(setup: Setup, what: str) -> list[str]:
 
 
 def _notes(setup: Setup, extra: Iterable[str] = ()) -> list[str]:
-    his_ref = np.mean([d.scoring_context(TOP1)[2] for d in setup.data])
+    data = setup.data
+    his_ref = data.his_ref() if isinstance(data, PairStream) else np.mean([d.scoring_context(TOP1)[2] for d in data])
+    vgg = setup.lpips_vgg
     notes = [f"- HIS_ref = mean HIS(ground truth, top-1 reference) over these pairs = {his_ref:.3f} "
              f"(the paper's is {PUBLISHED_HIS_REF} on its COCO pairs); ΔHIS = |HIS(pred, ref) - HIS_ref|.",
-             "- LPIPS is the `lpips` package, AlexNet, v0.1, inputs in [-1, 1]. "
-             + (f"Here: {setup.lpips.reason}" if setup.lpips.reason else "It was available for this run.")]
+             "- LPIPS is the `lpips` package, v0.1, inputs in [-1, 1]: AlexNet (the main figure) and VGG16 beside "
+             "it; the paper does not say which backbone it scored with. "
+             + (f"Here: {setup.lpips.reason}" if setup.lpips.reason else "LPIPS(alex) was available for this run.")
+             + (f" {vgg.reason}" if vgg is not None and vgg.reason else
+                (" LPIPS(vgg) was available for this run." if vgg is not None else "")),
+             "- Superpixels: " + (f"SLIC backend `{setup.slic}` for every model (--slic)." if setup.slic else
+                                  "each model's own SLIC backend, the one it was trained with (its config's "
+                                  "`slic_backend`).")]
+    if setup.missing:
+        notes.append("- Skipped, no checkpoint: " + ", ".join(f"`{setup.checkpoint(v)}`" for v in setup.missing)
+                     + f" (rows `{NOT_RUN}`).")
     return notes + list(extra)
 
 
@@ -591,7 +701,7 @@ def ablation_table(setup: Setup) -> Table:
         for variant in setup.profile.eval_models:
             result = variant_result(setup, variant, reference)
             rows.append({"method": f"{VARIANT_NAMES[variant]} (`{setup.checkpoint(variant)}`)",
-                         "reference": reference, **measured_cells(result, setup.lpips),
+                         "reference": reference, **measured_cells(result, setup.lpips, setup.lpips_vgg),
                          **(published_cells(variant) if reference == TOP1 else {})})
         rows += checkpoint_rows(setup, reference)
     demo = setup.profile.checkpoint_prefix == "demo"
@@ -622,7 +732,7 @@ def comparison_table(setup: Setup, folders: dict[str, Path] | None = None) -> Ta
     rows, extra_notes = [], []
     for key, (name, factory) in baseline_colorizers(setup).items():
         rows.append({"method": name, "reference": TOP1,
-                     **measured_cells(run_method(setup, key, factory, lazy=True), setup.lpips),
+                     **measured_cells(run_method(setup, key, factory, lazy=True), setup.lpips, setup.lpips_vgg),
                      **published_cells(None)})
     names = {**EXTERNAL_METHODS, **{k: k for k in folders if k not in EXTERNAL_METHODS}}
     for key, name in names.items():
@@ -633,13 +743,14 @@ def comparison_table(setup: Setup, folders: dict[str, Path] | None = None) -> Ta
                 setup.log(f"[evaluate] {line}")
                 extra_notes.append(f"- {line}")
             name = f"{name} (outputs in `{folders[key]}`)"
-        rows.append({"method": name, "reference": TOP1, **measured_cells(result, setup.lpips),
+        rows.append({"method": name, "reference": TOP1, **measured_cells(result, setup.lpips, setup.lpips_vgg),
                      **published_cells(key if key in EXTERNAL_METHODS else None)})
     rows += checkpoint_rows(setup)
     for model in ("super", "transfer"):
         if model in setup.profile.eval_models:
             rows.append({"method": f"{VARIANT_NAMES[model]} (`{setup.checkpoint(model)}`)", "reference": TOP1,
-                         **measured_cells(variant_result(setup, model), setup.lpips), **published_cells(model)})
+                         **measured_cells(variant_result(setup, model), setup.lpips, setup.lpips_vgg),
+                         **published_cells(model)})
     notes = _notes(setup, [
         f"- `{NOT_RUN}`: XCNET, Deep Exemplar and Just Attention cannot run here (no weights; compiled parts). "
         "Give a folder of their outputs, one per pair named `<target stem>.png`, with "
@@ -693,7 +804,8 @@ def write_tables(setup: Setup, out: Path | str, folders: dict[str, Path] | None 
 
 def run(profile: str = "demo", out: Path | str | None = None, pairs: Path | str | None = None,
         folders: dict[str, Path] | None = None, device: str = "auto", per_pair_dir: Path | str | None = None,
-        log: Callable[[str], None] = print, checkpoints: dict[str, Path] | None = None) -> list[Path]:
+        log: Callable[[str], None] = print, checkpoints: dict[str, Path] | None = None, slic: str | None = None,
+        workers: int | None = None) -> list[Path]:
     """Evaluate a profile and write both tables (and the per-pair CSVs); returns the table files written.
 
     Nothing is written until both tables are computed, so a failed run leaves the previous tables as they
@@ -704,7 +816,7 @@ def run(profile: str = "demo", out: Path | str | None = None, pairs: Path | str 
     for name, folder in folders.items():
         if not Path(folder).is_dir():
             raise UsageError(f"--method {name}: outputs folder not found: {folder}")
-    setup = prepare(profile, pairs, device, log, folders=folders, checkpoints=checkpoints)
+    setup = prepare(profile, pairs, device, log, folders=folders, checkpoints=checkpoints, slic=slic, workers=workers)
     per_pair_dir = Path(per_pair_dir) if per_pair_dir is not None else per_pair_folder(profile, out, pairs)
     written = write_tables(setup, tables_folder(out, pairs), folders)
     write_per_pair(setup, per_pair_dir)

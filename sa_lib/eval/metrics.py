@@ -202,38 +202,45 @@ def colorfulness(img: np.ndarray) -> float:
 # ------------------------------------------------------------------- LPIPS
 
 
-class LPIPSMetric:
-    """LPIPS (lpips package, net='alex', version='0.1'), built lazily on first use.
+LPIPS_NETS = {"alex": "alexnet", "vgg": "vgg16"}  # LPIPS backbone -> its sa_lib.core.hub asset
 
-    Construction failures (e.g. offline, no AlexNet weights) are remembered: the
+
+class LPIPSMetric:
+    """LPIPS (lpips package, net='alex' by default or 'vgg', version='0.1'), built lazily on first use.
+
+    The paper does not say which backbone it scored LPIPS with: the tables report LPIPS(alex) as the main
+    figure and LPIPS(vgg) beside it (docs/metrics.md).
+    Construction failures (e.g. offline, no backbone weights) are remembered: the
     metric then reports unavailable instead of retrying the download every call.
     """
 
-    def __init__(self, device: str = "cpu") -> None:
-        self.device = device
+    def __init__(self, device: str = "cpu", net: str = "alex") -> None:
+        if net not in LPIPS_NETS:
+            raise ValueError(f"unknown LPIPS net {net!r}; choose {', '.join(LPIPS_NETS)}")
+        self.device, self.net = device, net
         self._model = None
         self._error: str | None = None
-        self.missing_weights = False  # True when the failure is the AlexNet file (offline), not a broken install
+        self.missing_weights = False  # True when the failure is the backbone's file (offline), not a broken install
 
     def _load(self):
         if self._model is not None:
             return self._model
         if self._error is None:
             try:
-                hub.fetch("alexnet")  # verified into torch hub's cache, where lpips/torchvision look
+                hub.fetch(LPIPS_NETS[self.net])  # verified into torch hub's cache, where lpips/torchvision look
                 import lpips  # deferred: lpips builds torchvision's networks; only when LPIPS is measured
 
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    model = lpips.LPIPS(net="alex", version="0.1", verbose=False)
+                    model = lpips.LPIPS(net=self.net, version="0.1", verbose=False)
                 self._model = model.eval().to(self.device)
                 return self._model
             except hub.AssetUnavailable as exc:
-                self._error = f"LPIPS(alex) unavailable: {exc}"
+                self._error = f"LPIPS({self.net}) unavailable: {exc}"
                 self.missing_weights = True
             except Exception as exc:  # a broken lpips install or checkpoint
                 reason = " ".join(str(exc).split())[:160]
-                self._error = f"LPIPS(alex) unavailable ({type(exc).__name__}: {reason})"
+                self._error = f"LPIPS({self.net}) unavailable ({type(exc).__name__}: {reason})"
         raise MetricUnavailable(self._error)
 
     @property
