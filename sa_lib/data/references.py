@@ -33,10 +33,12 @@ strips of sky or grass stretched to 224x224) sit close to everything: on the dem
 of the 252 top-4 lists. `normalize=True` (`--normalize`) ranks by the L2 distance between unit-norm feature
 maps (cosine order) instead, which removes these hubs; it is a departure from the paper, hence off by default.
 
-Cost: the features take N x D floats in memory (D = 15,680 for effnet_lite0, 100,352 for VGG19), and the
-ranking is brute force, targets x candidates x D. The demo (252 targets, 713 candidates) takes about 20 s on
+Cost (`--engine torch`): the features take N x D floats in memory (D = 15,680 for effnet_lite0, 100,352 for
+VGG19), and the ranking is brute force, targets x candidates x D. The demo (252 targets, 713 candidates) takes about 20 s on
 a 2-core CPU. With VGG19 a candidate's features take 400 KB in float32, 200 KB with `--half`: COCO train2017
 (118k images plus their large objects) needs tens of GB of memory for them and a GPU for the distances.
+`--engine faiss` (the paper profiles' default; sa_lib.data.reference_index) writes the features to disk in float16
+shards and searches them exactly with faiss in bounded memory, resumable shard by shard, with the same result.
 """
 
 from __future__ import annotations
