@@ -10,7 +10,7 @@ PROFILE     ?= demo
 DEPS_HASH   := $(shell sha256sum pyproject.toml | cut -c1-12)
 STAMP       := $(VENV)/.installed-$(DEPS_HASH)
 
-.PHONY: help setup test test-fast test-browser app paper clean data-coco demo-annotations references train-demo model-card bench official
+.PHONY: help setup test test-fast test-browser app paper clean data-coco demo-annotations references train-demo model-card bench official gpu-check
 
 help: ## List the targets with what they do
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -83,6 +83,9 @@ bench: setup ## Run the benchmarks (minutes; not part of the tests): see benchma
 	$(PY) benchmarks/official.py
 	$(PY) benchmarks/suggest_cache.py --count 1000
 	$(PY) benchmarks/suggest_gray_targets.py
+
+gpu-check: setup ## On a CUDA machine: torch SLIC, paper-profile throughput fp32/bf16, attention agreement, a DDP/NCCL step -> BENCHMARKS.md (no GPU: one line, exit 0)
+	$(PY) benchmarks/gpu_check.py
 
 clean: ## Remove build outputs (keeps .venv)
 	rm -rf build .pytest_cache
