@@ -128,13 +128,11 @@ def profile_config(profile: str, variant: str = "super", **overrides) -> TrainCo
                          perceptual=settings.perceptual, pretrained=settings.pretrained,
                          out=f"runs/{profile}-{variant}", **settings.training)
     if variant == "transfer":  # the transfer options, and the training that makes them work (docs/transfer.md):
-        # warped and recoloured self references first, then a stage at a lower learning rate with more
-        # ranked (different-photo) references, where copying the reference is not always right
+        # warped and recoloured self references; the profile may add a second stage (variant_training)
         config = replace(config, model=replace(config.model, **TRANSFER_OPTIONS), p_self=0.75,
                          reference_augment="warp_recolor")
-        if profile == "demo":
-            config = replace(config, max_steps=2100, anneal_from_step=1500,
-                             anneal={"lr": 1e-4, "p_self": 0.4, "p_recolor": 0.25})
+    variant_fields = json.loads(json.dumps(settings.variant_training.get(variant, {})))  # a copy, nested dicts too
+    config = replace(config, **variant_fields)  # e.g. the demo's transfer stages
     config = replace(config, **overrides)
     config.model = replace(config.model, variant=model_variant(config.variant))
     config.validate()
