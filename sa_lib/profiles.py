@@ -11,7 +11,7 @@ entry of PROFILES.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ class PhotoSource:
     pairs_name: str  # the evaluation pairs: each val target with its top-1 reference (sa-references)
     targets_name: str  # the folder of the evaluation targets
     pool_name: str  # the folder of the references (the train photos)
+    matched_pairs_name: str | None = None  # pairs of a val target and a train photo of the same kind, chosen by eye
 
     def references_file(self) -> Path:
         return self.root() / self.references_name
@@ -53,15 +54,21 @@ class PhotoSource:
     def reference_dir(self) -> Path:
         return self.root() / self.pool_name
 
+    def matched_pairs_file(self) -> Path | None:
+        return None if self.matched_pairs_name is None else self.root() / self.matched_pairs_name
+
 
 DEMO_PHOTOS = PhotoSource("demo", lambda: demo_data.DEMO_DIR, demo_dataset, "references.json", "eval_pairs.csv",
-                          "images", "images")
+                          "images", "images", "matched_pairs.csv")
 COCO_PHOTOS = PhotoSource("coco", coco_root, coco_dataset, "references-train.json", "eval_pairs.csv", "val2017",
                           "train2017")
 # The same layout and reader as COCO_PHOTOS (coco_dataset through pycocotools), on a miniature of COCO made from a
 # few demo photos in <data cache>/paper-smoke/coco (sa_lib.data.coco_mini), written on first use.
 COCO_MINI_PHOTOS = replace(COCO_PHOTOS, name="coco-mini", root=mini_coco_root, dataset=mini_coco_dataset)
 PHOTO_SOURCES = {source.name: source for source in (DEMO_PHOTOS, COCO_PHOTOS, COCO_MINI_PHOTOS)}
+
+
+RANKINGS_SHOWN = ("committed", "recomputed", "sa-references")
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,7 @@ class Profile:
     eval_limit: int | None  # evaluate only the first `eval_limit` pairs
     baseline_encoder: str  # deep features of the [17] baseline
     attention_checkpoint: str  # the model of Fig. 3 and the explorer
-    attention_working_size: int  # long side (px) at which it runs there
+    attention_working_size: int  # long side (px) at which it runs there, and in the quickstart notebook
     attention_pair_files: tuple[str, ...]  # pairs files (in photos.root()) shown, in this order
     attention_targets: tuple[str, ...] = ()  # only the pairs of these targets, in this order (none: all)
     attention_figure_target: str | None = None  # the target of Fig. 3's pair (its first pair; None: the first)
@@ -95,6 +102,25 @@ class Profile:
     pretrained: bool = True
     ranking_size: int = 224  # sa-references' square crop size (section 4: 224)
     eval_workers: int = 0  # sa-evaluate's processes that decode the pairs (PairStream; 0: in the process)
+    ranking_engine: str = "faiss"  # sa-references' engine: "faiss" (float16 feature shards on disk, exact search in
+    #                                bounded memory: COCO scale) or "torch" (features in memory, brute force)
+    # What the notebooks and `make paper` do with it (each of these was once a test of the profile's name):
+    ranking_shown: str = "sa-references"  # notebook 01's ranking (RANKINGS_SHOWN): the committed file, one recomputed
+    #                                       now, or the file sa-references wrote
+    candidate_photos_shown: int = 3  # notebook 01: photos in the candidates figure
+    reuses_checkpoints: bool = True  # notebook 02 reuses a shipped checkpoint whose config hash matches; False:
+    #                                  it always trains (a few steps) and publishes nothing
+    writes_model_card: bool = False  # retraining its shipped checkpoints rewrites checkpoints/MODEL_CARD.md
+    ships_checkpoints: bool = False  # its checkpoints are in the repository (make train-demo); else users train them
+    progress_bars: bool = True  # notebook 02's training shows progress bars
+    complexity_live: bool = False  # notebook 06 measures the attention block live at two tiny sizes (seconds)
+    gpu_sized: bool = False  # sized for a GPU: notebook 06 runs the full benchmark when CUDA is there; hints say so
+    variant_training: dict[str, dict[str, Any]] = field(default_factory=dict)  # TrainConfig fields of one
+    #                                  variant's run in this profile (demo: the transfer model's two stages)
+
+    def __post_init__(self):
+        if self.ranking_shown not in RANKINGS_SHOWN:
+            raise ValueError(f"ranking_shown must be one of {', '.join(RANKINGS_SHOWN)}, got {self.ranking_shown!r}")
 
     def checkpoint(self, model: str) -> str:
         """The shipped name of this profile's checkpoint of `model` (a named model of sa_lib.model.colorizer)."""
@@ -102,22 +128,29 @@ class Profile:
 
 
 DEMO_TRAINING = {"image_size": 128, "max_steps": 1500, "epochs": 1000}
+# The transfer model's demo run (docs/transfer.md): 1,500 steps as the paper's variants, then a second stage of 600
+# at a lower rate with more ranked (different-photo) references, where copying the reference is not always right.
+DEMO_TRANSFER_TRAINING = {"max_steps": 2100, "anneal_from_step": 1500,
+                          "anneal": {"lr": 1e-4, "p_self": 0.4, "p_recolor": 0.25}}
 PROFILES: dict[str, Profile] = {profile.name: profile for profile in (
     Profile("smoke", DEMO_PHOTOS, ColorizerConfig(), "effnet_feature_distance",
             {"image_size": 48, "batch_size": 2, "max_steps": 4, "epochs": 1000, "num_workers": 0, "log_every": 1,
              "val_every": 4, "val_pairs": 2, "checkpoint_every": 2},
             "effnet_lite0", True, False, "demo", NAMED_MODELS, ("super",), 96, 4, "effnet_lite0",
             DEFAULT_CHECKPOINT, 128, ("eval_pairs.csv",), ("gcompris-cheetah.jpg", "gcompris-panda.jpg"),
-            attention_compare=False),
+            attention_compare=False, ranking_engine="torch", ranking_shown="committed", candidate_photos_shown=2, reuses_checkpoints=False,
+            ships_checkpoints=True, progress_bars=False, complexity_live=True),
     Profile("demo", DEMO_PHOTOS, ColorizerConfig(), "effnet_feature_distance", DEMO_TRAINING,
             "effnet_lite0", True, True, "demo", NAMED_MODELS, NAMED_MODELS, EVAL_SIZE, None, "effnet_lite0",
             DEFAULT_CHECKPOINT, 256, ("matched_pairs.csv", "eval_pairs.csv"),
-            attention_figure_target="gcompris-cheetah.jpg"),  # <- a jaguar in the matched pairs
+            attention_figure_target="gcompris-cheetah.jpg",  # <- a jaguar in the matched pairs
+            ranking_engine="torch", ranking_shown="recomputed", writes_model_card=True, ships_checkpoints=True,
+            variant_training={"transfer": DEMO_TRANSFER_TRAINING}),
     Profile("paper", COCO_PHOTOS, ColorizerConfig.paper(), "lpips_vgg",
             {"image_size": 224, "batch_size": 8, "epochs": 20, "lr": 1e-5, "num_workers": 8, "val_every": 2000,
              "val_pairs": 500, "checkpoint_every": 2000},
             "vgg19", False, True, "paper", VARIANTS, VARIANTS, EVAL_SIZE, None, "vgg19",
-            PAPER_CHECKPOINT, 224, ("eval_pairs.csv",), eval_workers=4),
+            PAPER_CHECKPOINT, 224, ("eval_pairs.csv",), eval_workers=4, gpu_sized=True),
 )}
 
 # paper-smoke: the paper profile's code path, and nothing but it, in miniature on a CPU (tests/test_paper_smoke.py
@@ -129,7 +162,9 @@ SMOKE_SIZE = 64
 PAPER_SMOKE_TRAINING = {"image_size": SMOKE_SIZE, "batch_size": 2, "max_steps": 4, "num_workers": 1,
                         "log_every": 1, "val_every": 4, "val_pairs": 2, "checkpoint_every": 2}
 PAPER_SMOKE_DIFFERENCES = {
-    "name": "its own name (notebook 06 measures the attention block live at two tiny sizes, as smoke does)",
+    "name": "its own name",
+    "complexity_live": "notebook 06 measures the attention block live at two tiny sizes, as smoke does",
+    "gpu_sized": "sized for a CPU",
     "photos": "COCO's layout and reader on a miniature made from demo photos (sa_lib.data.coco_mini), not COCO 2017",
     "pretrained": "random weights (seeded) for VGG19, LPIPS's VGG16 backbone and [17]'s VGG19: nothing downloaded",
     "training": f"{SMOKE_SIZE} px, batch 2 (one per process under torchrun), 4 steps, 1 loader worker, "
@@ -146,7 +181,7 @@ PROFILES["paper-smoke"] = replace(
     PROFILES["paper"], name="paper-smoke", photos=COCO_MINI_PHOTOS, pretrained=False,
     training={**PROFILES["paper"].training, **PAPER_SMOKE_TRAINING}, ranking_size=SMOKE_SIZE, eval_size=SMOKE_SIZE,
     attention_working_size=SMOKE_SIZE, checkpoint_prefix="paper-smoke", attention_checkpoint="paper-smoke-super",
-    eval_models=("super",), report_variants=("super",))
+    eval_models=("super",), report_variants=("super",), complexity_live=True, gpu_sized=False)
 
 
 def get_profile(name: str) -> Profile:

@@ -60,3 +60,4 @@ def with_random_lpips(tmp_path_factory):
             return function(), built
 
     return run
+

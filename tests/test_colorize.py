@@ -11,6 +11,7 @@ from PIL import Image
 from sa_lib.model.checkpoint import save_checkpoint
 from sa_lib.core.color import normalize_l
 from sa_lib.cli.colorize import main
+from cli_run import run_main
 from sa_lib.colorize import colorize, colorize_detailed
 from sa_lib.superpixels.pyramid import SuperpixelPyramid
 from sa_lib.model.colorizer import build_model
@@ -41,13 +42,9 @@ def photos(tmp_path_factory):
 
 
 def run(argv, capsys):
-    """Run the CLI in-process; returns (exit code, stderr)."""
-    try:
-        main([str(a) for a in argv])
-        code = 0
-    except SystemExit as exit_info:
-        code = exit_info.code
-    return code, capsys.readouterr().err
+    """sa-colorize in-process: (exit code, stderr)."""
+    code, _, err = run_main(main, argv, capsys)
+    return code, err
 
 
 def lightness(image) -> np.ndarray:

@@ -153,3 +153,43 @@ def test_the_names_users_type_keep_working():
     assert colorize is inference_colorize and build_model is colorizer_build_model
     result = subprocess.run([sys.executable, "-m", "sa_lib", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("usage: sa-colorize")
+
+
+# A profile's behaviour is a field of its Profile (sa_lib/profiles.py), never a test of its name: a comparison of a
+# string with one of the registry's names (`profile == "demo"`, `name in ("smoke", ...)`) is a branch that a new
+# profile would silently miss.
+def _profile_name_tests(source: str) -> list[int]:
+    """Lines of `source` that compare something with a registered profile's name."""
+    from sa_lib.profiles import PROFILES  # deferred: the other tests of this module import nothing of sa_lib
+
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Compare):
+            continue
+        operands = [node.left, *node.comparators]
+        names = [c.value for o in operands for c in ([o] if isinstance(o, ast.Constant) else
+                 getattr(o, "elts", [])) if isinstance(c, ast.Constant)]
+        if any(name in PROFILES for name in names if isinstance(name, str)):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_no_library_module_or_notebook_branches_on_a_profile_name():
+    import json  # deferred: only this test reads notebooks
+
+    found = {}
+    for name, path in modules().items():
+        if name != "sa_lib.profiles" and (lines := _profile_name_tests(path.read_text())):
+            found[str(path.relative_to(PACKAGE.parent))] = lines
+    for notebook in sorted((PACKAGE.parent / "notebooks").glob("*.ipynb")):
+        cells = json.loads(notebook.read_text())["cells"]
+        for i, cell in enumerate(c for c in cells if c["cell_type"] == "code"):
+            if lines := _profile_name_tests("".join(cell["source"])):
+                found[f"{notebook.name} code cell {i}"] = lines
+    assert not found, f"branches on a profile's name (make them fields of sa_lib.profiles.Profile): {found}"
+
+
+def test_the_profile_name_check_finds_such_a_branch():
+    assert _profile_name_tests('if profile == "demo":\n    pass\n') == [1]
+    assert _profile_name_tests('x = p in ("paper", "paper-smoke")\n') == [1]
+    assert _profile_name_tests('if variant == "super":\n    pass\n') == []

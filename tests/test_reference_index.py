@@ -131,13 +131,15 @@ def test_cli_faiss_engine_writes_references_and_pairs(tmp_path, monkeypatch):
     assert built == [("effnet_lite0", True)] and loaded.image_size == 224
 
 
-def test_cli_engine_defaults_follow_the_photos():
-    """faiss for the COCO-layout profiles (paper, and paper-smoke, its path in miniature), torch for the demo."""
-    from sa_lib.cli.references import default_engine
+def test_engine_defaults_follow_the_profile():
+    """faiss for the COCO-layout profiles (paper, and paper-smoke, its path in miniature), torch for the demo;
+    every profile's engine is one sa-references has."""
+    from sa_lib.cli.references import ENGINES
     from sa_lib.profiles import PROFILES
 
-    assert {name: default_engine(PROFILES[name]) for name in ("demo", "paper", "paper-smoke")} == {
+    assert {name: PROFILES[name].ranking_engine for name in ("demo", "paper", "paper-smoke")} == {
         "demo": "torch", "paper": "faiss", "paper-smoke": "faiss"}
+    assert {profile.ranking_engine for profile in PROFILES.values()} <= set(ENGINES)
 
 
 def test_faiss_ranking_honours_random_weights_and_the_profiles_size(tmp_path, monkeypatch):

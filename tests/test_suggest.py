@@ -13,6 +13,7 @@ from PIL import Image
 from sa_lib.data import references as R
 from sa_lib.app import suggest as S
 from sa_lib.cli.suggest import main
+from cli_run import run_main
 from sa_lib.data.datasets import CocoLikeDataset
 from sa_lib.data.demo_data import DEMO_DIR
 
@@ -153,13 +154,8 @@ def test_unreadable_photos_are_skipped_and_bad_folders_are_one_line_errors(folde
 
 
 def run(argv, capsys):
-    try:
-        main([str(a) for a in argv])
-        code = 0
-    except SystemExit as exit_info:
-        code = exit_info.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    """sa-suggest in-process: (exit code, stdout, stderr)."""
+    return run_main(main, argv, capsys)
 
 
 def test_cli_prints_top_k_with_distances_and_writes_a_contact_sheet(folder, tmp_path, capsys, monkeypatch):

@@ -239,8 +239,9 @@ def test_bf16_runs_on_the_cpu_and_fp16_needs_cuda(tmp_path):
 
 
 def test_configs_written_before_precision_and_standard_similarity_still_load():
-    """A run's config or sidecar from before issue 13 has `amp` (read as the precision it asked for: bf16 when on,
-    fp32 when off) and, for a standard model, no standard_similarity (read as the earlier "scaled_dot")."""
+    """A run's config or sidecar from before issue 13 has `amp` (read as fp32: amp was CUDA-only, and every run
+    recorded with it trained on the CPU) and, for a standard model, no standard_similarity (read as the earlier
+    "scaled_dot")."""
     from sa_lib.core.files import CHECKPOINT_DIR
     from sa_lib.model.checkpoint import read_sidecar
     from sa_lib.train.config import TrainConfig
@@ -248,7 +249,7 @@ def test_configs_written_before_precision_and_standard_similarity_still_load():
     new = profile_config("demo", "standard").to_dict()
     old = {k: v for k, v in new.items() if k != "precision"}
     old["model"] = {k: v for k, v in new["model"].items() if k not in ("standard_similarity", "slic_backend")}
-    for amp, precision in ((True, "bf16"), (False, "fp32")):
+    for amp, precision in ((True, "fp32"), (False, "fp32")):
         config = TrainConfig.from_dict({**old, "amp": amp})
         assert config.precision == precision
         assert config.model.standard_similarity == "scaled_dot" and config.model.slic_backend == "skimage"

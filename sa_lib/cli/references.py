@@ -65,16 +65,11 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def default_engine(profile) -> str:
-    """The faiss engine for COCO-layout photos (paper, paper-smoke: the paper's path), torch for the demo's."""
-    return "faiss" if profile.photos.name != "demo" else "torch"
-
-
 def rank(args: argparse.Namespace) -> None:
     profile = get_profile(args.profile)
     normalize = profile.ranking_normalize if args.normalize is None else args.normalize
     encoder_name = args.encoder or profile.ranking_encoder
-    engine = args.engine or default_engine(profile)
+    engine = args.engine or profile.ranking_engine
     workers = args.workers if args.workers is not None else (min(8, os.cpu_count() or 1) if engine == "faiss" else 0)
     device = resolve_device(args.device or "auto")
     # The encoder first: an unknown name or missing VGG weights fail before any data is read.

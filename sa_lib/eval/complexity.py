@@ -352,27 +352,28 @@ def scaling_exponents(results: list[dict], key: str = "time") -> dict[tuple[str,
 SMOKE_SIZES = {"block": (32, 64)}  # notebook 06's smoke run: the block alone at two tiny sizes, seconds
 
 
-def profile_results(profile: str, device: str = "auto", log: Callable[[str], None] | None = print
+def profile_results(profile, device: str = "auto", log: Callable[[str], None] | None = print
                     ) -> tuple[dict, list[dict], str]:
-    """(header, results, where they come from) for notebook 06.
+    """(header, results, where they come from) for notebook 06, for `profile` (a sa_lib.profiles.Profile, passed
+    in because this parent side imports neither torch nor the registry, which imports the network).
 
-    smoke and paper-smoke: a tiny live measurement (SMOKE_SIZES); paper on a GPU: the full benchmark, measured
-    now; otherwise (demo, or paper without a GPU): the committed benchmarks/results/complexity.json, measured once
-    on the machine its header names (the full run takes minutes and needs an idle machine for reliable times).
+    As the profile says (sa_lib.profiles): `complexity_live` (smoke, paper-smoke): a tiny live measurement
+    (SMOKE_SIZES); `gpu_sized` (paper) on a GPU: the full benchmark, measured now; otherwise (demo, or paper
+    without a GPU): the committed benchmarks/results/complexity.json, measured once on the machine its header
+    names (the full run takes minutes and needs an idle machine for reliable times).
     """
-    if profile in ("smoke", "paper-smoke"):
-        header, results = run(SMOKE_SIZES, repeats=3, device=device, command=f"notebooks/06_complexity ({profile})",
+    name = profile.name
+    if profile.complexity_live:
+        header, results = run(SMOKE_SIZES, repeats=3, device=device, command=f"notebooks/06_complexity ({name})",
                               log=log)
-        return header, results, f"measured now ({profile}: the block alone at two tiny sizes)"
-    if profile not in ("demo", "paper"):
-        raise ValueError(f"unknown profile {profile!r}; choose smoke, demo, paper or paper-smoke")
-    if profile == "paper" and device != "cpu":
+        return header, results, f"measured now ({name}: the block alone at two tiny sizes)"
+    if profile.gpu_sized and device != "cpu":
         import torch  # deferred: the parent never imports torch (only the children are measured)
 
         if torch.cuda.is_available():
             header, results = run({"block": BLOCK_SIZES, "model": MODEL_SIZES}, device="cuda",
-                                  command="notebooks/06_complexity (paper)", log=log)
-            return header, results, "measured now on the GPU (paper profile)"
+                                  command=f"notebooks/06_complexity ({name})", log=log)
+            return header, results, f"measured now on the GPU ({name} profile)"
     header, results = load_results()
-    why = "" if profile == "demo" else " (paper profile without a GPU: not re-measured)"
+    why = f" ({name} profile without a GPU: not re-measured)" if profile.gpu_sized else ""
     return header, results, f"read from the committed {RESULTS_JSON.relative_to(REPO_ROOT)}{why}"

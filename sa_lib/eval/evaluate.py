@@ -519,9 +519,9 @@ def _check_checkpoints(profile: Profile, allow_missing: bool = False) -> tuple[s
     for variant in profile.eval_models:
         name = profile.checkpoint(variant)
         if not (CHECKPOINT_DIR / f"{name}.safetensors").is_file():
-            hint = (f"train it with `sa-train --profile paper --variant {variant} --export "
-                    f"checkpoints/{name}.safetensors` (no paper checkpoint ships)" if profile.name == "paper"
-                    else "run `make train-demo`")
+            hint = ("run `make train-demo`" if profile.ships_checkpoints else
+                    f"train it with `sa-train --profile {profile.name} --variant {variant} --export "
+                    f"checkpoints/{name}.safetensors` (no {profile.name} checkpoint ships)")
             hints.append(f"checkpoint {CHECKPOINT_DIR / (name + '.safetensors')} not found; {hint}")
             missing.append(variant)
     if missing and len(missing) == len(profile.eval_models) and not allow_missing:
@@ -704,7 +704,7 @@ def ablation_table(setup: Setup) -> Table:
                          "reference": reference, **measured_cells(result, setup.lpips, setup.lpips_vgg),
                          **(published_cells(variant) if reference == TOP1 else {})})
         rows += checkpoint_rows(setup, reference)
-    demo = setup.profile.checkpoint_prefix == "demo"
+    demo = setup.profile.ships_checkpoints  # the demo checkpoints, trained on this CPU
     notes = _notes(setup, [
         "- Rows with the ground truth as reference: each target is its own reference, so HIS_ref = 1 and "
         "ΔHIS = 1 - HIS(pred, ground truth). A model that uses its reference should gain most there.",

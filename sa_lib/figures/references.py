@@ -97,22 +97,21 @@ def coco_ranking(profile: str = "paper") -> Ranking:
     path = photos.references_file()
     if not path.is_file():
         raise FileNotFoundError(f"no COCO ranking at {path}: run `make references PROFILE={profile}`"
-                                f"{' (a GPU job)' if profile == 'paper' else ''} first")
+                                f"{' (a GPU job)' if get_profile(profile).gpu_sized else ''} first")
     val_names = tuple(sorted(p.name for p in (root / "val2017").glob("*.jpg")))
     return Ranking(load_references(path), root / "train2017", (root / "val2017", root / "train2017"),
                    f"read from {path}", val_names)
 
 
 def profile_ranking(profile: str, device: str = "auto") -> Ranking:
-    """The ranking notebook 01 shows for `profile` (smoke: committed; demo: recomputed; paper, paper-smoke: the
-    one sa-references wrote for their COCO)."""
-    if profile == "smoke":
+    """The ranking notebook 01 shows for `profile`, as its `ranking_shown` says (sa_lib.profiles): the committed
+    demo file (smoke), the demo's recomputed now (demo), or the one sa-references wrote (paper, paper-smoke)."""
+    shown = get_profile(profile).ranking_shown
+    if shown == "committed":
         return committed_ranking()
-    if profile == "demo":
+    if shown == "recomputed":
         return demo_ranking(device)
-    if profile in ("paper", "paper-smoke"):
-        return coco_ranking(profile)
-    raise ValueError(f"unknown profile {profile!r}; choose smoke, demo, paper or paper-smoke")
+    return coco_ranking(profile)
 
 
 def same_top(a: References, b: References) -> float:

@@ -77,8 +77,8 @@ def plan_variant(profile: str, variant: str, retrain: bool = False, runs_dir: Pa
     """Reuse checkpoints/PROFILE-VARIANT when its config hash matches the profile's and `retrain` is False."""
     config = profile_config(profile, variant, out=str(Path(runs_dir) / f"{profile}-{variant}"))
     run_log = Path(config.out) / "log.csv"
-    if profile == "smoke":
-        return TrainingPlan(variant, True, "the smoke profile always trains (a few steps)", config, run_log)
+    if not get_profile(profile).reuses_checkpoints:
+        return TrainingPlan(variant, True, f"the {profile} profile always trains (a few steps)", config, run_log)
     if retrain:
         return TrainingPlan(variant, True, "retraining was asked for", config, run_log)
     stem = Path(checkpoint_dir) / f"{profile}-{variant}"
@@ -123,9 +123,10 @@ def execute(plans: Sequence[TrainingPlan], device: str = "auto", progress: bool 
     results = {}
     for plan in (p for p in plans if p.retrain):
         results[plan.variant] = train(replace(plan.config, progress=progress))
-        if plan.config.profile != "smoke":
+        if get_profile(plan.config.profile).reuses_checkpoints:
             publish(plan, results[plan.variant], plan.config.profile, checkpoint_dir)
-    if any(p.config.profile == "demo" for p in plans if p.retrain) and Path(checkpoint_dir) == CHECKPOINT_DIR:
+    card = any(get_profile(p.config.profile).writes_model_card for p in plans if p.retrain)
+    if card and Path(checkpoint_dir) == CHECKPOINT_DIR:
         try:  # the card states the shipped files' hashes and metrics: re-measure them
             write_model_card()
         except (CheckpointError, FileNotFoundError) as err:  # the weights are published; say what is left to do

@@ -72,13 +72,13 @@ class TrainConfig:
         """The inverse of to_dict (the model config rebuilt as a ColorizerConfig, betas as a tuple).
 
         Configs written before `precision` existed have `amp` instead (default True), which asked for bf16
-        autocast where it applied, on CUDA only: amp True reads as precision "bf16" (what the config asked for),
-        False as "fp32". The config does not record the device, so a run with amp on that trained on the CPU
-        (the shipped demo-transfer sidecar's) reads "bf16" although it ran in fp32."""
+        autocast on CUDA only. Every run recorded with it trained on the CPU (the shipped demo checkpoints; no
+        paper run existed), so ran in fp32, and `amp` reads as precision "fp32" either way: what they did, and
+        the paper's precision for a resumed GPU run."""
         fields = dict(fields)
         if "amp" in fields:
-            amp = fields.pop("amp")
-            fields.setdefault("precision", "bf16" if amp else "fp32")
+            fields.pop("amp")
+            fields.setdefault("precision", "fp32")
         fields["model"] = ColorizerConfig.from_dict(fields["model"])
         fields["betas"] = tuple(fields["betas"])
         return cls(**fields)
@@ -143,13 +143,11 @@ def profile_config(profile: str, variant: str = "super", **overrides) -> TrainCo
                          perceptual=settings.perceptual, pretrained=settings.pretrained,
                          out=f"runs/{profile}-{variant}", **settings.training)
     if variant == "transfer":  # the transfer options, and the training that makes them work (docs/transfer.md):
-        # warped and recoloured self references first, then a stage at a lower learning rate with more
-        # ranked (different-photo) references, where copying the reference is not always right
+        # warped and recoloured self references; the profile may add a second stage (variant_training)
         config = replace(config, model=replace(config.model, **TRANSFER_OPTIONS), p_self=0.75,
                          reference_augment="warp_recolor")
-        if profile == "demo":
-            config = replace(config, max_steps=2100, anneal_from_step=1500,
-                             anneal={"lr": 1e-4, "p_self": 0.4, "p_recolor": 0.25})
+    variant_fields = json.loads(json.dumps(settings.variant_training.get(variant, {})))  # a copy, nested dicts too
+    config = replace(config, **variant_fields)  # e.g. the demo's transfer stages
     config = replace(config, **overrides)
     config.model = replace(config.model, variant=model_variant(config.variant))
     config.validate()
