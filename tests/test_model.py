@@ -191,7 +191,8 @@ def test_match_deep_adds_the_frozen_levels_3_and_4_to_the_matching(demo_pair):
     ab.square().mean().backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
     assert torch.isfinite(ab).all()
-    assert "match_deep" not in ColorizerConfig.transfer().to_json()
+    assert "match_deep" not in ColorizerConfig.transfer(match_deep=False).to_json()
+    assert ColorizerConfig.transfer().match_deep  # the transfer model's default since run v5 (docs/transfer.md)
     with pytest.raises(ValueError, match="needs match_frozen"):
         ColorizerConfig(match_deep=True)
 

@@ -22,7 +22,7 @@ from ..data.demo_data import DEMO_DIR
 from ..eval.evaluate import EVAL_SIZE, TOP1, baseline_colorizers, prepare, run_method, variant_result
 from ..eval.metrics import colorfulness
 from ..model.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint, read_sidecar
-from ..model.colorizer import NAMED_MODELS
+from ..model.colorizer import NAMED_MODELS, TRANSFER_OPTIONS
 from ..train.batches import open_data
 from ..train.config import profile_config
 from ..train.validation import validate, validation_pairs
@@ -121,7 +121,7 @@ def render(results: dict[str, dict], n_train: int, n_pairs: int,
         "colour encoder EfficientNet-Lite0 (ImageNet, frozen), U-Net widths "
         f"{'/'.join(map(str, config.model.widths))}.",
         f"- The transfer model (`sa-train --profile demo --variant transfer`): the same settings, with "
-        f"ColorizerConfig options match_frozen, carry_ab and ab_residual, the target itself as reference with p = "
+        f"ColorizerConfig options {', '.join(TRANSFER_OPTIONS)}, the target itself as reference with p = "
         f"{transfer.p_self}, and every such self reference warped (flip, crop, rotation, a smooth random warp); "
         f"with p = {transfer.p_recolor} the target and its reference are first recoloured together (a random "
         "rotation of the a*b* plane), so the colours can only come from the reference; then, from step "

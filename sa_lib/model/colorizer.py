@@ -31,10 +31,10 @@ VARIANTS = ("none", "standard", "super")
 # Names build_model knows: the paper's three variants, and "transfer" (super + ColorizerConfig.transfer()'s
 # options, a departure from the paper for colour transfer from a different photo: docs/transfer.md).
 NAMED_MODELS = (*VARIANTS, "transfer")
-TRANSFER_OPTIONS = {"match_frozen": True, "carry_ab": True, "ab_residual": True}
+TRANSFER_OPTIONS = {"match_frozen": True, "match_deep": True, "carry_ab": True, "ab_residual": True}
 TRANSFER_OFF = {name: False for name in TRANSFER_OPTIONS}  # the paper's model
 # match_deep: the frozen encoder's deeper, more semantic levels (strides 16 and 32; the reference ranking's) as a
-# second matching group beside levels 0-2. An option of the transfer model, off by default (docs/transfer.md).
+# second matching group beside levels 0-2 (docs/transfer.md, run v5).
 DEEP_MATCH_LEVELS = (3, 4)
 SUPER_LEVELS = (0, 1, 2)  # super-attention at the first three levels (strides 1, 2, 4)
 BOTTLENECK = 3  # standard attention at the bottleneck (stride 8)
@@ -62,7 +62,7 @@ class ColorizerConfig:
     match_luminance: bool = True
     extra: dict = field(default_factory=dict)  # free-form provenance (profile name...), never read by the net
     # Departures from the paper for colour transfer from a different photo (`ColorizerConfig.transfer()`,
-    # the `demo-transfer` checkpoint; docs/transfer.md). Both off is the paper's model.
+    # the `demo-transfer` checkpoint; docs/transfer.md). All off is the paper's model.
     match_frozen: bool = False  # super-attention also matches on the frozen colour encoder's features (levels
     #                             0-2, all at each level's size) of the two gray images, beside the learned
     #                             U-Net features; query/key start as the identity (the [17] baseline's cosine)
@@ -189,7 +189,7 @@ AUTHORS_POOL_BORDER = 1
 # its JSON and its config_hash.
 # standard_similarity's default changed when the field came ("correlation"): from_dict reads an absent one as the
 # earlier maths, "scaled_dot", and to_json leaves "scaled_dot" out so those checkpoints keep their hash.
-LATER_FIELDS = {**TRANSFER_OFF, "match_deep": False, **AUTHORS_SWITCHES, "standard_similarity": "scaled_dot",
+LATER_FIELDS = {**TRANSFER_OFF, **AUTHORS_SWITCHES, "standard_similarity": "scaled_dot",
                 "slic_backend": "skimage"}
 
 
