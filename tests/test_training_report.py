@@ -118,3 +118,17 @@ def test_a_retrained_variant_is_published_where_the_later_notebooks_load_it(tmp_
     plan.log.unlink()  # a run without a log must not ship the previous run's curves
     export_run(config, metrics["super"], published)
     assert not published.with_suffix(".log.csv").exists()
+
+
+def test_model_card_judges_the_transfer_targets_against_the_models_they_name():
+    """demo-none, demo-super and the baselines decide met / MISSED; another model that does better is named."""
+    from sa_lib.figures.model_card import transfer_targets
+
+    rows = {"demo-none": {"psnr_ab": 17.0, "ciede2000": 13.0}, "demo-standard": {"psnr_ab": 18.0, "ciede2000": 11.0},
+            "demo-super": {"psnr_ab": 18.5, "ciede2000": 11.5}, "reinhard": {"psnr_ab": 16.0, "ciede2000": 15.0},
+            "demo-transfer": {"psnr_ab": 18.4, "ciede2000": 11.4, "his_pred_ref": 0.6, "colorfulness": 40.0},
+            "ground truth": {"his_pred_ref": 0.42, "colorfulness": 50.0}}
+    psnr, ciede, his, colour = transfer_targets(rows)
+    assert "demo-super 18.50: MISSED" in psnr and "Better still" not in psnr
+    assert "demo-super 11.50: met" in ciede and "Better still: demo-standard 11.00." in ciede
+    assert his.endswith("met.") and "80%" in colour and colour.endswith("MISSED.")

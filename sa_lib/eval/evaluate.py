@@ -583,7 +583,8 @@ def prepare(profile: str = "demo", pairs: Path | str | None = None, device: str 
         if not metric.available():
             log(f"[evaluate] {metric.reason}")
     log(f"[evaluate] profile {settings.name}: {len(data)} pairs from {pairs_csv} at "
-        f"{settings.eval_size}x{settings.eval_size}, streamed by {data.workers or 'no'} worker process(es)")
+        f"{settings.eval_size}x{settings.eval_size}, streamed "
+        f"{f'by {data.workers} worker processes' if data.workers else 'in this process'}")
     return Setup(settings, pairs_csv, data, device, lpips, log=log, checkpoints=checkpoints, missing=missing,
                  lpips_vgg=lpips_vgg, slic=slic)
 
@@ -710,8 +711,9 @@ def ablation_table(setup: Setup) -> Table:
         "ΔHIS = 1 - HIS(pred, ground truth). A model that uses its reference should gain most there.",
         "- The paper gives no ΔHIS for the variant without reference (it uses none); it is measured here all "
         "the same, since the pairs have a reference.",
-    ] + (["- The transfer row is not part of the paper's ablation: the paper's `super` with three named options "
-          "(frozen-feature matching, carried a*b* with the match confidence, a head that corrects the carried a*b*) "
+    ] + (["- The transfer row is not part of the paper's ablation: the paper's `super` with four named options "
+          "(matching on the frozen encoder's features, of levels 0-2 and of levels 3-4, carried a*b* with the match "
+          "confidence, a head that corrects the carried a*b*) "
           "trained on warped and recoloured self references, then at a lower rate with more ranked references "
           "(`docs/transfer.md`). It shows what those departures "
           "add over the paper's model."]
