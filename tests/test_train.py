@@ -109,6 +109,16 @@ def test_cli_bad_configuration_is_one_line_exit_2(tmp_path):
     assert result.stderr.strip().count("\n") == 0 and "unknown variant" in result.stderr
 
 
+def torchrun_two_smoke_steps(out, variant: str, port: int) -> None:
+    """sa-train --profile smoke --steps 2 under torchrun: two CPU processes with gloo, writing to `out`."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                             "--master-port", str(port), "-m", "sa_lib.cli.train", "--profile", "smoke",
+                             "--variant", variant, "--steps", "2", "--no-progress", "--out", str(out)],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 @pytest.mark.timeout(900)  # its torchrun child may take up to 600 s
 @pytest.mark.slow
 def test_ddp_two_gloo_processes(tmp_path):
@@ -116,12 +126,7 @@ def test_ddp_two_gloo_processes(tmp_path):
 
     (Weights are not compared with a single process: BatchNorm statistics are per process under DDP.)
     """
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                             "--master-port", "29533", "-m", "sa_lib.cli.train", "--profile", "smoke",
-                             "--variant", "standard", "--steps", "2", "--no-progress",
-                             "--out", str(tmp_path / "ddp")], capture_output=True, text=True, env=env, timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
+    torchrun_two_smoke_steps(tmp_path / "ddp", "standard", 29533)
     log = (tmp_path / "ddp" / "log.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in log[1:]] == ["1", "2"]  # one writer: rank 0
     torch.manual_seed(0)
@@ -195,12 +200,7 @@ def test_ddp_super_every_rank_validates_a_shard_and_the_means_are_of_all_pairs(t
 
     from sa_lib.train.validation import validate, validation_pairs
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                             "--master-port", "29534", "-m", "sa_lib.cli.train", "--profile", "smoke",
-                             "--variant", "super", "--steps", "2", "--no-progress",
-                             "--out", str(tmp_path / "ddp")], capture_output=True, text=True, env=env, timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
+    torchrun_two_smoke_steps(tmp_path / "ddp", "super", 29534)
     logged = json.loads((tmp_path / "ddp" / "last.json").read_text())["metrics"]
     config = smoke(tmp_path, "ddp", variant="super")
     pairs = validation_pairs(config.data, config.val_pairs)
