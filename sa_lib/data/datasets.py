@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
 from pycocotools.coco import COCO
 
 from .demo_data import DEMO_DIR, load_split
+from .image_io import load_photo_rgb
 
 OBJECT_MIN_AREA_FRACTION = 0.10  # section 4: objects larger than 10% of their image become references
 
@@ -54,8 +54,7 @@ class CocoLikeDataset:
 
     def load_rgb(self, image_id: int) -> np.ndarray:
         """(H, W, 3) uint8 sRGB, EXIF orientation applied."""
-        with Image.open(self.record(image_id).path) as image:
-            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+        return load_photo_rgb(self.record(image_id).path)
 
     def object_masks(self, image_id: int, min_area_fraction: float = OBJECT_MIN_AREA_FRACTION
                      ) -> list[np.ndarray]:

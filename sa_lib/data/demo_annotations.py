@@ -16,12 +16,13 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 from pycocotools import mask as mask_utils
 from skimage.measure import label
 from skimage.segmentation import felzenszwalb
 
 from ..core.files import atomic_write
+from .image_io import load_photo_rgb
 
 CATEGORY = {"id": 1, "name": "segment", "supercategory": "auto"}
 WORK_SIDE = 256  # photos are segmented with their longest side brought down to this many pixels
@@ -82,11 +83,6 @@ def segment_masks(rgb: np.ndarray, min_area_fraction: float = MIN_AREA_FRACTION,
     return [components == k for k in order[:max_objects] if counts[k] > limit]
 
 
-def load_rgb(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
-
-
 def build_annotations(image_dir: Path | str, file_names: list[str] | None = None) -> dict:
     """The COCO instances dict of the images in `image_dir` (all *.jpg/*.png, or `file_names`), ids in name order."""
     image_dir = Path(image_dir)
@@ -94,7 +90,7 @@ def build_annotations(image_dir: Path | str, file_names: list[str] | None = None
         file_names = [p.name for p in image_dir.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"}]
     images, annotations = [], []
     for image_id, name in enumerate(sorted(file_names), start=1):
-        rgb = load_rgb(image_dir / name)
+        rgb = load_photo_rgb(image_dir / name)
         height, width = rgb.shape[:2]
         images.append({"id": image_id, "file_name": name, "width": width, "height": height})
         for mask in segment_masks(rgb):

@@ -124,6 +124,13 @@ def read_image(path: str | os.PathLike, role: str = "target") -> np.ndarray:
             raise ImageInputError(f"{who} has an unsupported colour mode {image.mode}") from exc
 
 
+def load_photo_rgb(path: str | os.PathLike) -> np.ndarray:
+    """A dataset photo (trusted: the project's own or COCO's) as (H, W, 3) uint8 sRGB, EXIF orientation applied.
+    User photos go through read_image, which checks and reports."""
+    with Image.open(path) as image:
+        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+
+
 def load_square_photo(path: str | os.PathLike, size: int) -> np.ndarray:
     """(size, size, 3) uint8: a photo upright (its EXIF orientation applied), in RGB, resized bicubically to the
     paper's square size. For the figures and measurements that read known photos (not user input: read_image)."""

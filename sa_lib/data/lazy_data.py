@@ -14,7 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+
+from .image_io import load_photo_rgb
 
 
 class ImageFiles:
@@ -49,5 +50,4 @@ class ImageFiles:
 
     def load_rgb(self, image_id: int) -> np.ndarray:
         """(H, W, 3) uint8 sRGB, EXIF orientation applied (as CocoLikeDataset.load_rgb)."""
-        with Image.open(self.path(image_id)) as image:
-            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+        return load_photo_rgb(self.path(image_id))

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from . import baselines, metrics
 from ..core.color import rgb_to_lab
@@ -50,7 +50,7 @@ from ..core.devices import DeviceError, resolve_device
 from ..core.errors import UsageError
 from ..core.files import CHECKPOINT_DIR, REPO_ROOT, atomic_write
 from ..data.image_io import IMAGE_SUFFIXES
-from ..data.image_io import ImageInputError, read_image
+from ..data.image_io import ImageInputError, load_photo_rgb, read_image
 from ..data.pairs import Pair, crop_resized, read_pairs
 from ..model.checkpoint import load_checkpoint, read_config
 from ..model.colorizer import NAMED_MODELS
@@ -129,9 +129,7 @@ class PairImages:
 def load_square(path: Path, size: int, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """(size, size, 3) float32 in [0, 1]: the photo (EXIF applied; its box crop, clipped to the photo)
     resized bicubically."""
-    with Image.open(path) as image:
-        rgb = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))  # (H, W, 3) uint8
-    return crop_resized(rgb, box, size).astype(np.float32) / 255.0
+    return crop_resized(load_photo_rgb(path), box, size).astype(np.float32) / 255.0
 
 
 def load_pair_images(pair: Pair, size: int = EVAL_SIZE) -> PairImages:

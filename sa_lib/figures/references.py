@@ -23,11 +23,12 @@ from pathlib import Path
 import matplotlib.patches as patches
 import matplotlib.pyplot as plt
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from ..core.devices import resolve_device
 from ..core.files import atomic_write
 from ..data.datasets import CocoLikeDataset, demo_dataset
+from ..data.image_io import load_photo_rgb
 from ..data.demo_data import DEMO_DIR, load_split
 from ..data.references import IMAGE_SIZE, Box, References, build_references, load_references
 from ..profiles import get_profile
@@ -150,11 +151,6 @@ def pick_photos_with_objects(dataset: CocoLikeDataset, n: int = 3, min_objects: 
     return [ids[p] for p in np.linspace(0, len(ids) - 1, n).round().astype(int)]
 
 
-def _load(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
-
-
 def highlight_box(rgb: np.ndarray, box: Box | None) -> np.ndarray:
     """(H, W, 3) uint8 with everything outside `box` (x, y, w, h) dimmed; unchanged for a whole image."""
     if box is None:
@@ -188,14 +184,14 @@ def fig4(ranking: Ranking, target_ids: Sequence[int], out: Path, k: int = 4) -> 
     fig, axes = plt.subplots(len(target_ids), k + 1, figsize=(2.3 * (k + 1), 2.0 * len(target_ids)), squeeze=False)
     for row, image_id in enumerate(target_ids):
         ax = axes[row, 0]
-        ax.imshow(_load(ranking.target_path(image_id)))
+        ax.imshow(load_photo_rgb(ranking.target_path(image_id)))
         ax.set_title(f"target: {_short(refs.images[image_id])}", fontsize=7)
         top = refs.top(image_id)
         for col in range(k):
             ax = axes[row, col + 1]
             if col < len(top):
                 candidate, distance = top[col]
-                ax.imshow(highlight_box(_load(ranking.candidate_dir / candidate.file_name), candidate.box))
+                ax.imshow(highlight_box(load_photo_rgb(ranking.candidate_dir / candidate.file_name), candidate.box))
                 _draw_box(ax, candidate.box)
                 kind = "object" if candidate.box is not None else "image"
                 ax.set_title(f"top {col + 1} ({kind}), d={distance:.3g}\n{_short(candidate.file_name)}", fontsize=7)
