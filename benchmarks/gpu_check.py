@@ -36,6 +36,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # bench_timing, also when this file is loaded by path (tests)
+from bench_timing import synchronized_times  # noqa: E402 (after the path it is found on)
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 START, END = "<!-- gpu-check:start -->", "<!-- gpu-check:end -->"
 NO_GPU = "gpu-check: no CUDA GPU here (torch.cuda.is_available() is False): nothing measured, BENCHMARKS.md unchanged"
@@ -44,21 +46,6 @@ NO_GPU = "gpu-check: no CUDA GPU here (torch.cuda.is_available() is False): noth
 def _median(times: list[float]) -> float:
     ordered = sorted(times)
     return ordered[len(ordered) // 2]
-
-
-def _timed(fn, repeats: int, device) -> list[float]:
-    import torch
-
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def demo_batch(n: int, size: int = 224):
@@ -82,9 +69,9 @@ def measure_slic(device, batch: int = 64, size: int = 224, repeats: int = 20) ->
 
     gray = (rgb_to_lab(demo_batch(batch, size))[:, :1] / 100).to(device)  # (B, 1, S, S)
     with torch.inference_mode():
-        _timed(lambda: slic_torch(gray, n_segments_for(size, size)), 3, device)  # warm-up
-        level = _timed(lambda: slic_torch(gray, n_segments_for(size, size)), repeats, device)
-        pyramid = _timed(lambda: SuperpixelPyramid.from_gray(gray, 3, backend="torch"), max(3, repeats // 4), device)
+        synchronized_times(lambda: slic_torch(gray, n_segments_for(size, size)), 3, device)  # warm-up
+        level = synchronized_times(lambda: slic_torch(gray, n_segments_for(size, size)), repeats, device)
+        pyramid = synchronized_times(lambda: SuperpixelPyramid.from_gray(gray, 3, backend="torch"), max(3, repeats // 4), device)
     return {"batch": batch, "size": size, "level0_ms": round(_median(level) * 1000, 2),
             "pyramid_ms": round(_median(pyramid) * 1000, 2)}
 
@@ -125,8 +112,8 @@ def measure_training(device, precision: str, batch: int = 8, size: int = 224, st
         train_step(model, loss_fn, optimizer, lab, reference, None, precision_autocast(device, precision), scaler,
                    slic_backend="torch")
 
-    _timed(step, 2, device)  # warm-up (cuDNN autotuning, allocator)
-    times = _timed(step, steps, device)
+    synchronized_times(step, 2, device)  # warm-up (cuDNN autotuning, allocator)
+    times = synchronized_times(step, steps, device)
     seconds = sum(times)
     return {"precision": precision, "batch": batch, "size": size, "steps": steps,
             "median_step_ms": round(_median(times) * 1000, 1), "images_per_s": round(batch * steps / seconds, 1)}

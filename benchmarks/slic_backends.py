@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import subprocess
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from bench_timing import synchronized_times
 from sa_lib.data.demo_data import load_split
 from sa_lib.superpixels.pyramid import (SLIC_BACKENDS, SuperpixelPyramid, opencv_available, resolve_backend,
                                 slic_labels)
@@ -53,18 +53,9 @@ def gray_photo(index: int, height: int, width: int) -> np.ndarray:
 
 def timed(function, repeats: int, device: torch.device, warm_up: bool = True) -> float:
     """Minimum wall time of `repeats` calls after one warm-up call (synchronised on CUDA)."""
-    def once() -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        function()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return time.perf_counter() - start
-
     if warm_up:
-        once()
-    return min(once() for _ in range(repeats))
+        synchronized_times(function, 1, device)
+    return min(synchronized_times(function, repeats, device))
 
 
 def main() -> None:
