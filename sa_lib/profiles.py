@@ -116,7 +116,7 @@ class Profile:
     complexity_live: bool = False  # notebook 06 measures the attention block live at two tiny sizes (seconds)
     gpu_sized: bool = False  # sized for a GPU: notebook 06 runs the full benchmark when CUDA is there; hints say so
     variant_training: dict[str, dict[str, Any]] = field(default_factory=dict)  # TrainConfig fields of one
-    #                                  variant's run in this profile (demo: the transfer model's two stages)
+    #                                  variant's run in this profile (demo: the transfer model's three stages)
 
     def __post_init__(self):
         if self.ranking_shown not in RANKINGS_SHOWN:
@@ -128,10 +128,12 @@ class Profile:
 
 
 DEMO_TRAINING = {"image_size": 128, "max_steps": 1500, "epochs": 1000}
-# The transfer model's demo run (docs/transfer.md): 1,500 steps as the paper's variants, then a second stage of 600
-# at a lower rate with more ranked (different-photo) references, where copying the reference is not always right.
-DEMO_TRANSFER_TRAINING = {"max_steps": 2100, "anneal_from_step": 1500,
-                          "anneal": {"lr": 1e-4, "p_self": 0.4, "p_recolor": 0.25}}
+# The transfer model's demo run (docs/transfer.md): 1,500 steps as the paper's variants; then 900 at a lower rate with
+# more ranked (different-photo) references, where copying the reference is not always right; then 300 more with the
+# chroma distribution term (TrainConfig.lambda_chroma), against muted outputs.
+DEMO_TRANSFER_TRAINING = {"max_steps": 2700,
+                          "later_stages": [(1500, {"lr": 1e-4, "p_self": 0.4, "p_recolor": 0.25}),
+                                           (2400, {"lambda_chroma": 10.0})]}
 PROFILES: dict[str, Profile] = {profile.name: profile for profile in (
     Profile("smoke", DEMO_PHOTOS, ColorizerConfig(), "effnet_feature_distance",
             {"image_size": 48, "batch_size": 2, "max_steps": 4, "epochs": 1000, "num_workers": 0, "log_every": 1,

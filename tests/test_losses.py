@@ -6,7 +6,8 @@ import torch
 
 from sa_lib.core import hub
 from sa_lib.core.color import rgb_to_lab
-from sa_lib.model.losses import ColorizationLoss, EncoderFeatureDistance, build_perceptual
+from sa_lib.model.losses import (ColorizationLoss, EncoderFeatureDistance, build_perceptual,
+                                 chroma_distribution_distance)
 
 
 @pytest.fixture
@@ -38,6 +39,31 @@ def test_total_is_weighted_sum_and_zero_for_perfect_prediction():
     assert wrong["perceptual"] > 0 and wrong["smooth_l1"] > 0
     assert wrong["total"].item() == pytest.approx(10 * wrong["smooth_l1"].item() + 0.1 * wrong["perceptual"].item(),
                                                   rel=1e-5)
+
+
+def test_chroma_distribution_distance_ignores_where_the_colour_goes_and_penalises_muting():
+    truth = torch.randn(2, 2, 16, 16) * 30
+    shuffled = truth.flatten(2)[:, :, torch.randperm(256)].reshape(2, 2, 16, 16)  # the same colours elsewhere
+    assert chroma_distribution_distance(shuffled, truth).item() == pytest.approx(0.0, abs=1e-6)
+    hue_turned = torch.stack([-truth[:, 1], truth[:, 0]], 1)  # a*b* rotated 90 degrees: the same chroma
+    assert chroma_distribution_distance(hue_turned, truth).item() == pytest.approx(0.0, abs=1e-6)
+    muted = (truth * 0.5).requires_grad_(True)
+    distance = chroma_distribution_distance(muted, truth)
+    expected = (torch.linalg.vector_norm(truth, dim=1) * 0.5 / 110).mean()  # half the chroma is missing
+    assert distance.item() == pytest.approx(expected.item(), rel=1e-3)
+    distance.backward()
+    assert (muted.grad * muted).sum() < 0  # the gradient step scales the colours up
+
+
+def test_the_chroma_term_is_off_by_default_and_added_with_its_weight():
+    lab = rgb_to_lab(torch.rand(2, 3, 16, 16))
+    pred = lab[:, 1:] * 0.3
+    paper = ColorizationLoss(perceptual=None)(pred, lab[:, :1], lab[:, 1:])
+    assert paper["chroma"].item() == 0.0 and paper["total"].item() == pytest.approx(10 * paper["smooth_l1"].item())
+    with_chroma = ColorizationLoss(perceptual=None, lambda_chroma=5.0)(pred, lab[:, :1], lab[:, 1:])
+    distance = chroma_distribution_distance(pred, lab[:, 1:]).item()
+    assert with_chroma["chroma"].item() == pytest.approx(distance) and distance > 0
+    assert with_chroma["total"].item() == pytest.approx(paper["total"].item() + 5.0 * distance, rel=1e-5)
 
 
 def test_perceptual_gradient_reaches_prediction():

@@ -10,7 +10,7 @@ import torch
 from sa_lib.model.checkpoint import load_checkpoint, trainable_state
 from sa_lib.model.colorizer import build_model
 from sa_lib.train.batches import ResumableBatches
-from sa_lib.train.config import ConfigError, profile_config
+from sa_lib.train.config import ConfigError, TrainConfig, profile_config
 from sa_lib.train.loop import KILL_AT_STEP, train
 
 
@@ -38,10 +38,10 @@ def test_resume_equals_uninterrupted(tmp_path):
 
 @pytest.mark.slow  # four short training runs
 def test_a_second_stage_equals_a_resume_with_its_settings(tmp_path):
-    """TrainConfig.anneal (the transfer variant's second stage): one two-stage run gives the weights of a run
+    """TrainConfig.later_stages (the transfer variant's second stage): one two-stage run gives the weights of a run
     stopped at the stage boundary and resumed with the second stage's settings (a lower rate, other draws)."""
     stage2 = {"lr": 3e-5, "p_self": 1.0, "p_recolor": 0.0}
-    two_stage = smoke(tmp_path, "two", "transfer", max_steps=4, anneal_from_step=2, anneal=stage2)
+    two_stage = smoke(tmp_path, "two", "transfer", max_steps=4, later_stages=[(2, stage2)])
     assert [(stage.lr, stage.p_self, end) for stage, end in two_stage.stages(4)] == [(3e-4, 0.75, 2), (3e-5, 1.0, 4)]
     train(two_stage)
     train(smoke(tmp_path, "split", "transfer", max_steps=2))
@@ -54,10 +54,33 @@ def test_a_second_stage_equals_a_resume_with_its_settings(tmp_path):
     assert any(not torch.allclose(a[key], one[key], atol=1e-6) for key in a)  # the second stage changed something
 
 
-def test_the_demo_transfer_run_has_two_stages():
+def test_later_stages_apply_in_order_each_on_top_of_the_one_before():
+    config = profile_config("smoke", "transfer", max_steps=10,
+                            later_stages=[[3, {"lr": 1e-4, "p_self": 0.5}], [6, {"lambda_chroma": 2.0}]])
+    assert config.later_stages == [(3, {"lr": 1e-4, "p_self": 0.5}), (6, {"lambda_chroma": 2.0})]  # JSON's lists read
+    assert [(stage.lr, stage.p_self, stage.lambda_chroma, end) for stage, end in config.stages(10)] == [
+        (3e-4, 0.75, 0.0, 3), (1e-4, 0.5, 0.0, 6), (1e-4, 0.5, 2.0, 10)]
+    assert [end for _, end in config.stages(4)] == [3, 4, 4]  # a run cut at step 4 never reaches the third stage
+    assert TrainConfig.from_dict(config.to_dict()) == config
+
+
+def test_a_config_written_with_one_anneal_stage_reads_as_that_later_stage():
+    old = {**profile_config("demo", "transfer").to_dict(), "anneal_from_step": 1500,
+           "anneal": {"lr": 1e-4, "p_self": 0.4, "p_recolor": 0.25}}
+    del old["later_stages"]
+    assert TrainConfig.from_dict(old) == profile_config("demo", "transfer")
+    paper = {**profile_config("demo", "super").to_dict(), "anneal_from_step": None, "anneal": {}}
+    del paper["later_stages"]
+    assert TrainConfig.from_dict(paper).later_stages == []
+
+
+def test_the_demo_transfer_run_has_three_stages():
     config = profile_config("demo", "transfer")
-    assert [(stage.lr, stage.p_self, stage.p_recolor, end) for stage, end in config.stages(config.max_steps)] == [
-        (3e-4, 0.75, 0.5, 1500), (1e-4, 0.4, 0.25, 2100)]
+    assert [(stage.lr, stage.p_self, stage.p_recolor, stage.lambda_chroma, end)
+            for stage, end in config.stages(config.max_steps)] == [
+        (3e-4, 0.75, 0.5, 0.0, 1500), (1e-4, 0.4, 0.25, 0.0, 2400), (1e-4, 0.4, 0.25, 10.0, 2700)]
+    assert all(profile_config(profile, variant).lambda_chroma == 0.0 and not profile_config(profile, variant).later_stages
+               for profile in ("demo", "paper") for variant in ("none", "standard", "super"))  # the paper's eq. 6
     assert profile_config("demo", "super").stages(1500) == [(profile_config("demo", "super"), 1500)]
 
 
@@ -82,9 +105,13 @@ def test_training_loss_is_logged_and_validation_runs(tmp_path):
     ({"variant": "supper"}, "unknown variant"),
     ({"batch_size": 0}, "batch size must be at least 1"),
     ({"data": "imagenet"}, "unknown data"),
-    ({"anneal_from_step": 2, "anneal": {"batch_size": 4}}, "anneal can change lr, p_self, p_recolor, not batch_size"),
-    ({"anneal_from_step": 2, "anneal": {"p_self": 1.5}}, "p_self must be in"),
-    ({"anneal_from_step": 0, "anneal": {"lr": 1e-4}}, "anneal_from_step must be positive"),
+    ({"later_stages": [(2, {"batch_size": 4})]},
+     "a later stage can change lr, p_self, p_recolor, lambda_chroma, not batch_size"),
+    ({"lambda_chroma": -1.0}, "lambda_chroma must be at least 0"),
+    ({"later_stages": [(2, {"lambda_chroma": -0.5})]}, "lambda_chroma must be at least 0"),
+    ({"later_stages": [(2, {"p_self": 1.5})]}, "p_self must be in"),
+    ({"later_stages": [(0, {"lr": 1e-4})]}, "first steps must be positive and increasing"),
+    ({"later_stages": [(5, {"lr": 1e-4}), (3, {"lr": 1e-5})]}, "first steps must be positive and increasing"),
 ])
 def test_bad_configuration_fails_at_once(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):

@@ -712,8 +712,9 @@ def ablation_table(setup: Setup) -> Table:
     ] + (["- The transfer row is not part of the paper's ablation: the paper's `super` with four named options "
           "(matching on the frozen encoder's features, of levels 0-2 and of levels 3-4, carried a*b* with the match "
           "confidence, a head that corrects the carried a*b*) "
-          "trained on warped and recoloured self references, then at a lower rate with more ranked references "
-          "(`docs/transfer.md`). It shows what those departures "
+          "trained on warped and recoloured self references, then at a lower rate with more ranked references, "
+          "and last with a loss term, not in the paper, for the truth's amount of colour (the chroma distribution "
+          "distance) (`docs/transfer.md`). It shows what those departures "
           "add over the paper's model."]
          if "transfer" in setup.profile.eval_models else []) + (["- The demo checkpoints were trained on the CPU at 128 px on 214 demo photos "
           "(`checkpoints/MODEL_CARD.md`), not on COCO: their numbers are not comparable with the published ones."]

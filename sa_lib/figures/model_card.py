@@ -101,6 +101,15 @@ def transfer_targets(rows: dict[str, dict[str, float]], model: str = DEFAULT_CHE
     return lines
 
 
+def later_stages_text(config) -> str:
+    """The later stages of a TrainConfig in words: "then later stages, each changing these fields: from step 1500
+    to 2400, lr = 0.0001, ...; from step 2400 to 2700, lambda_chroma = 10.0", or "one stage"."""
+    ends = [first for first, _ in config.later_stages[1:]] + [config.max_steps]
+    parts = [f"from step {first} to {end}, {', '.join(f'{key} = {value}' for key, value in changes.items())}"
+             for (first, changes), end in zip(config.later_stages, ends)]
+    return f"then later stages, each changing these fields: {'; '.join(parts)}" if parts else "one stage"
+
+
 def _row(variant: str, metrics: dict, prefix: str) -> str:
     cells = [fmt.format(metrics[f"val_{prefix}{key}"]) for key, _, fmt in COLUMNS]
     return f"| {variant} | " + " | ".join(cells) + " |"
@@ -133,9 +142,9 @@ def render(results: dict[str, dict], n_train: int, n_pairs: int,
         f"ColorizerConfig options {', '.join(TRANSFER_OPTIONS)}, the target itself as reference with p = "
         f"{transfer.p_self}, and every such self reference warped (flip, crop, rotation, a smooth random warp); "
         f"with p = {transfer.p_recolor} the target and its reference are first recoloured together (a random "
-        "rotation of the a*b* plane), so the colours can only come from the reference; then, from step "
-        f"{transfer.anneal_from_step} to {transfer.max_steps}, a second stage with these fields changed: "
-        f"{', '.join(f'{key} = {value}' for key, value in transfer.anneal.items())} (docs/transfer.md).",
+        f"rotation of the a*b* plane), so the colours can only come from the reference; "
+        f"{later_stages_text(transfer)} (docs/transfer.md; lambda_chroma weighs a loss term that is not in the "
+        "paper, the distance between the predicted and the true chroma distributions).",
         "- Machine: the project's 2-core CPU (no GPU); reproduce with `make train-demo` (deterministic on the "
         "CPU: a re-run gives the same weights up to floating-point noise).", "",
         "Wall time is that of the run that wrote the file (from its `.json` sidecar), on a machine that other "

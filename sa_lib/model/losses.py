@@ -1,5 +1,10 @@
 """Training losses of section 3.3: L_total = lambda1 * SmoothL1(ab) + lambda2 * perceptual (eq. 4-6).
 
+Not in the paper, off by default (`lambda_chroma = 0`): a third term, lambda3 * the chroma distribution distance
+(`chroma_distribution_distance`), the 1-D Wasserstein distance between the per-image distributions of the
+predicted and the true chroma. It asks for the truth's amount of colour without saying where it goes, against the
+muted mean that SmoothL1 pulls towards when the colour is unsure (docs/transfer.md).
+
 SmoothL1 (eq. 4) keeps the paper's threshold of 1 in Lab units: it is computed on ab scaled to the
 network range (divided by 110) with beta = 1/110. That scale is what lets lambda1 = 10 and lambda2 = 0.1
 balance the two terms as the paper says they do (in raw Lab units the perceptual term would be ~1000x
@@ -89,18 +94,32 @@ def build_perceptual(kind: str = "auto", pretrained: bool = True) -> nn.Module |
     return EncoderFeatureDistance(pretrained)
 
 
-class ColorizationLoss(nn.Module):
-    """Eq. 6: lambda1 * SmoothL1 on ab + lambda2 * perceptual distance between predicted and true RGB."""
+def chroma_distribution_distance(pred_ab: torch.Tensor, target_ab: torch.Tensor) -> torch.Tensor:
+    """Mean over images of the 1-D Wasserstein distance between the predicted and the true chroma sqrt(a*^2 +
+    b*^2) of its pixels (pred_ab, target_ab (B, 2, H, W) in Lab units), in the network's range (/ AB_SCALE):
+    the mean absolute difference of the two sorted chroma lists. 0 when the prediction has the truth's chroma
+    values anywhere in the image; it does not constrain where they go or their hue."""
+    def sorted_chroma(ab: torch.Tensor) -> torch.Tensor:
+        chroma = torch.sqrt((ab.flatten(2) / AB_SCALE).pow(2).sum(1) + 1e-8)  # (B, H*W)
+        return chroma.sort(dim=1).values
 
-    def __init__(self, perceptual: nn.Module | None, lambda_l1: float = 10.0, lambda_perceptual: float = 0.1):
+    return (sorted_chroma(pred_ab) - sorted_chroma(target_ab)).abs().mean()
+
+
+class ColorizationLoss(nn.Module):
+    """Eq. 6: lambda1 * SmoothL1 on ab + lambda2 * perceptual distance between predicted and true RGB, and, not
+    in the paper, lambda_chroma * chroma_distribution_distance (0 by default: eq. 6 exactly)."""
+
+    def __init__(self, perceptual: nn.Module | None, lambda_l1: float = 10.0, lambda_perceptual: float = 0.1,
+                 lambda_chroma: float = 0.0):
         super().__init__()
         self.perceptual = perceptual
-        self.lambda_l1, self.lambda_perceptual = lambda_l1, lambda_perceptual
+        self.lambda_l1, self.lambda_perceptual, self.lambda_chroma = lambda_l1, lambda_perceptual, lambda_chroma
 
     def forward(self, pred_ab: torch.Tensor, target_l: torch.Tensor, target_ab: torch.Tensor
                 ) -> dict[str, torch.Tensor]:
         """pred_ab, target_ab (B, 2, H, W) and target_l (B, 1, H, W) in Lab units -> {"total", "smooth_l1",
-        "perceptual"} (scalars)."""
+        "perceptual", "chroma"} (scalars; "chroma" is 0 unless lambda_chroma is set)."""
         smooth_l1 = F.smooth_l1_loss(pred_ab / AB_SCALE, target_ab / AB_SCALE, beta=1.0 / AB_SCALE)
         total = self.lambda_l1 * smooth_l1
         perceptual = torch.zeros((), device=pred_ab.device)
@@ -109,4 +128,9 @@ class ColorizationLoss(nn.Module):
             true_rgb = lab_to_rgb(torch.cat([target_l, target_ab], dim=1))
             perceptual = self.perceptual(pred_rgb, true_rgb)
             total = total + self.lambda_perceptual * perceptual
-        return {"total": total, "smooth_l1": smooth_l1.detach(), "perceptual": perceptual.detach()}
+        chroma = torch.zeros((), device=pred_ab.device)
+        if self.lambda_chroma:
+            chroma = chroma_distribution_distance(pred_ab, target_ab)
+            total = total + self.lambda_chroma * chroma
+        return {"total": total, "smooth_l1": smooth_l1.detach(), "perceptual": perceptual.detach(),
+                "chroma": chroma.detach()}

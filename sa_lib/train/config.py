@@ -17,7 +17,7 @@ from ..profiles import PHOTO_SOURCES, PROFILES
 
 
 REFERENCE_AUGMENTS = ("none", "warp_recolor")
-ANNEAL_FIELDS = ("lr", "p_self", "p_recolor")  # what a second stage (TrainConfig.anneal) may change
+STAGE_FIELDS = ("lr", "p_self", "p_recolor", "lambda_chroma")  # what a later stage (TrainConfig.later_stages) may change
 # --precision: fp32 is the paper's (it trained in fp32 on a 2080 Ti); bf16 / fp16 run the network under autocast
 # (fp16 with a gradient scaler, CUDA only). The attention's correlation and softmax stay fp32 in every case.
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -43,6 +43,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.99)
     lambda_l1: float = 10.0
     lambda_perceptual: float = 0.1
+    lambda_chroma: float = 0.0  # not in the paper: the chroma distribution term (model/losses.py); 0 = eq. 6
     perceptual: str = "effnet_feature_distance"  # reproducible offline; the paper profile uses "lpips_vgg"
     p_self: float = 0.25
     reference_augment: str = "none"  # "warp_recolor": self references warped, and recoloured with p_recolor
@@ -58,10 +59,14 @@ class TrainConfig:
     out: str = "runs/demo-super"
     references: str | None = None  # references.json; default: the dataset's own
     progress: bool = True
-    # A second stage: from step `anneal_from_step` on, the fields in `anneal` (ANNEAL_FIELDS) replace these.
-    # The transfer variant uses it (docs/transfer.md); the paper's runs have one stage.
-    anneal_from_step: int | None = None
-    anneal: dict = field(default_factory=dict)
+    # Later stages: [(first step, {field: value})], in order of their first steps; from its first step on, a stage's
+    # fields (STAGE_FIELDS) replace those of the stage before it. The transfer variant uses them (docs/transfer.md);
+    # the paper's runs have one stage.
+    later_stages: list = field(default_factory=list)
+
+    def __post_init__(self):
+        # one form, whether given as JSON's lists or as tuples: [(first step, {field: value})]
+        self.later_stages = [(int(first), dict(changes)) for first, changes in self.later_stages]
 
     def to_dict(self) -> dict:
         """Every field as JSON-ready values (the model config as a dict): config.json and checkpoint sidecars."""
@@ -74,29 +79,43 @@ class TrainConfig:
         Configs written before `precision` existed have `amp` instead (default True), which asked for bf16
         autocast on CUDA only. Every run recorded with it trained on the CPU (the shipped demo checkpoints; no
         paper run existed), so ran in fp32, and `amp` reads as precision "fp32" either way: what they did, and
-        the paper's precision for a resumed GPU run."""
+        the paper's precision for a resumed GPU run.
+
+        Configs written before `later_stages` existed have one optional second stage as `anneal_from_step` and
+        `anneal`: it reads as the one later stage it was."""
         fields = dict(fields)
         if "amp" in fields:
             fields.pop("amp")
             fields.setdefault("precision", "fp32")
+        if "anneal_from_step" in fields:
+            first, changes = fields.pop("anneal_from_step"), fields.pop("anneal", {})
+            fields.setdefault("later_stages", [] if first is None else [(first, changes)])
         fields["model"] = ColorizerConfig.from_dict(fields["model"])
         fields["betas"] = tuple(fields["betas"])
         return cls(**fields)
 
     def stages(self, total: int) -> list[tuple["TrainConfig", int]]:
-        """[(the settings of a stage, the step it ends at)]: one stage, or two when `anneal_from_step` is set."""
-        if self.anneal_from_step is None:
-            return [(self, total)]
-        return [(self, min(self.anneal_from_step, total)), (replace(self, **self.anneal), total)]
+        """[(the settings of a stage, the step it ends at)]: the first stage, then one per later stage, each with
+        the fields of the stages before it and its own on top (a stage that would end at or before the step its
+        predecessor ends at has no steps: the loop skips it)."""
+        settings, ends = [self], [first for first, _ in self.later_stages] + [total]
+        for _, changes in self.later_stages:
+            settings.append(replace(settings[-1], **changes))
+        return [(stage, min(end, total)) for stage, end in zip(settings, ends)]
 
     def validate(self) -> None:
-        if self.anneal_from_step is not None:
-            if self.anneal_from_step < 1:
-                raise ConfigError(f"anneal_from_step must be positive, got {self.anneal_from_step}")
-            unknown = set(self.anneal) - set(ANNEAL_FIELDS)
+        firsts = [first for first, _ in self.later_stages]
+        if any(first < 1 for first in firsts) or firsts != sorted(set(firsts)):
+            raise ConfigError(f"the later stages' first steps must be positive and increasing, got {firsts}")
+        for _, changes in self.later_stages:
+            unknown = set(changes) - set(STAGE_FIELDS)
             if unknown:
-                raise ConfigError(f"anneal can change {', '.join(ANNEAL_FIELDS)}, not {', '.join(sorted(unknown))}")
-            replace(self, anneal_from_step=None, anneal={}, **self.anneal).validate()
+                raise ConfigError(f"a later stage can change {', '.join(STAGE_FIELDS)}, not "
+                                  f"{', '.join(sorted(unknown))}")
+        for stage, _ in self.stages(max(firsts, default=0) + 1)[1:]:
+            replace(stage, later_stages=[]).validate()
+        if self.lambda_chroma < 0:
+            raise ConfigError(f"lambda_chroma must be at least 0, got {self.lambda_chroma}")
         if self.lr <= 0:
             raise ConfigError(f"the learning rate must be positive, got {self.lr}")
         if self.variant not in NAMED_MODELS:
@@ -143,7 +162,7 @@ def profile_config(profile: str, variant: str = "super", **overrides) -> TrainCo
                          perceptual=settings.perceptual, pretrained=settings.pretrained,
                          out=f"runs/{profile}-{variant}", **settings.training)
     if variant == "transfer":  # the transfer options, and the training that makes them work (docs/transfer.md):
-        # warped and recoloured self references; the profile may add a second stage (variant_training)
+        # warped and recoloured self references; the profile may add later stages (variant_training)
         config = replace(config, model=replace(config.model, **TRANSFER_OPTIONS), p_self=0.75,
                          reference_augment="warp_recolor")
     variant_fields = json.loads(json.dumps(settings.variant_training.get(variant, {})))  # a copy, nested dicts too

@@ -14,7 +14,7 @@ class RunLog:
     """CSV log (always) and TensorBoard (when installed), written by rank 0 only."""
 
     FIELDS = ["step", "epoch", "loss", "smooth_l1", "perceptual", "images_per_s", "val_psnr_ab", "val_ciede2000",
-              "val_delta_his", "val_gtref_psnr_ab", "val_gtref_ciede2000", "val_gtref_delta_his"]
+              "val_delta_his", "val_gtref_psnr_ab", "val_gtref_ciede2000", "val_gtref_delta_his", "chroma"]
 
     def __init__(self, out: Path, config: TrainConfig, active: bool, resume_step: int | None):
         self.active, self.tensorboard = active, None

@@ -85,7 +85,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     pairs = validation_pairs(config.data, config.val_pairs)
     steps_per_epoch = len(data.targets) // config.batch_size
     total = min(config.max_steps or math.inf, config.epochs * max(1, steps_per_epoch))
-    loss_fn = ColorizationLoss(perceptual_loss(config), config.lambda_l1, config.lambda_perceptual).to(device)
+    perceptual = perceptual_loss(config)
     log = RunLog(out, config, rank == 0, resume_step=start_step if resume else None)
     autocast = precision_autocast(device, config.precision)
     slic = config.model.slic_backend  # torch: batched on the training device in the step, else in the workers
@@ -95,11 +95,13 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     progress = _progress(config, rank, start_step, total)
     tick, images = time.perf_counter(), 0
     step = start_step
-    for stage, stage_end in config.stages(total):  # one stage, or two (TrainConfig.anneal)
+    for stage, stage_end in config.stages(total):  # one stage, or more (TrainConfig.later_stages)
         if stage_end <= step:
             continue
         for group in optimizer.param_groups:  # the stage's rate, also over a resumed optimizer's saved one
             group["lr"] = stage.lr
+        loss_fn = ColorizationLoss(perceptual, stage.lambda_l1, stage.lambda_perceptual, stage.lambda_chroma
+                                   ).to(device)  # the stage's weights (a stage may add lambda_chroma)
         for batch in _loader(stage, data, step, stage_end, rank, world, device):
             target, reference = batch["target"].to(device), batch["reference"].to(device)
             sp = {}
@@ -114,7 +116,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
                 rate = images / (time.perf_counter() - tick)
                 tick, images = time.perf_counter(), 0
                 row = {"loss": losses["total"].item(), "smooth_l1": losses["smooth_l1"].item(),
-                       "perceptual": losses["perceptual"].item(), "images_per_s": rate}
+                       "perceptual": losses["perceptual"].item(), "chroma": losses["chroma"].item(),
+                       "images_per_s": rate}
                 if step % config.val_every == 0 or step == total:
                     if pairs:  # every rank scores its shard (no rank idles in a collective while rank 0 works)
                         metrics = validate(model, pairs, config.image_size, device, rank, world)
