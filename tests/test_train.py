@@ -68,7 +68,8 @@ def test_a_config_written_with_one_anneal_stage_reads_as_that_later_stage():
     old = {**profile_config("demo", "transfer").to_dict(), "anneal_from_step": 1500,
            "anneal": {"lr": 1e-4, "p_self": 0.4, "p_recolor": 0.25}}
     del old["later_stages"]
-    assert TrainConfig.from_dict(old) == profile_config("demo", "transfer")
+    assert TrainConfig.from_dict(old) == profile_config(
+        "demo", "transfer", later_stages=[(1500, {"lr": 1e-4, "p_self": 0.4, "p_recolor": 0.25})])
     paper = {**profile_config("demo", "super").to_dict(), "anneal_from_step": None, "anneal": {}}
     del paper["later_stages"]
     assert TrainConfig.from_dict(paper).later_stages == []
