@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sa_lib.model.checkpoint import load_checkpoint, trainable_state
-from sa_lib.model.colorizer import build_model
+from sa_lib.model.colorizer import VARIANTS, build_model
 from sa_lib.train.batches import ResumableBatches
 from sa_lib.train.config import ConfigError, TrainConfig, profile_config
 from sa_lib.train.loop import KILL_AT_STEP, train
@@ -64,6 +64,12 @@ def test_later_stages_apply_in_order_each_on_top_of_the_one_before():
     assert TrainConfig.from_dict(config.to_dict()) == config
 
 
+def test_a_later_stage_adds_the_chroma_term_to_the_loss_once_its_steps_are_reached(tmp_path):
+    train(smoke(tmp_path, "run", "transfer", max_steps=4, later_stages=[(2, {"lambda_chroma": 5.0})]))
+    chroma = [float(row.split(",")[-1]) for row in (tmp_path / "run" / "log.csv").read_text().splitlines()[1:]]
+    assert chroma[:2] == [0.0, 0.0] and all(value > 0 for value in chroma[2:]), chroma  # after 2 steps: the term
+
+
 def test_a_config_written_with_one_anneal_stage_reads_as_that_later_stage():
     old = {**profile_config("demo", "transfer").to_dict(), "anneal_from_step": 1500,
            "anneal": {"lr": 1e-4, "p_self": 0.4, "p_recolor": 0.25}}
@@ -80,8 +86,8 @@ def test_the_demo_transfer_run_has_three_stages():
     assert [(stage.lr, stage.p_self, stage.p_recolor, stage.lambda_chroma, end)
             for stage, end in config.stages(config.max_steps)] == [
         (3e-4, 0.75, 0.5, 0.0, 1500), (1e-4, 0.4, 0.25, 0.0, 2400), (1e-4, 0.4, 0.25, 10.0, 2700)]
-    assert all(profile_config(profile, variant).lambda_chroma == 0.0 and not profile_config(profile, variant).later_stages
-               for profile in ("demo", "paper") for variant in ("none", "standard", "super"))  # the paper's eq. 6
+    paper_runs = [profile_config(profile, variant) for profile in ("demo", "paper") for variant in VARIANTS]
+    assert all(run.lambda_chroma == 0.0 and not run.later_stages for run in paper_runs)  # eq. 6, one stage
     assert profile_config("demo", "super").stages(1500) == [(profile_config("demo", "super"), 1500)]
 
 
@@ -111,8 +117,8 @@ def test_training_loss_is_logged_and_validation_runs(tmp_path):
     ({"lambda_chroma": -1.0}, "lambda_chroma must be at least 0"),
     ({"later_stages": [(2, {"lambda_chroma": -0.5})]}, "lambda_chroma must be at least 0"),
     ({"later_stages": [(2, {"p_self": 1.5})]}, "p_self must be in"),
-    ({"later_stages": [(0, {"lr": 1e-4})]}, "first steps must be positive and increasing"),
-    ({"later_stages": [(5, {"lr": 1e-4}), (3, {"lr": 1e-5})]}, "first steps must be positive and increasing"),
+    ({"later_stages": [(0, {"lr": 1e-4})]}, "starts must be positive and increasing"),
+    ({"later_stages": [(5, {"lr": 1e-4}), (3, {"lr": 1e-5})]}, "starts must be positive and increasing"),
 ])
 def test_bad_configuration_fails_at_once(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):

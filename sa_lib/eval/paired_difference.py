@@ -52,6 +52,7 @@ def paired_differences(a: Path | str, b: Path | str, metrics: tuple[str, ...] = 
     if not keys:
         raise UsageError(f"{a} and {b} share no pair")
     draw = np.random.default_rng(seed).integers(0, len(keys), size=(draws, len(keys)))  # (draws, pairs)
+    tail = (1 - level) / 2 * 100  # percent below the interval, and above it
     results = []
     for metric in metrics:
         try:
@@ -59,7 +60,6 @@ def paired_differences(a: Path | str, b: Path | str, metrics: tuple[str, ...] = 
         except (KeyError, ValueError):  # a column one of them lacks, or an empty cell (an unavailable metric)
             continue
         means = diff[draw].mean(axis=1)  # (draws,)
-        tail = (1 - level) / 2 * 100
         results.append(PairedDifference(metric, len(keys), float(diff.mean()), float(np.percentile(means, tail)),
                                         float(np.percentile(means, 100 - tail)), level))
     return results

@@ -143,8 +143,10 @@ def render(results: dict[str, dict], n_train: int, n_pairs: int,
         f"{transfer.p_self}, and every such self reference warped (flip, crop, rotation, a smooth random warp); "
         f"with p = {transfer.p_recolor} the target and its reference are first recoloured together (a random "
         f"rotation of the a*b* plane), so the colours can only come from the reference; "
-        f"{later_stages_text(transfer)} (docs/transfer.md; lambda_chroma weighs a loss term that is not in the "
-        "paper, the distance between the predicted and the true chroma distributions).",
+        f"{later_stages_text(transfer)} (docs/transfer.md"
+        + ("; lambda_chroma weighs a loss term that is not in the paper, the distance between the predicted and "
+           "the true chroma distributions)." if any("lambda_chroma" in changes for _, changes in transfer.later_stages)
+           else ")."),
         "- Machine: the project's 2-core CPU (no GPU); reproduce with `make train-demo` (deterministic on the "
         "CPU: a re-run gives the same weights up to floating-point noise).", "",
         "Wall time is that of the run that wrote the file (from its `.json` sidecar), on a machine that other "

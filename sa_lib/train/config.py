@@ -17,7 +17,8 @@ from ..profiles import PHOTO_SOURCES, PROFILES
 
 
 REFERENCE_AUGMENTS = ("none", "warp_recolor")
-STAGE_FIELDS = ("lr", "p_self", "p_recolor", "lambda_chroma")  # what a later stage (TrainConfig.later_stages) may change
+# what a later stage (TrainConfig.later_stages) may change
+STAGE_FIELDS = ("lr", "p_self", "p_recolor", "lambda_chroma")
 # --precision: fp32 is the paper's (it trained in fp32 on a 2080 Ti); bf16 / fp16 run the network under autocast
 # (fp16 with a gradient scaler, CUDA only). The attention's correlation and softmax stay fp32 in every case.
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -59,13 +60,13 @@ class TrainConfig:
     out: str = "runs/demo-super"
     references: str | None = None  # references.json; default: the dataset's own
     progress: bool = True
-    # Later stages: [(first step, {field: value})], in order of their first steps; from its first step on, a stage's
-    # fields (STAGE_FIELDS) replace those of the stage before it. The transfer variant uses them (docs/transfer.md);
+    # Later stages: [(start, {field: value})], in order of their starts; once `start` steps are done, a stage's
+    # fields (STAGE_FIELDS) replace those of the stage before it (the demo's (1500, ...): steps 1501 on). The transfer variant uses them (docs/transfer.md);
     # the paper's runs have one stage.
     later_stages: list = field(default_factory=list)
 
     def __post_init__(self):
-        # one form, whether given as JSON's lists or as tuples: [(first step, {field: value})]
+        # one form, whether given as JSON's lists or as tuples: [(start, {field: value})]
         self.later_stages = [(int(first), dict(changes)) for first, changes in self.later_stages]
 
     def to_dict(self) -> dict:
@@ -104,15 +105,15 @@ class TrainConfig:
         return [(stage, min(end, total)) for stage, end in zip(settings, ends)]
 
     def validate(self) -> None:
-        firsts = [first for first, _ in self.later_stages]
-        if any(first < 1 for first in firsts) or firsts != sorted(set(firsts)):
-            raise ConfigError(f"the later stages' first steps must be positive and increasing, got {firsts}")
+        starts = [start for start, _ in self.later_stages]
+        if any(start < 1 for start in starts) or starts != sorted(set(starts)):
+            raise ConfigError(f"the later stages' starts must be positive and increasing, got {starts}")
         for _, changes in self.later_stages:
             unknown = set(changes) - set(STAGE_FIELDS)
             if unknown:
                 raise ConfigError(f"a later stage can change {', '.join(STAGE_FIELDS)}, not "
                                   f"{', '.join(sorted(unknown))}")
-        for stage, _ in self.stages(max(firsts, default=0) + 1)[1:]:
+        for stage, _ in self.stages(max(starts, default=0) + 1)[1:]:
             replace(stage, later_stages=[]).validate()
         if self.lambda_chroma < 0:
             raise ConfigError(f"lambda_chroma must be at least 0, got {self.lambda_chroma}")
