@@ -197,42 +197,6 @@ def test_match_deep_adds_the_frozen_levels_3_and_4_to_the_matching(demo_pair):
         ColorizerConfig(match_deep=True)
 
 
-def test_match_gate_scales_the_carried_colours_by_the_image_similarity(demo_pair):
-    """The transfer option match_gate: the carried a*b* that ab_residual starts from are weighted by
-    sigmoid(slope * s + offset), s the cosine of the two gray images' mean level-3 features; a fully open gate
-    gives the same colours as the network without it, a shut one leaves the head's own; both numbers learn."""
-    from sa_lib.model.colorizer import GATE_GAIN
-
-    torch.manual_seed(0)
-    gated = build_model("transfer", match_gate=True, pretrained=False).eval()
-    plain = build_model("transfer", pretrained=False).eval()
-    missing, unexpected = plain.load_state_dict(gated.state_dict(), strict=False)
-    assert unexpected == ["match_gate.slope_offset"] and not missing
-    target_l, reference = _inputs(demo_pair)
-    with torch.no_grad():
-        start_ab, intermediates = gated(target_l, reference)
-        similarity = intermediates["image_similarity"]
-        assert similarity.shape == (2,) and (similarity.abs() <= 1 + 1e-6).all()
-        torch.testing.assert_close(intermediates["match_gate"], torch.sigmoid(torch.tensor(4.0)).expand(2))
-        gated.match_gate.slope_offset.copy_(torch.tensor([0.0, 30.0]) / GATE_GAIN)  # open: weight 1
-        open_ab, _ = gated(target_l, reference)
-        torch.testing.assert_close(open_ab, plain(target_l, reference)[0], atol=1e-4, rtol=0)
-        assert (open_ab - start_ab).abs().max() > 1e-3  # the gate's start (0.98) is not quite open
-        gated.match_gate.slope_offset.copy_(torch.tensor([0.0, -30.0]) / GATE_GAIN)  # shut: the head alone
-        shut_ab, _ = gated(target_l, reference)
-    assert (shut_ab - open_ab).abs().mean() > 1.0
-    gated.match_gate.slope_offset.data.copy_(torch.tensor([0.0, 4.0]) / GATE_GAIN)
-    gated.train()
-    ab, _ = gated(target_l, reference)
-    ab.square().mean().backward()
-    assert (gated.match_gate.slope_offset.grad.abs() > 0).all()
-    assert "match_gate" not in ColorizerConfig.transfer().to_json()  # off: earlier configs keep their hash
-    assert ColorizerConfig.transfer(match_gate=True).name == "transfer"
-    for needs in ({"ab_residual": False}, {"match_deep": False}):
-        with pytest.raises(ValueError, match="match_gate"):
-            ColorizerConfig.transfer(match_gate=True, **needs)
-
-
 def test_standard_similarity_is_recorded_and_old_standard_configs_keep_their_maths_and_hash():
     """A standard config stored before standard_similarity existed (the JSON of the demo-standard checkpoint
     shipped until then) reads as "scaled_dot" and keeps its hash; a new standard config records

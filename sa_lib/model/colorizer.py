@@ -15,7 +15,6 @@ ab. forward() returns (ab in Lab units, intermediates), with every attention map
 
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import asdict, dataclass, field, replace
 
@@ -33,17 +32,10 @@ VARIANTS = ("none", "standard", "super")
 # options, a departure from the paper for colour transfer from a different photo: docs/transfer.md).
 NAMED_MODELS = (*VARIANTS, "transfer")
 TRANSFER_OPTIONS = {"match_frozen": True, "match_deep": True, "carry_ab": True, "ab_residual": True}
-# match_gate: a further transfer option (docs/transfer.md), off in TRANSFER_OPTIONS until a run ships with it.
-TRANSFER_OFF = {name: False for name in (*TRANSFER_OPTIONS, "match_gate")}  # the paper's model
+TRANSFER_OFF = {name: False for name in TRANSFER_OPTIONS}  # the paper's model
 # match_deep: the frozen encoder's deeper, more semantic levels (strides 16 and 32; the reference ranking's) as a
 # second matching group beside levels 0-2 (docs/transfer.md, run v5).
 DEEP_MATCH_LEVELS = (3, 4)
-# match_gate: the frozen encoder's level whose image-wide mean of the two gray images gives their similarity.
-GATE_LEVEL = 3
-GATE_START = (0.0, 4.0)  # match_gate's (slope, offset) at initialisation: a gate of sigmoid(4) = 0.98 everywhere
-# The two numbers are stored divided by this gain, so that Adam, whose steps are about the learning rate whatever
-# the gradient's size, moves them as fast as a logit needs (1e-4 a step would take 10^4 steps to move a slope by 1).
-GATE_GAIN = 500.0
 SUPER_LEVELS = (0, 1, 2)  # super-attention at the first three levels (strides 1, 2, 4)
 BOTTLENECK = 3  # standard attention at the bottleneck (stride 8)
 # Inference on large images runs the full-resolution decoder stage in strips of this many rows (plus a halo of
@@ -80,9 +72,6 @@ class ColorizerConfig:
     #                            logit space), so a*b* start as the reference's and training decides where not to
     match_deep: bool = False  # match_frozen also matches on the frozen encoder's levels 3-4 (DEEP_MATCH_LEVELS),
     #                           centred and normalised as a group of their own
-    match_gate: bool = False  # ab_residual's carried a*b* are scaled by sigmoid(slope * s + offset), s the cosine of
-    #                           the image-wide means of the frozen level-3 features of the two gray images (two
-    #                           learned numbers): how much to copy from a reference of another kind of scene
     # Switches that make this network the authors' released one (the preset ColorizerConfig.official(),
     # docs/official.md). Their defaults are this project's own choices; at their defaults they are left out of
     # to_json (LATER_FIELDS), so every earlier config keeps its JSON and its config_hash.
@@ -123,8 +112,6 @@ class ColorizerConfig:
             raise ValueError("match_deep adds levels to the frozen matching features: it needs match_frozen")
         if self.ab_residual and not self.carry_ab:
             raise ValueError("ab_residual corrects the carried a*b*: it needs carry_ab")
-        if self.match_gate and not (self.ab_residual and self.match_deep):
-            raise ValueError("match_gate scales ab_residual's carried a*b* by match_deep's level 3: it needs both")
         if (self.match_frozen or self.carry_ab) and self.superpixel_scheme != "contiguous":
             raise ValueError("the transfer options work on contiguous superpixels, not the authors' scheme")
 
@@ -142,7 +129,7 @@ class ColorizerConfig:
     @property
     def name(self) -> str:
         """Table rows and figures: the variant, or "transfer" for super with the transfer options."""
-        return "transfer" if self.match_frozen or self.carry_ab or self.ab_residual or self.match_gate else self.variant
+        return "transfer" if self.match_frozen or self.carry_ab or self.ab_residual else self.variant
 
     @property
     def match_groups(self) -> tuple[tuple[int, ...], ...]:
@@ -302,8 +289,6 @@ class Colorizer(nn.Module):
         self.fusion = nn.ModuleList([nn.Conv2d(2 * w[l] + hint_channels[l], w[l], 1) for l in range(3)])
         self.decoder = nn.ModuleList([conv_block(w[l], w[l], config.decoder_convs) for l in range(3)])
         self.head = nn.Conv2d(w[0], 2, 1)
-        # Registered last, so that its parameters come after every earlier one (an optimizer's state keeps its order).
-        self.match_gate = MatchGate() if config.match_gate else None
 
     def encode(self, luminance: torch.Tensor) -> list[torch.Tensor]:
         """U-Net encoder f: (B, 1, H, W) in [0, 1] -> features at strides 1, 2, 4, 8."""
@@ -331,7 +316,6 @@ class Colorizer(nn.Module):
         if min(target_l.shape[-2:]) < 8:
             raise ValueError(f"target is too small ({tuple(target_l.shape[-2:])}); need at least 8 x 8 pixels")
         intermediates: dict = {"attention": {}}
-        gate = None
         authors = self.config.luminance_input == AUTHORS_PREPROCESSING
         t_in = gray_from_lstar(target_l.double()) if authors else normalize_l(target_l)  # (B, 1, H, W) in [0, 1]
         hints: dict[int, torch.Tensor] = {}
@@ -347,10 +331,6 @@ class Colorizer(nn.Module):
             reference_rgb = reference_rgb.float()
             phi_r = self.color_encoder(reference_rgb, {l: f_r[l].shape[-2:] for l in self.attention_levels})
             extra = self._transfer_inputs(t_in, r_in, reference_rgb)
-            similarity = extra.pop("image_similarity", None)  # (B,) match_gate's input
-            if similarity is not None:
-                gate = self.match_gate(similarity)  # (B, 1, 1, 1)
-                intermediates.update(image_similarity=similarity, match_gate=gate.flatten())
             hints = self._attend(f_t, f_r, phi_r, t_in, r_in, target_superpixels, reference_superpixels,
                                  intermediates, slic_backend, extra)
             del extra
@@ -373,19 +353,17 @@ class Colorizer(nn.Module):
                 break
             x = self.decoder[level](self.fusion[level](torch.cat(parts, dim=1)))
         del f_t, hints, x, skip  # level 0's inputs live on in `parts` only
-        head = functools.partial(self._decode_full_resolution, gate=gate)
+        head = self._decode_full_resolution
         lean = not self.training and not torch.is_grad_enabled() and parts[0][0, 0].numel() > STRIP_MIN_PIXELS
         ab = in_strips(head, parts, self.config.decoder_convs, STRIP_ROWS) if lean else head(*parts)
         return ab, intermediates
 
-    def _decode_full_resolution(self, *parts: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
-        """Last decoder stage and head: [upsampled, (hints,) skip] at full resolution -> ab (B, 2, H, W).
-        gate (B, 1, 1, 1): match_gate's weight of the carried a*b*."""
+    def _decode_full_resolution(self, *parts: torch.Tensor) -> torch.Tensor:
+        """Last decoder stage and head: [upsampled, (hints,) skip] at full resolution -> ab (B, 2, H, W)."""
         x = self.decoder[0](self.fusion[0](torch.cat(parts, dim=1)))
         logits = self.head(x)  # (B, 2, H, W)
         if self.config.ab_residual:  # carry_ab's hints end with [a*, b*, confidence]: correct the carried a*b*
-            carried = torch.atanh(parts[1][:, -3:-1].clamp(-0.99, 0.99))  # (B, 2, H, W)
-            logits = logits + (carried if gate is None else gate * carried)
+            logits = logits + torch.atanh(parts[1][:, -3:-1].clamp(-0.99, 0.99))
         return torch.tanh(logits) * self.config.ab_scale  # (B, 2, H, W) a*, b* in Lab units
 
     def _transfer_inputs(self, t_in: torch.Tensor, r_in: torch.Tensor, reference_rgb: torch.Tensor) -> dict:
@@ -395,16 +373,12 @@ class Colorizer(nn.Module):
         levels = len(SUPER_LEVELS)
         if self.config.match_frozen:
             frozen_levels = [l for group in self.config.match_groups for l in group]
-            means = []
             with torch.no_grad():  # phi is frozen: its features of the gray images only steer the matching
                 for side, gray in (("target", t_in), ("reference", r_in)):
                     maps = self.color_encoder(gray.expand(-1, 3, -1, -1), {l: None for l in frozen_levels})
-                    means.append(maps[GATE_LEVEL].mean(dim=(2, 3)) if self.config.match_gate else None)  # (B, C_3)
                     extra[f"{side}_match"] = {l: torch.cat([F.interpolate(
                         maps[m], size=size, mode="bilinear", align_corners=False) for m in frozen_levels], dim=1)
                         for l, size in enumerate(level_sizes(*gray.shape[-2:], levels))}  # (B, sum C, h_l, w_l)
-            if self.config.match_gate:
-                extra["image_similarity"] = F.cosine_similarity(means[0].float(), means[1].float(), dim=1)  # (B,)
         if self.config.carry_ab:
             ab = rgb_to_lab(reference_rgb)[:, 1:] / AB_SCALE  # (B, 2, H', W') network-scale a*b*
             extra["reference_ab"] = {l: ab if l == 0 else F.interpolate(ab, size=size, mode="area")
@@ -439,18 +413,6 @@ class Colorizer(nn.Module):
         intermediates.update(target_superpixels=target_sp, reference_superpixels=reference_sp,
                              target_counts=target_sp.counts, reference_counts=reference_sp.counts)
         return hints
-
-
-class MatchGate(nn.Module):
-    """match_gate: sigmoid(slope * s + offset), per image, from the image similarity s in [-1, 1] -> (B, 1, 1, 1)."""
-
-    def __init__(self):
-        super().__init__()
-        self.slope_offset = nn.Parameter(torch.tensor(GATE_START) / GATE_GAIN)
-
-    def forward(self, similarity: torch.Tensor) -> torch.Tensor:
-        slope, offset = self.slope_offset * GATE_GAIN
-        return torch.sigmoid(slope * similarity + offset)[:, None, None, None]  # (B, 1, 1, 1)
 
 
 def build_model(variant: str = "super", encoder: str = "effnet_lite0", pretrained: bool = True,
