@@ -132,3 +132,21 @@ def test_model_card_judges_the_transfer_targets_against_the_models_they_name():
     assert "demo-super 18.50: MISSED" in psnr and "Better still" not in psnr
     assert "demo-super 11.50: met" in ciede and "Better still: demo-standard 11.00." in ciede
     assert his.endswith("met.") and "80%" in colour and colour.endswith("MISSED.")
+
+
+def test_model_card_describes_each_later_stage_with_the_steps_it_runs():
+    """later_stages_text: each later stage from its start to where the next starts (or the run ends), with the
+    fields it changes; a run without later stages is "one stage"."""
+    from dataclasses import replace
+
+    from sa_lib.figures.model_card import later_stages_text
+    from sa_lib.train.config import profile_config
+
+    transfer = profile_config("demo", "transfer")
+    assert later_stages_text(transfer) == (
+        "then later stages, each changing these fields: from step 1500 to 2400, lr = 0.0001, p_self = 0.4, "
+        "p_recolor = 0.25; from step 2400 to 2700, lambda_chroma = 10.0")
+    assert later_stages_text(replace(transfer, max_steps=2000)) == (  # the run ends before the last stage starts
+        "then later stages, each changing these fields: from step 1500 to 2000, lr = 0.0001, p_self = 0.4, "
+        "p_recolor = 0.25")
+    assert later_stages_text(profile_config("demo", "super")) == "one stage"

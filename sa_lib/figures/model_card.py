@@ -11,6 +11,7 @@ kind of subject as reference) at the evaluation size, with the targets of the tr
 from __future__ import annotations
 
 import hashlib
+import math
 import platform
 from datetime import date
 from pathlib import Path
@@ -104,9 +105,10 @@ def transfer_targets(rows: dict[str, dict[str, float]], model: str = DEFAULT_CHE
 def later_stages_text(config) -> str:
     """The later stages of a TrainConfig in words: "then later stages, each changing these fields: from step 1500
     to 2400, lr = 0.0001, ...; from step 2400 to 2700, lambda_chroma = 10.0", or "one stage"."""
-    ends = [first for first, _ in config.later_stages[1:]] + [config.max_steps]
-    parts = [f"from step {first} to {end}, {', '.join(f'{key} = {value}' for key, value in changes.items())}"
-             for (first, changes), end in zip(config.later_stages, ends)]
+    last = config.max_steps or math.inf  # a run without max_steps ends with its epochs
+    ends = [end for _, end in config.stages(last)[1:]]  # where each later stage ends
+    parts = [f"from step {first} to {'the end' if end == math.inf else end}, {', '.join(f'{key} = {value}' for key, value in changes.items())}"
+             for (first, changes), end in zip(config.later_stages, ends) if end > first]  # stages with steps
     return f"then later stages, each changing these fields: {'; '.join(parts)}" if parts else "one stage"
 
 
