@@ -262,5 +262,7 @@ def test_carry_spread_is_the_attention_weighted_spread_of_the_reference_colours(
     assert flat[0, -4].abs().max() < 5e-3  # one colour: nothing disagrees (float32 rounding under the root)
     with pytest.raises(ValueError, match="needs carry_ab"):
         SuperAttention(8, 4, 8, 8, carry_spread=True)
+    with pytest.raises(ValueError, match="needs carry_ab"):
+        ColorizerConfig(carry_spread=True)
     assert "carry_spread" not in ColorizerConfig.transfer().to_json()
     assert "carry_spread" in ColorizerConfig.transfer(carry_spread=True).to_json()

@@ -114,6 +114,8 @@ class ColorizerConfig:
             raise ValueError("match_deep adds levels to the frozen matching features: it needs match_frozen")
         if self.ab_residual and not self.carry_ab:
             raise ValueError("ab_residual corrects the carried a*b*: it needs carry_ab")
+        if self.carry_spread and not self.carry_ab:
+            raise ValueError("carry_spread is the spread of the carried a*b*: it needs carry_ab")
         if (self.match_frozen or self.carry_ab) and self.superpixel_scheme != "contiguous":
             raise ValueError("the transfer options work on contiguous superpixels, not the authors' scheme")
 
