@@ -232,37 +232,3 @@ def test_slic_backend_is_a_later_field():
     assert ColorizerConfig.from_json(torch_config.to_json()) == torch_config
     with pytest.raises(ValueError, match="slic_backend"):
         ColorizerConfig(slic_backend="auto")
-
-
-def test_carry_spread_is_the_attention_weighted_spread_of_the_reference_colours():
-    """carry_spread: one more hint channel before the carried a*b*, sqrt(E|ab|^2 - |E ab|^2) over each target
-    superpixel's attention row (x SPREAD_SCALE); 0 for a one-colour reference; the a*b* and the confidence stay
-    the last three channels; it needs carry_ab, and a config without it keeps its JSON."""
-    from sa_lib.model.attention import SPREAD_SCALE, SuperAttention
-    torch.manual_seed(0)
-    block = SuperAttention(8, 4, 8, 8, carry_ab=True, carry_spread=True)
-    plain = SuperAttention(8, 4, 8, 8, carry_ab=True)
-    plain.load_state_dict(block.state_dict())
-    assert block.hint_channels == plain.hint_channels + 1 == 8 + 3 + 1
-    f_t, f_r, colors = torch.randn(1, 8, 6, 6), torch.randn(1, 8, 6, 6), torch.randn(1, 4, 6, 6)
-    labels = torch.arange(4).repeat_interleave(9).reshape(1, 6, 6)  # 4 horizontal bands of 9 pixels
-    counts = torch.tensor([4])
-    ab = torch.rand(1, 2, 6, 6) - 0.5
-    hints, attention = block(f_t, f_r, colors, labels, labels, counts, counts, reference_ab=ab)
-    reference_hints, _ = plain(f_t, f_r, colors, labels, labels, counts, counts, reference_ab=ab)
-    torch.testing.assert_close(hints[:, -3:], reference_hints[:, -3:])  # a*b* and confidence unchanged, last
-    super_ab = ab.reshape(1, 2, 4, 9).mean(-1)  # (1, 2, S_R): each band's mean a*b*
-    mean = attention @ super_ab[0].T  # (1, S_T, 2)
-    expected = (attention @ super_ab[0].T.square().sum(1, keepdim=True) - mean.square().sum(-1, keepdim=True)
-                ).clamp(min=0).sqrt()[0, :, 0] * SPREAD_SCALE  # (S_T,)
-    spread = hints[0, -4].reshape(4, 9)[:, 0]  # one value per target band
-    torch.testing.assert_close(spread, expected, atol=1e-5, rtol=1e-4)
-    assert spread.max() > 0.01
-    flat, _ = block(f_t, f_r, colors, labels, labels, counts, counts, reference_ab=torch.full_like(ab, 0.3))
-    assert flat[0, -4].abs().max() < 5e-3  # one colour: nothing disagrees (float32 rounding under the root)
-    with pytest.raises(ValueError, match="needs carry_ab"):
-        SuperAttention(8, 4, 8, 8, carry_spread=True)
-    with pytest.raises(ValueError, match="needs carry_ab"):
-        ColorizerConfig(carry_spread=True)
-    assert "carry_spread" not in ColorizerConfig.transfer().to_json()
-    assert "carry_spread" in ColorizerConfig.transfer(carry_spread=True).to_json()

@@ -22,7 +22,6 @@ import torch.nn.functional as F
 from ..superpixels.pyramid import interior_counts, superpixel_mean, superpixel_pool, superpixel_unpool, valid_mask
 
 DEFAULT_TAU = 0.01  # softmax temperature of eq. 2, fixed as in the authors' code
-SPREAD_SCALE = 10.0  # carry_spread: network-scale a*b* spread (about 0.02-0.15) to about 0.2-1.5
 AB_HINT_CHANNELS = 3  # carry_ab: the attended reference a*b* (2) and the match confidence (1)
 # How query and key are normalised (ColorizerConfig.qk_normalisation): "both" (this project): unit norm before and
 # after the 1x1 projections; "before" (the authors' code): x / (||x|| + 1e-5) before them only.
@@ -93,15 +92,13 @@ class SuperAttention(nn.Module):
     def __init__(self, feature_channels: int, color_channels: int, key_channels: int, value_channels: int,
                  tau: float = DEFAULT_TAU, match_channels: int = 0, carry_ab: bool = False,
                  qk_normalisation: str = "both", border: int = 0, null_token: bool = False,
-                 match_groups: tuple[int, ...] = (), carry_spread: bool = False):
+                 match_groups: tuple[int, ...] = ()):
         super().__init__()
-        if carry_spread and not carry_ab:
-            raise ValueError("carry_spread comes with the carried a*b*: it needs carry_ab")
         if match_groups and sum(match_groups) != match_channels:
             raise ValueError(f"match_groups {match_groups} must add up to match_channels {match_channels}")
         self.match_groups = tuple(match_groups) or ((match_channels,) if match_channels else ())
         self.tau = tau
-        self.carry_ab, self.carry_spread = carry_ab, carry_spread
+        self.carry_ab = carry_ab
         self.query = nn.Conv1d(feature_channels + match_channels, key_channels, kernel_size=1)
         self.key = nn.Conv1d(feature_channels + match_channels, key_channels, kernel_size=1)
         self.value = nn.Conv1d(color_channels, value_channels, kernel_size=1)
@@ -116,7 +113,7 @@ class SuperAttention(nn.Module):
     @property
     def hint_channels(self) -> int:
         """Channels of the hints it returns: the values, plus a*b* and confidence with carry_ab."""
-        return self.value.out_channels + (AB_HINT_CHANNELS if self.carry_ab else 0) + int(self.carry_spread)
+        return self.value.out_channels + (AB_HINT_CHANNELS if self.carry_ab else 0)
 
     def forward(self, target_features: torch.Tensor, reference_features: torch.Tensor,
                 reference_colors: torch.Tensor, target_labels: torch.Tensor, reference_labels: torch.Tensor,
@@ -174,16 +171,9 @@ class SuperAttention(nn.Module):
         if self.carry_ab:
             if reference_ab is None:
                 raise ValueError("this attention block carries a*b* (carry_ab): pass reference_ab")
-            reference_super_ab = superpixel_mean(reference_ab, reference_labels, s_r)  # (B, 2, S_R)
-            ab = torch.bmm(reference_super_ab, attention.transpose(1, 2))  # (B, 2, S_T)
+            ab = torch.bmm(superpixel_mean(reference_ab, reference_labels, s_r), attention.transpose(1, 2))  # (B, 2, S_T)
             confidence = attention.amax(dim=2)[:, None, :]  # (B, 1, S_T) weight of each row's best match
-            if self.carry_spread:  # how much the attended a*b* disagree: sqrt(E|ab|^2 - |E ab|^2) per row, a
-                #                    signal only (no gradient through the square root), scaled to about [0, 2]
-                with torch.no_grad():
-                    second = torch.bmm(reference_super_ab.pow(2).sum(1, keepdim=True), attention.transpose(1, 2))
-                    spread = (second - ab.pow(2).sum(1, keepdim=True)).clamp(min=0).sqrt() * SPREAD_SCALE  # (B, 1, S_T)
-                hints = torch.cat([hints, spread], dim=1)  # (B, C_v + 1, S_T)
-            hints = torch.cat([hints, ab, confidence], dim=1)  # (B, C_v (+1) + 3, S_T): a*b*, confidence last
+            hints = torch.cat([hints, ab, confidence], dim=1)  # (B, C_v + 3, S_T)
         return superpixel_unpool(hints, target_labels), attention
 
     def _with_match(self, learned: torch.Tensor, match: torch.Tensor) -> torch.Tensor:

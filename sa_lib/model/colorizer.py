@@ -70,8 +70,6 @@ class ColorizerConfig:
     #                         the match confidence (each row's largest weight) to the decoder
     ab_residual: bool = False  # the head predicts a correction of the carried a*b* of level 0 (in tanh's
     #                            logit space), so a*b* start as the reference's and training decides where not to
-    carry_spread: bool = False  # carry_ab also carries how much the attended reference a*b* disagree (their
-    #                             attention-weighted standard deviation), one more hint channel before a*b*
     match_deep: bool = False  # match_frozen also matches on the frozen encoder's levels 3-4 (DEEP_MATCH_LEVELS),
     #                           centred and normalised as a group of their own
     # Switches that make this network the authors' released one (the preset ColorizerConfig.official(),
@@ -114,8 +112,6 @@ class ColorizerConfig:
             raise ValueError("match_deep adds levels to the frozen matching features: it needs match_frozen")
         if self.ab_residual and not self.carry_ab:
             raise ValueError("ab_residual corrects the carried a*b*: it needs carry_ab")
-        if self.carry_spread and not self.carry_ab:
-            raise ValueError("carry_spread is the spread of the carried a*b*: it needs carry_ab")
         if (self.match_frozen or self.carry_ab) and self.superpixel_scheme != "contiguous":
             raise ValueError("the transfer options work on contiguous superpixels, not the authors' scheme")
 
@@ -193,7 +189,7 @@ AUTHORS_POOL_BORDER = 1
 # its JSON and its config_hash.
 # standard_similarity's default changed when the field came ("correlation"): from_dict reads an absent one as the
 # earlier maths, "scaled_dot", and to_json leaves "scaled_dot" out so those checkpoints keep their hash.
-LATER_FIELDS = {**TRANSFER_OFF, "carry_spread": False, **AUTHORS_SWITCHES, "standard_similarity": "scaled_dot",
+LATER_FIELDS = {**TRANSFER_OFF, **AUTHORS_SWITCHES, "standard_similarity": "scaled_dot",
                 "slic_backend": "skimage"}
 
 
@@ -277,8 +273,7 @@ class Colorizer(nn.Module):
             match = sum(groups)
             self.attention = nn.ModuleDict({str(l): SuperAttention(
                 w[l], self.color_encoder.channels[l], w[l] + match, w[l], config.tau, match_channels=match,
-                carry_ab=config.carry_ab, match_groups=groups, carry_spread=config.carry_spread,
-                **super_attention_switches(config))
+                carry_ab=config.carry_ab, match_groups=groups, **super_attention_switches(config))
                 for l in SUPER_LEVELS})
         elif config.variant == "standard":
             self.attention = nn.ModuleDict({str(BOTTLENECK): StandardAttention(
