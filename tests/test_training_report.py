@@ -2,12 +2,15 @@
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from sa_lib.figures.model_card import later_stages_text
 from sa_lib.model.checkpoint import CHECKPOINT_DIR
+from sa_lib.train.config import profile_config
 from sa_lib.figures.training_report import (final_metrics, load_log, plan_training, plan_variant, plot_training_curves,
                                     profile_variants, smoothed)
 
@@ -136,12 +139,8 @@ def test_model_card_judges_the_transfer_targets_against_the_models_they_name():
 
 def test_model_card_describes_each_later_stage_with_the_steps_it_runs():
     """later_stages_text: each later stage from its start to where the next starts (or the run ends), with the
-    fields it changes; a run without later stages is "one stage"."""
-    from dataclasses import replace
-
-    from sa_lib.figures.model_card import later_stages_text
-    from sa_lib.train.config import profile_config
-
+    fields it changes; a stage the run ends before is left out, a run without max_steps runs its last stage to the
+    end, and a run without later stages is "one stage"."""
     transfer = profile_config("demo", "transfer")
     assert later_stages_text(transfer) == (
         "then later stages, each changing these fields: from step 1500 to 2400, lr = 0.0001, p_self = 0.4, "
@@ -149,4 +148,7 @@ def test_model_card_describes_each_later_stage_with_the_steps_it_runs():
     assert later_stages_text(replace(transfer, max_steps=2000)) == (  # the run ends before the last stage starts
         "then later stages, each changing these fields: from step 1500 to 2000, lr = 0.0001, p_self = 0.4, "
         "p_recolor = 0.25")
+    assert later_stages_text(replace(transfer, max_steps=None)) == (  # it ends with its epochs
+        "then later stages, each changing these fields: from step 1500 to 2400, lr = 0.0001, p_self = 0.4, "
+        "p_recolor = 0.25; from step 2400 to the end, lambda_chroma = 10.0")
     assert later_stages_text(profile_config("demo", "super")) == "one stage"

@@ -104,10 +104,11 @@ def transfer_targets(rows: dict[str, dict[str, float]], model: str = DEFAULT_CHE
 
 def later_stages_text(config) -> str:
     """The later stages of a TrainConfig in words: "then later stages, each changing these fields: from step 1500
-    to 2400, lr = 0.0001, ...; from step 2400 to 2700, lambda_chroma = 10.0", or "one stage"."""
-    last = config.max_steps or math.inf  # a run without max_steps ends with its epochs
-    ends = [end for _, end in config.stages(last)[1:]]  # where each later stage ends
-    parts = [f"from step {first} to {'the end' if end == math.inf else end}, {', '.join(f'{key} = {value}' for key, value in changes.items())}"
+    to 2400, lr = 0.0001, ...; from step 2400 to 2700, lambda_chroma = 10.0", or "one stage". A stage that the run
+    ends before is left out; a run without max_steps (it ends with its epochs) runs its last stage "to the end"."""
+    ends = [end for _, end in config.stages(config.max_steps or math.inf)[1:]]  # where each later stage ends
+    parts = [f"from step {first} to {'the end' if end == math.inf else end}, "
+             + ", ".join(f"{key} = {value}" for key, value in changes.items())
              for (first, changes), end in zip(config.later_stages, ends) if end > first]  # stages with steps
     return f"then later stages, each changing these fields: {'; '.join(parts)}" if parts else "one stage"
 
