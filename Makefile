@@ -78,6 +78,7 @@ bench: setup ## Run the benchmarks (minutes; not part of the tests): see benchma
 	for v in none standard super; do $(PY) benchmarks/train_throughput.py --profile demo --variant $$v; done
 	$(PY) benchmarks/complexity.py
 	$(PY) benchmarks/mode_quality.py
+	$(PY) benchmarks/colourfulness_tradeoff.py
 	$(PY) benchmarks/slic_backends.py
 	$(PY) benchmarks/slic_quality.py
 	$(PY) benchmarks/official.py

@@ -1,0 +1,184 @@
+"""Accuracy at equal colourfulness: each checkpoint's PSNR(ab) and CIEDE2000 once its outputs are made as
+colourful as another's.
+
+    python benchmarks/colourfulness_tradeoff.py [--checkpoints demo-none,demo-standard,demo-super,demo-transfer]
+                                                [--shares demo-super,0.85]
+
+PSNR(ab) and CIEDE2000 against the ground truth reward a muted colour wherever a model is unsure of the
+hue, so a muted model and a colourful one are not compared on the same footing. This script puts them on
+it. Every checkpoint colorizes the matched pairs (data/demo/matched_pairs.csv) and the ranked pairs
+(data/demo/eval_pairs.csv) at the evaluation size, 224 px, with the evaluator's own functions
+(`sa_lib.eval.evaluate`). Then, for each share s in `--shares`, one global chroma gain k per checkpoint is
+fitted by bisection so that its outputs' mean colourfulness on the matched pairs is s times the truths':
+its a* and b* are multiplied by k and the image is rebuilt with the same L*. Both sets are scored with that
+k. A share may be a checkpoint's name, meaning that checkpoint's own share without a gain. k = 1 (the
+outputs as they are) is always in the table.
+
+Writes benchmarks/results/colourfulness_tradeoff.md and .json. A checkpoint is a shipped name or a
+.safetensors path, optionally labelled: `r224=runs/demo-transfer-r224/last.safetensors`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sa_lib.core.color import lab_to_rgb, rgb_to_lab
+from sa_lib.core.errors import UsageError
+from sa_lib.data.demo_data import DEMO_DIR
+from sa_lib.data.pairs import read_pairs
+from sa_lib.eval import metrics
+from sa_lib.eval.evaluate import load_pair_images, model_colorizer, score
+from sa_lib.profiles import EVAL_SIZE
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PAIR_SETS = {"matched": DEMO_DIR / "matched_pairs.csv", "ranked": DEMO_DIR / "eval_pairs.csv"}
+GAIN_RANGE = (0.2, 4.0)  # the bisection's bounds on k
+BISECTION_STEPS = 16  # k to about 6e-5 of the range
+
+
+def parse_checkpoints(text: str) -> dict[str, str]:
+    """'a,label=path,...' -> {label: checkpoint}."""
+    out = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        label, _, path = item.rpartition("=")
+        out[label or Path(path).stem] = path
+    if not out:
+        raise UsageError("--checkpoints is empty")
+    return out
+
+
+def with_gain(lab: torch.Tensor, gain: float) -> np.ndarray:
+    """(N, 3, H, W) Lab -> (N, H, W, 3) sRGB in [0, 1] with a* and b* multiplied by `gain`."""
+    scaled = torch.cat([lab[:, :1], lab[:, 1:] * gain], dim=1)  # (N, 3, H, W)
+    return lab_to_rgb(scaled).permute(0, 2, 3, 1).numpy()
+
+
+def mean_colourfulness(rgb: np.ndarray) -> float:
+    return float(np.mean([metrics.colorfulness(image) for image in rgb]))
+
+
+def fit_gain(lab: torch.Tensor, wanted: float) -> float:
+    """The k for which the mean colourfulness of `with_gain(lab, k)` is `wanted` (it grows with k)."""
+    low, high = GAIN_RANGE
+    for _ in range(BISECTION_STEPS):
+        mid = (low + high) / 2
+        low, high = (mid, high) if mean_colourfulness(with_gain(lab, mid)) < wanted else (low, mid)
+    return (low + high) / 2
+
+
+def scores(rgb: np.ndarray, data) -> dict[str, float]:
+    """Means of the evaluator's per-pair metrics (no LPIPS) over one pair set."""
+    rows = [score(pred, item.truth, item.reference, None, item.reference_histogram) for pred, item in zip(rgb, data)]
+    truth_colour = np.mean([metrics.colorfulness(item.truth) for item in data])
+    return {"psnr_ab": float(np.mean([r["psnr_ab"] for r in rows])),
+            "ciede2000": float(np.mean([r["ciede2000"] for r in rows])),
+            "his_pred_ref": float(np.mean([r["his_pred_ref"] for r in rows])),
+            "his_gt_ref": float(np.mean([r["his_gt_ref"] for r in rows])),
+            "colourfulness_share": float(np.mean([r["colorfulness"] for r in rows]) / truth_colour)}
+
+
+def predict_lab(checkpoint: str, data) -> torch.Tensor:
+    """(N, 3, S, S) Lab of a checkpoint's outputs on a pair set (each recombined with the target's L*)."""
+    colorize = model_colorizer(checkpoint, "cpu")
+    torch.set_num_threads(1)  # as the evaluator: one small image at a time
+    rgb = np.stack([colorize(item.target_l, item.reference) for item in data])  # (N, S, S, 3)
+    return rgb_to_lab(torch.from_numpy(rgb).permute(0, 3, 1, 2).float())
+
+
+def parse_shares(shares: list[str], labels: list[str]) -> list[str | float]:
+    """Each share as a float, or as a checkpoint label (that checkpoint's own share, known once it has run)."""
+    out: list[str | float] = []
+    for share in shares:
+        if share in labels:
+            out.append(share)
+            continue
+        try:
+            value = float(share)
+        except ValueError:
+            raise UsageError(f"--shares: {share!r} is neither a number nor one of the checkpoints "
+                             f"({', '.join(labels)})") from None
+        if not 0.0 < value < 3.0:
+            raise UsageError(f"--shares: {share} is outside (0, 3): a share of the truths' colourfulness")
+        out.append(value)
+    return out
+
+
+def run(checkpoints: dict[str, str], shares: list[str | float]) -> dict:
+    data = {name: [load_pair_images(p, EVAL_SIZE) for p in read_pairs(path, DEMO_DIR / "images", DEMO_DIR / "images")]
+            for name, path in PAIR_SETS.items()}
+    truth_colour = mean_colourfulness(np.stack([item.truth for item in data["matched"]]))
+    labs = {label: {name: predict_lab(ckpt, items) for name, items in data.items()}
+            for label, ckpt in checkpoints.items()}
+    native = {label: mean_colourfulness(with_gain(lab["matched"], 1.0)) / truth_colour for label, lab in labs.items()}
+    wanted: list[tuple[str, float | None]] = [("as trained", None)]
+    wanted += [(f"{share}'s ({native[share]:.0%})", native[share]) if isinstance(share, str) else
+               (f"{share:.0%}", share) for share in shares]
+    rows = []
+    for label, lab in labs.items():
+        for share_name, share in wanted:
+            gain = 1.0 if share is None else fit_gain(lab["matched"], share * truth_colour)
+            row = {"checkpoint": label, "colourfulness": share_name, "gain": gain}
+            for name, items in data.items():
+                row[name] = scores(with_gain(lab[name], gain), items)
+            rows.append(row)
+            print(f"{label} at {share_name}: k = {gain:.3f}", file=sys.stderr, flush=True)
+    return {"checkpoints": checkpoints, "size": EVAL_SIZE, "rows": rows,
+            "pairs": {name: len(items) for name, items in data.items()}}
+
+
+def markdown(result: dict, command: str) -> str:
+    lines = [f"{date.today()}: `{command}`, at {result['size']} px, on the CPU. "
+             f"{result['pairs']['matched']} matched pairs, {result['pairs']['ranked']} ranked pairs. The gain k "
+             "multiplies each output's a\\* and b\\* so that the matched pairs' mean colourfulness is the "
+             "given share of the truths' (k = 1: the outputs as they are).", "",
+             "| checkpoint | colourfulness (matched) | k | matched PSNR(ab) ↑ | matched CIEDE2000 ↓ | "
+             "matched HIS(pred, ref) | ranked PSNR(ab) ↑ | ranked CIEDE2000 ↓ | ranked colourfulness |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in result["rows"]:
+        m, r = row["matched"], row["ranked"]
+        lines.append(f"| {row['checkpoint']} | {row['colourfulness']}: {m['colourfulness_share']:.0%} | "
+                     f"{row['gain']:.3f} | {m['psnr_ab']:.2f} | {m['ciede2000']:.2f} | {m['his_pred_ref']:.3f} | "
+                     f"{r['psnr_ab']:.2f} | {r['ciede2000']:.2f} | {r['colourfulness_share']:.0%} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoints", default="demo-none,demo-standard,demo-super,demo-transfer",
+                        help="comma-separated shipped names or [label=]path.safetensors")
+    parser.add_argument("--shares", default=None,
+                        help="comma-separated shares of the truths' colourfulness, or checkpoint labels "
+                             "(default: demo-super,0.85, or 0.85 when demo-super is not among the checkpoints)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "colourfulness_tradeoff",
+                        help="output stem: writes STEM.md and STEM.json")
+    args = parser.parse_args(argv)
+    command = "python benchmarks/colourfulness_tradeoff.py" + "".join(f" {a}" for a in (argv or sys.argv[1:]))
+    start = time.perf_counter()
+    try:
+        checkpoints = parse_checkpoints(args.checkpoints)
+        share_text = args.shares or ("demo-super,0.85" if "demo-super" in checkpoints else "0.85")
+        shares = parse_shares([s.strip() for s in share_text.split(",") if s.strip()], list(checkpoints))
+        for label, checkpoint in checkpoints.items():  # a missing file fails before minutes of work
+            if checkpoint.endswith(".safetensors") and not Path(checkpoint).is_file():
+                raise UsageError(f"checkpoint not found: {checkpoint} ({label})")
+        result = run(checkpoints, shares)
+    except (UsageError, FileNotFoundError, ValueError, RuntimeError) as error:
+        sys.exit(f"error: {error}")
+    result["seconds"] = time.perf_counter() - start
+    text = markdown(result, command)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".md").write_text(text)
+    args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

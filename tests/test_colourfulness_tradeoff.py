@@ -1,0 +1,78 @@
+"""benchmarks/colourfulness_tradeoff.py: the fitted chroma gain reaches the asked colourfulness, leaves L*
+alone, and the script refuses bad arguments in one line."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "benchmarks" / "colourfulness_tradeoff.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("colourfulness_tradeoff", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tradeoff():
+    return _module()
+
+
+def _lab_batch() -> torch.Tensor:
+    """(2, 3, 16, 16) Lab images with moderate chroma, so that most pixels stay inside sRGB at a gain of 1.4."""
+    g = torch.Generator().manual_seed(0)
+    l_star = 40 + 30 * torch.rand(2, 1, 16, 16, generator=g)
+    ab = 20 * torch.randn(2, 2, 16, 16, generator=g)
+    return torch.cat([l_star, ab], dim=1)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("gain", [0.6, 1.0, 1.4])
+def test_the_fitted_gain_gives_the_asked_colourfulness(tradeoff, gain):
+    lab = _lab_batch()
+    wanted = tradeoff.mean_colourfulness(tradeoff.with_gain(lab, gain))
+    fitted = tradeoff.fit_gain(lab, wanted)
+    assert fitted == pytest.approx(gain, rel=0.01)
+    assert tradeoff.mean_colourfulness(tradeoff.with_gain(lab, fitted)) == pytest.approx(wanted, rel=0.005)
+
+
+@pytest.mark.timeout(60)
+def test_the_gain_scales_chroma_and_keeps_lightness(tradeoff):
+    lab = _lab_batch()
+    before, after = (tradeoff.rgb_to_lab(torch.from_numpy(tradeoff.with_gain(lab, k)).permute(0, 3, 1, 2))
+                     for k in (1.0, 0.5))
+    kept = (before[:, 0] - after[:, 0]).abs() < 0.5  # L* kept, except where sRGB clipping moved it
+    assert float(kept.float().mean()) > 0.95
+    chroma_before, chroma_after = before[:, 1:].norm(dim=1), after[:, 1:].norm(dim=1)
+    assert float((chroma_after / chroma_before.clamp_min(1e-3)).median()) == pytest.approx(0.5, abs=0.03)
+
+
+@pytest.mark.timeout(30)
+def test_checkpoint_labels(tradeoff):
+    assert tradeoff.parse_checkpoints("demo-super, r=runs/x/last.safetensors,runs/y.safetensors") == {
+        "demo-super": "demo-super", "r": "runs/x/last.safetensors", "y": "runs/y.safetensors"}
+    with pytest.raises(tradeoff.UsageError):
+        tradeoff.parse_checkpoints(" , ")
+
+
+@pytest.mark.slow  # a subprocess that imports torch and loads the pairs
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("args, message", [
+    (["--checkpoints", "no-such.safetensors"], "checkpoint not found"),
+    (["--checkpoints", "demo-none", "--shares", "vivid"], "neither a number nor one of the checkpoints"),
+])
+def test_bad_arguments_get_one_line_and_no_output(tmp_path, args, message):
+    out = tmp_path / "result"
+    result = subprocess.run([sys.executable, str(SCRIPT), *args, "--out", str(out)], capture_output=True,
+                            text=True, timeout=280, cwd=ROOT)
+    assert result.returncode != 0
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not list(tmp_path.iterdir())
