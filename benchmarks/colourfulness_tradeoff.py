@@ -32,6 +32,7 @@ import torch
 
 from sa_lib.core.color import lab_to_rgb, rgb_to_lab
 from sa_lib.core.errors import UsageError
+from sa_lib.core.files import atomic_write
 from sa_lib.data.demo_data import DEMO_DIR
 from sa_lib.data.pairs import read_pairs
 from sa_lib.eval import metrics
@@ -174,9 +175,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"error: {error}")
     result["seconds"] = time.perf_counter() - start
     text = markdown(result, command)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".md").write_text(text)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write(args.out.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(result, indent=1) + "\n"))
+    atomic_write(args.out.with_suffix(".md"), lambda tmp: tmp.write_text(text))
     print(text)
 
 

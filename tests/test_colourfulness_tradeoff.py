@@ -2,6 +2,7 @@
 alone, and the script refuses bad arguments in one line."""
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
+from sa_lib.data.demo_data import DEMO_DIR
+from sa_lib.data.pairs import read_pairs
+from sa_lib.eval.evaluate import evaluate_colorizer, load_pair_images, model_colorizer
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "colourfulness_tradeoff.py"
@@ -76,3 +81,30 @@ def test_bad_arguments_get_one_line_and_no_output(tmp_path, args, message):
     assert result.returncode != 0
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow  # two checkpoints on four pairs
+@pytest.mark.timeout(300)
+def test_a_small_run_writes_its_table_and_the_as_trained_row_is_the_evaluators(tradeoff, tmp_path, monkeypatch):
+    sets = {}
+    for name, path in tradeoff.PAIR_SETS.items():
+        lines = path.read_text().splitlines()
+        sets[name] = tmp_path / f"{name}.csv"
+        sets[name].write_text("\n".join(lines[:3]) + "\n")  # the header and two pairs
+    monkeypatch.setattr(tradeoff, "PAIR_SETS", sets)
+    out = tmp_path / "out" / "tradeoff"
+    tradeoff.main(["--checkpoints", "demo-none,demo-super", "--out", str(out)])
+    result = json.loads(out.with_suffix(".json").read_text())
+    rows = {(r["checkpoint"], r["colourfulness"].split(":")[0]): r for r in result["rows"]}
+    assert len(rows) == 6 and result["pairs"] == {"matched": 2, "ranked": 2}
+    super_share = rows[("demo-super", "as trained")]["matched"]["colourfulness_share"]
+    for label in ("demo-none", "demo-super"):
+        assert rows[(label, "as trained")]["gain"] == 1.0
+        assert rows[(label, "85%")]["matched"]["colourfulness_share"] == pytest.approx(0.85, abs=0.005)
+        matched = next(r for key, r in rows.items() if key[0] == label and key[1].startswith("demo-super's"))
+        assert matched["matched"]["colourfulness_share"] == pytest.approx(super_share, abs=0.005)
+    # k = 1 scores what the evaluator scores for the checkpoint itself
+    data = [load_pair_images(p, 224) for p in read_pairs(sets["matched"], DEMO_DIR / "images", DEMO_DIR / "images")]
+    evaluated = evaluate_colorizer("demo-none", model_colorizer("demo-none", "cpu"), data).summary()
+    assert rows[("demo-none", "as trained")]["matched"]["psnr_ab"] == pytest.approx(evaluated["psnr_ab"], abs=0.02)
+    assert "| demo-super | 85%: 85% |" in out.with_suffix(".md").read_text()
