@@ -75,22 +75,24 @@ def fit_gain(lab: torch.Tensor, wanted: float) -> float:
     return (low + high) / 2
 
 
-def scores(rgb: np.ndarray, data) -> dict[str, float]:
-    """Means of the evaluator's per-pair metrics (no LPIPS) over one pair set."""
+def scores(rgb: np.ndarray, data, truth_colour: float) -> dict[str, float]:
+    """Means of the evaluator's per-pair metrics (no LPIPS) over one pair set; colourfulness as a share of
+    the truths' mean (`truth_colour`)."""
     rows = [score(pred, item.truth, item.reference, None, item.reference_histogram) for pred, item in zip(rgb, data)]
-    truth_colour = np.mean([metrics.colorfulness(item.truth) for item in data])
-    return {"psnr_ab": float(np.mean([r["psnr_ab"] for r in rows])),
-            "ciede2000": float(np.mean([r["ciede2000"] for r in rows])),
-            "his_pred_ref": float(np.mean([r["his_pred_ref"] for r in rows])),
-            "his_gt_ref": float(np.mean([r["his_gt_ref"] for r in rows])),
-            "colourfulness_share": float(np.mean([r["colorfulness"] for r in rows]) / truth_colour)}
+    mean = {key: float(np.mean([r[key] for r in rows])) for key in ("psnr_ab", "ciede2000", "his_pred_ref",
+                                                                     "his_gt_ref", "colorfulness")}
+    mean["colourfulness_share"] = mean.pop("colorfulness") / truth_colour
+    return mean
 
 
-def predict_lab(checkpoint: str, data) -> torch.Tensor:
-    """(N, 3, S, S) Lab of a checkpoint's outputs on a pair set (each recombined with the target's L*)."""
-    colorize = model_colorizer(checkpoint, "cpu")
+def predict_lab(colorize, data) -> torch.Tensor:
+    """(N, 3, S, S) Lab of a colorizer's outputs on a pair set (each recombined with the target's L*)."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the evaluator: one small image at a time
-    rgb = np.stack([colorize(item.target_l, item.reference) for item in data])  # (N, S, S, 3)
+    try:
+        rgb = np.stack([colorize(item.target_l, item.reference) for item in data])  # (N, S, S, 3)
+    finally:
+        torch.set_num_threads(threads)
     return rgb_to_lab(torch.from_numpy(rgb).permute(0, 3, 1, 2).float())
 
 
@@ -113,11 +115,13 @@ def parse_shares(shares: list[str], labels: list[str]) -> list[str | float]:
 
 
 def run(checkpoints: dict[str, str], shares: list[str | float]) -> dict:
+    colorizers = {label: model_colorizer(ckpt, "cpu") for label, ckpt in checkpoints.items()}  # a bad one fails first
     data = {name: [load_pair_images(p, EVAL_SIZE) for p in read_pairs(path, DEMO_DIR / "images", DEMO_DIR / "images")]
             for name, path in PAIR_SETS.items()}
-    truth_colour = mean_colourfulness(np.stack([item.truth for item in data["matched"]]))
-    labs = {label: {name: predict_lab(ckpt, items) for name, items in data.items()}
-            for label, ckpt in checkpoints.items()}
+    truth_colours = {name: mean_colourfulness(np.stack([item.truth for item in items])) for name, items in data.items()}
+    truth_colour = truth_colours["matched"]  # the shares are of the matched pairs' truths
+    labs = {label: {name: predict_lab(colorize, items) for name, items in data.items()}
+            for label, colorize in colorizers.items()}
     native = {label: mean_colourfulness(with_gain(lab["matched"], 1.0)) / truth_colour for label, lab in labs.items()}
     wanted: list[tuple[str, float | None]] = [("as trained", None)]
     wanted += [(f"{share}'s ({native[share]:.0%})", native[share]) if isinstance(share, str) else
@@ -128,7 +132,7 @@ def run(checkpoints: dict[str, str], shares: list[str | float]) -> dict:
             gain = 1.0 if share is None else fit_gain(lab["matched"], share * truth_colour)
             row = {"checkpoint": label, "colourfulness": share_name, "gain": gain}
             for name, items in data.items():
-                row[name] = scores(with_gain(lab[name], gain), items)
+                row[name] = scores(with_gain(lab[name], gain), items, truth_colours[name])
             rows.append(row)
             print(f"{label} at {share_name}: k = {gain:.3f}", file=sys.stderr, flush=True)
     return {"checkpoints": checkpoints, "size": EVAL_SIZE, "rows": rows,
@@ -167,9 +171,6 @@ def main(argv: list[str] | None = None) -> None:
         checkpoints = parse_checkpoints(args.checkpoints)
         share_text = args.shares or ("demo-super,0.85" if "demo-super" in checkpoints else "0.85")
         shares = parse_shares([s.strip() for s in share_text.split(",") if s.strip()], list(checkpoints))
-        for label, checkpoint in checkpoints.items():  # a missing file fails before minutes of work
-            if checkpoint.endswith(".safetensors") and not Path(checkpoint).is_file():
-                raise UsageError(f"checkpoint not found: {checkpoint} ({label})")
         result = run(checkpoints, shares)
     except (UsageError, FileNotFoundError, ValueError, RuntimeError) as error:
         sys.exit(f"error: {error}")

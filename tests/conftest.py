@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -21,6 +24,20 @@ def demo_pair() -> tuple[torch.Tensor, torch.Tensor]:
     """Two different real photos (target, reference) of different sizes."""
     paths = load_split("val")
     return load_rgb(paths[0], (48, 56)), load_rgb(paths[1], (40, 36))
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """load(name) -> benchmarks/<name>.py imported as a module (the benchmarks are scripts, not a package)."""
+    folder = Path(__file__).resolve().parent.parent / "benchmarks"
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture(autouse=True)

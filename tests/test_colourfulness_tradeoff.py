@@ -1,7 +1,6 @@
 """benchmarks/colourfulness_tradeoff.py: the fitted chroma gain reaches the asked colourfulness, leaves L*
 alone, and the script refuses bad arguments in one line."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -19,16 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "colourfulness_tradeoff.py"
 
 
-def _module():
-    spec = importlib.util.spec_from_file_location("colourfulness_tradeoff", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def tradeoff():
-    return _module()
+def tradeoff(benchmark_script):
+    return benchmark_script("colourfulness_tradeoff")
 
 
 def _lab_batch() -> torch.Tensor:

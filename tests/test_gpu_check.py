@@ -1,6 +1,5 @@
 """benchmarks/gpu_check.py: one line and exit 0 without a GPU; its measurements run (tiny, on the CPU)."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -13,11 +12,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
 
 
-def _module():
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def gpu(benchmark_script):
+    return benchmark_script("gpu_check")
 
 
 @pytest.mark.slow  # a subprocess that imports torch
@@ -35,8 +32,7 @@ def test_make_gpu_check_runs_the_script():
     assert "gpu-check:" in makefile and "benchmarks/gpu_check.py" in makefile
 
 
-def test_report_replaces_its_own_section_only(tmp_path):
-    gpu = _module()
+def test_report_replaces_its_own_section_only(gpu, tmp_path):
     results = {"device": "Fake GPU", "torch": "2.x", "date": "2026-01-01", "seconds": 100.0,
                "slic": {"batch": 64, "size": 224, "level0_ms": 12.5, "pyramid_ms": 20.0},
                "training": [{"precision": p, "batch": 8, "size": 224, "steps": 10, "median_step_ms": 20.0,
@@ -55,11 +51,10 @@ def test_report_replaces_its_own_section_only(tmp_path):
     assert second.count(gpu.START) == 1 and "25.0 ms | < 20 ms: not met" in second and "kept" in second
 
 
-def test_attention_agreement_on_the_cpu_keeps_the_blocks_within_1e_3():
+def test_attention_agreement_on_the_cpu_keeps_the_blocks_within_1e_3(gpu):
     """The measurement code on a small model: the blocks' fp32 island holds under CPU bf16 autocast."""
     from sa_lib.model.colorizer import ColorizerConfig
 
-    gpu = _module()
     result = gpu.measure_agreement(torch.device("cpu"), batch=1, size=64, config=ColorizerConfig(variant="super"))
     for level in range(3):
         assert result["blocks"][level]["max_abs"] <= 1e-3
@@ -67,10 +62,9 @@ def test_attention_agreement_on_the_cpu_keeps_the_blocks_within_1e_3():
 
 
 @pytest.mark.parametrize("precision", ["bf16"])
-def test_training_throughput_measurement_runs_on_the_cpu(precision):
+def test_training_throughput_measurement_runs_on_the_cpu(gpu, precision):
     from sa_lib.model.colorizer import ColorizerConfig
 
-    gpu = _module()
     run = gpu.measure_training(torch.device("cpu"), precision, batch=2, size=48, steps=1,
                                config=ColorizerConfig(variant="super"), loss=torch.nn.L1Loss())
     assert run["images_per_s"] > 0 and run["precision"] == precision
