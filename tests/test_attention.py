@@ -146,6 +146,27 @@ def test_match_groups_are_normalised_apart():
         SuperAttention(4, 4, 13, 4, match_channels=9, match_groups=(6, 2))
 
 
+def test_matching_features_given_in_blocks_equal_their_concatenation():
+    """The colorizer hands the frozen levels' maps over apart (a list), never concatenated at full resolution:
+    the hints and the attention must be exactly those of the concatenated maps, and so must the gradients."""
+    torch.manual_seed(0)
+    block = SuperAttention(4, 4, 4 + 9, 4, match_channels=9, match_groups=(6, 3))
+    labels = torch.randint(0, 5, (2, 8, 8))
+    labels[:, 0, :5] = torch.arange(5)  # every label used in both images
+    counts = torch.tensor([5, 5])
+    features = [torch.randn(2, 4, 8, 8, requires_grad=True) for _ in range(3)]
+    blocks_t, blocks_r = [torch.randn(2, 2, 8, 8), torch.randn(2, 4, 8, 8), torch.randn(2, 3, 8, 8)], \
+        [torch.randn(2, 2, 8, 8), torch.randn(2, 4, 8, 8), torch.randn(2, 3, 8, 8)]
+    outputs = []
+    for target_match, reference_match in ((blocks_t, blocks_r), (torch.cat(blocks_t, 1), torch.cat(blocks_r, 1))):
+        hints, attn = block(*features, labels, labels, counts, counts, target_match=target_match,
+                            reference_match=reference_match)
+        grads = torch.autograd.grad(hints.square().sum(), features)
+        outputs.append((hints, attn, *grads))
+    for apart, together in zip(*outputs):
+        assert torch.equal(apart, together)
+
+
 # ----------------------------------------------------------------------------- precision (issue 13, item 2)
 
 

@@ -33,12 +33,18 @@ AUTHORS_NORM_EPS = 1e-5
 STANDARD_SIMILARITIES = ("correlation", "scaled_dot")
 
 
-def _float32(*tensors: torch.Tensor):
-    """(autocast switched off on the tensors' device, the tensors as float32): the attention's numerics."""
+def _float32(*tensors):
+    """(autocast switched off on the tensors' device, the tensors as float32): the attention's numerics. An
+    argument may also be None, or a list of tensors (the matching features given in channel blocks)."""
     device_type = tensors[0].device.type
     guard = (torch.autocast(device_type, enabled=False) if device_type in ("cpu", "cuda", "mps", "xpu")
              else contextlib.nullcontext())
-    return guard, [t.float() if t is not None and t.is_floating_point() else t for t in tensors]
+
+    def as_float32(t):
+        if isinstance(t, (list, tuple)):
+            return [as_float32(part) for part in t]
+        return t.float() if t is not None and t.is_floating_point() else t
+    return guard, [as_float32(t) for t in tensors]
 
 
 def centre_and_normalise(super_features: torch.Tensor, additive_eps: float | None = None) -> torch.Tensor:
@@ -118,16 +124,18 @@ class SuperAttention(nn.Module):
     def forward(self, target_features: torch.Tensor, reference_features: torch.Tensor,
                 reference_colors: torch.Tensor, target_labels: torch.Tensor, reference_labels: torch.Tensor,
                 target_counts: torch.Tensor, reference_counts: torch.Tensor,
-                target_match: torch.Tensor | None = None, reference_match: torch.Tensor | None = None,
+                target_match: torch.Tensor | list[torch.Tensor] | None = None,
+                reference_match: torch.Tensor | list[torch.Tensor] | None = None,
                 reference_ab: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Features (B, C, H_T, W_T) / (B, C, H_R, W_R), colours (B, C_phi, H_R, W_R), labels (B, H, W),
         counts (B,). Returns the colour hints (B, hint_channels, H_T, W_T) and the attention (B, S_T, S_R),
         whose padding rows and columns are 0. With null_token the attention has one more, last, column: the
         empty superpixel's weight.
 
-        Options beyond the paper (see ColorizerConfig): `target_match` / `reference_match` (B, C_m, H, W) are
-        extra matching features (the frozen encoder's, of the gray images), pooled, centred and normalised on
-        their own and concatenated to the learned super-features before the query/key projections;
+        Options beyond the paper (see ColorizerConfig): `target_match` / `reference_match` (B, C_m, H, W), or
+        lists of maps whose channels concatenate to that (superpixel_pool), are extra matching features (the
+        frozen encoder's, of the gray images), pooled, centred and normalised on their own and concatenated to
+        the learned super-features before the query/key projections;
         `reference_ab` (B, 2, H_R, W_R) network-scale a*b* of the reference, averaged per superpixel and
         carried by the same attention, followed by the match confidence (each row's largest weight).
         Runs in float32 with autocast off (module docstring); returns float32.

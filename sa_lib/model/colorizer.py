@@ -376,9 +376,11 @@ class Colorizer(nn.Module):
             with torch.no_grad():  # phi is frozen: its features of the gray images only steer the matching
                 for side, gray in (("target", t_in), ("reference", r_in)):
                     maps = self.color_encoder(gray.expand(-1, 3, -1, -1), {l: None for l in frozen_levels})
-                    extra[f"{side}_match"] = {l: torch.cat([F.interpolate(
-                        maps[m], size=size, mode="bilinear", align_corners=False) for m in frozen_levels], dim=1)
-                        for l, size in enumerate(level_sizes(*gray.shape[-2:], levels))}  # (B, sum C, h_l, w_l)
+                    # Each level's maps are kept apart, not concatenated: the attention pools them one by one
+                    # (superpixel_pool), which spares a copy of 512 channels at full resolution.
+                    extra[f"{side}_match"] = {l: [F.interpolate(
+                        maps[m], size=size, mode="bilinear", align_corners=False) for m in frozen_levels]
+                        for l, size in enumerate(level_sizes(*gray.shape[-2:], levels))}  # [(B, C_m, h_l, w_l)]
         if self.config.carry_ab:
             ab = rgb_to_lab(reference_rgb)[:, 1:] / AB_SCALE  # (B, 2, H', W') network-scale a*b*
             extra["reference_ab"] = {l: ab if l == 0 else F.interpolate(ab, size=size, mode="area")

@@ -48,6 +48,7 @@ The torch backend on the CPU is 3-6x slower than scikit-image: it is for GPUs.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -227,13 +228,18 @@ def valid_mask(counts: torch.Tensor, size: int) -> torch.Tensor:
     return torch.arange(size, device=counts.device)[None, :] < counts[:, None]
 
 
-def superpixel_pool(features: torch.Tensor, labels: torch.Tensor, size: int, border: int = 0) -> torch.Tensor:
+def superpixel_pool(features: torch.Tensor | Sequence[torch.Tensor], labels: torch.Tensor, size: int,
+                    border: int = 0) -> torch.Tensor:
     """Channel-wise max of (B, C, H, W) features inside each superpixel -> (B, C, size) super-features.
 
     Padding slots (label never used in that image) are 0. Uses torch.scatter_reduce("amax"): no compiled
     extension, differentiable. border > 0 pools the interior pixels only (the authors' code drops a 1-pixel
-    frame): a superpixel with no interior pixel then gets 0 too.
+    frame): a superpixel with no interior pixel then gets 0 too. `features` may also be a list of maps whose
+    channels concatenate to (B, C, H, W): the max is channel-wise, so each is pooled apart and the results are
+    concatenated, the same numbers without building the full-resolution concatenation.
     """
+    if not isinstance(features, torch.Tensor):
+        return torch.cat([superpixel_pool(part, labels, size, border) for part in features], dim=1)  # (B, C, size)
     b, c, h, w = features.shape
     if labels.shape != (b, h, w):
         raise ValueError(f"labels {tuple(labels.shape)} do not match features {tuple(features.shape)}")
