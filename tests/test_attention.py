@@ -146,25 +146,33 @@ def test_match_groups_are_normalised_apart():
         SuperAttention(4, 4, 13, 4, match_channels=9, match_groups=(6, 2))
 
 
-def test_matching_features_given_in_blocks_equal_their_concatenation():
-    """The colorizer hands the frozen levels' maps over apart (a list), never concatenated at full resolution:
-    the hints and the attention must be exactly those of the concatenated maps, and so must the gradients."""
+def test_matching_features_resized_as_they_are_pooled_equal_the_resized_stack():
+    """The colorizer hands the frozen levels' maps over at their own sizes (ResizedMaps), never stacked at full
+    resolution: the hints and the attention must be exactly those of the resized, concatenated maps, and so must
+    the gradients. 70 channels: a chunk of 64 and a rest."""
+    import torch.nn.functional as F
+
+    from sa_lib.superpixels.pyramid import ResizedMaps
+
     torch.manual_seed(0)
-    block = SuperAttention(4, 4, 4 + 9, 4, match_channels=9, match_groups=(6, 3))
+    block = SuperAttention(4, 4, 4 + 73, 4, match_channels=73, match_groups=(70, 3))
     labels = torch.randint(0, 5, (2, 8, 8))
     labels[:, 0, :5] = torch.arange(5)  # every label used in both images
     counts = torch.tensor([5, 5])
     features = [torch.randn(2, 4, 8, 8, requires_grad=True) for _ in range(3)]
-    blocks_t, blocks_r = [torch.randn(2, 2, 8, 8), torch.randn(2, 4, 8, 8), torch.randn(2, 3, 8, 8)], \
-        [torch.randn(2, 2, 8, 8), torch.randn(2, 4, 8, 8), torch.randn(2, 3, 8, 8)]
+    maps_t = (torch.randn(2, 70, 4, 4), torch.randn(2, 3, 2, 2))
+    maps_r = (torch.randn(2, 70, 4, 4), torch.randn(2, 3, 2, 2))
+    stack = lambda maps: torch.cat([F.interpolate(m, size=(8, 8), mode="bilinear", align_corners=False)  # noqa: E731
+                                    for m in maps], dim=1)  # (2, 73, 8, 8)
     outputs = []
-    for target_match, reference_match in ((blocks_t, blocks_r), (torch.cat(blocks_t, 1), torch.cat(blocks_r, 1))):
+    for target_match, reference_match in ((ResizedMaps(maps_t, (8, 8)), ResizedMaps(maps_r, (8, 8))),
+                                          (stack(maps_t), stack(maps_r))):
         hints, attn = block(*features, labels, labels, counts, counts, target_match=target_match,
                             reference_match=reference_match)
         grads = torch.autograd.grad(hints.square().sum(), features)
         outputs.append((hints, attn, *grads))
-    for apart, together in zip(*outputs):
-        assert torch.equal(apart, together)
+    for resized, stacked in zip(*outputs):
+        assert torch.equal(resized, stacked)
 
 
 # ----------------------------------------------------------------------------- precision (issue 13, item 2)

@@ -250,6 +250,9 @@ def test_highres_that_would_not_fit_in_memory_is_refused_in_one_line(photos, che
     # The two measured points of BENCHMARKS.md (2.6 GB at 2048x1365, 7.7 GB at 4000x2667) within 15 %.
     assert abs(highres_memory_estimate(2 * 2048 * 1365, 0) / 2.6e9 - 1) < 0.15
     assert abs(highres_memory_estimate(2 * 4000 * 2667, 0) / 7.7e9 - 1) < 0.15
+    # The transfer model's two measured points (1.73 GB at 1024x683, 3.96 GB at 2048x1365) within 15 %.
+    assert abs(highres_memory_estimate(2 * 1024 * 683, 0, match_frozen=True) / 1.73e9 - 1) < 0.15
+    assert abs(highres_memory_estimate(2 * 2048 * 1365, 0, match_frozen=True) / 3.96e9 - 1) < 0.15
     monkeypatch.setattr("sa_lib.inference.memory.available_memory", lambda: 0.5e9)
     out = tmp_path / "out.png"
     code, err = run([photos / "target.png", photos / "reference.jpg", "-o", out, "--mode", "highres",

@@ -124,7 +124,8 @@ def colorize_detailed(target, reference, checkpoint: str = DEFAULT_CHECKPOINT, d
     target_rgb = torch.from_numpy(as_rgb_array(target, "target")).permute(2, 0, 1)[None].to(dev)  # (1, 3, H, W)
     reference_rgb = torch.from_numpy(as_rgb_array(reference, "reference")).permute(2, 0, 1)[None].to(dev)
     if mode == "highres" and dev.type == "cpu":
-        check_highres_memory(tuple(target_rgb.shape[-2:]), tuple(reference_rgb.shape[-2:]), model.config.widths[0])
+        check_highres_memory(tuple(target_rgb.shape[-2:]), tuple(reference_rgb.shape[-2:]), model.config.widths[0],
+                             model.config.match_frozen)
     with torch.inference_mode():
         if model.config.luminance_input == AUTHORS_PREPROCESSING:  # float64 preprocessing: SLIC is discontinuous
             target_rgb, reference_rgb = exact_8bit(target_rgb), exact_8bit(reference_rgb)

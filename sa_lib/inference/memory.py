@@ -7,15 +7,21 @@ from __future__ import annotations
 # reference. The per-pixel term grows with the network's first width.
 HIGHRES_BASE_BYTES = 0.8e9
 HIGHRES_BYTES_PER_PIXEL = 330.0
+# The transfer model (ColorizerConfig.match_frozen) adds its frozen matching features, resized and pooled 64
+# channels at a time, and its carried a*b*: measured on the same pairs, 1024x683 and 2048x1365, 1.73 and 3.96 GB
+# against demo-super's 1.42 and 2.95 GB, i.e. about 170 bytes per pixel more (BENCHMARKS.md).
+MATCH_FROZEN_BYTES_PER_PIXEL = 170.0
 
 
 class InsufficientMemory(RuntimeError):
     """--mode highres would need more memory than the machine has available: refused before it starts."""
 
 
-def highres_memory_estimate(target_pixels: int, reference_pixels: int, first_width: int = 16) -> float:
+def highres_memory_estimate(target_pixels: int, reference_pixels: int, first_width: int = 16,
+                            match_frozen: bool = False) -> float:
     """Approximate peak bytes of a highres colorization on the CPU (see HIGHRES_BYTES_PER_PIXEL)."""
-    return HIGHRES_BASE_BYTES + HIGHRES_BYTES_PER_PIXEL * first_width / 16 * (target_pixels + reference_pixels)
+    per_pixel = HIGHRES_BYTES_PER_PIXEL * first_width / 16 + (MATCH_FROZEN_BYTES_PER_PIXEL if match_frozen else 0.0)
+    return HIGHRES_BASE_BYTES + per_pixel * (target_pixels + reference_pixels)
 
 
 def available_memory() -> float | None:
@@ -30,10 +36,11 @@ def available_memory() -> float | None:
     return None
 
 
-def check_highres_memory(target_shape: tuple[int, int], reference_shape: tuple[int, int], first_width: int) -> None:
+def check_highres_memory(target_shape: tuple[int, int], reference_shape: tuple[int, int], first_width: int,
+                         match_frozen: bool = False) -> None:
     """Refuse, in one line, a highres run that would not fit in the available memory (instead of an OOM kill)."""
     need = highres_memory_estimate(target_shape[0] * target_shape[1], reference_shape[0] * reference_shape[1],
-                                   first_width)
+                                   first_width, match_frozen)
     have = available_memory()
     if have is not None and need > have:
         raise InsufficientMemory(

@@ -19,7 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..superpixels.pyramid import interior_counts, superpixel_mean, superpixel_pool, superpixel_unpool, valid_mask
+from ..superpixels.pyramid import (ResizedMaps, interior_counts, superpixel_mean, superpixel_pool, superpixel_unpool,
+                                   valid_mask)
 
 DEFAULT_TAU = 0.01  # softmax temperature of eq. 2, fixed as in the authors' code
 AB_HINT_CHANNELS = 3  # carry_ab: the attended reference a*b* (2) and the match confidence (1)
@@ -35,14 +36,14 @@ STANDARD_SIMILARITIES = ("correlation", "scaled_dot")
 
 def _float32(*tensors):
     """(autocast switched off on the tensors' device, the tensors as float32): the attention's numerics. An
-    argument may also be None, or a list of tensors (the matching features given in channel blocks)."""
+    argument may also be None, or ResizedMaps (the matching features, resized as they are pooled)."""
     device_type = tensors[0].device.type
     guard = (torch.autocast(device_type, enabled=False) if device_type in ("cpu", "cuda", "mps", "xpu")
              else contextlib.nullcontext())
 
     def as_float32(t):
-        if isinstance(t, (list, tuple)):
-            return [as_float32(part) for part in t]
+        if isinstance(t, ResizedMaps):
+            return ResizedMaps(tuple(m.float() for m in t.maps), t.size)
         return t.float() if t is not None and t.is_floating_point() else t
     return guard, [as_float32(t) for t in tensors]
 
@@ -124,8 +125,8 @@ class SuperAttention(nn.Module):
     def forward(self, target_features: torch.Tensor, reference_features: torch.Tensor,
                 reference_colors: torch.Tensor, target_labels: torch.Tensor, reference_labels: torch.Tensor,
                 target_counts: torch.Tensor, reference_counts: torch.Tensor,
-                target_match: torch.Tensor | list[torch.Tensor] | None = None,
-                reference_match: torch.Tensor | list[torch.Tensor] | None = None,
+                target_match: torch.Tensor | ResizedMaps | None = None,
+                reference_match: torch.Tensor | ResizedMaps | None = None,
                 reference_ab: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Features (B, C, H_T, W_T) / (B, C, H_R, W_R), colours (B, C_phi, H_R, W_R), labels (B, H, W),
         counts (B,). Returns the colour hints (B, hint_channels, H_T, W_T) and the attention (B, S_T, S_R),
@@ -133,9 +134,9 @@ class SuperAttention(nn.Module):
         empty superpixel's weight.
 
         Options beyond the paper (see ColorizerConfig): `target_match` / `reference_match` (B, C_m, H, W), or
-        lists of maps whose channels concatenate to that (superpixel_pool), are extra matching features (the
-        frozen encoder's, of the gray images), pooled, centred and normalised on their own and concatenated to
-        the learned super-features before the query/key projections;
+        ResizedMaps that read as such (superpixel_pool), are extra matching features (the frozen encoder's, of
+        the gray images), pooled, centred and normalised on their own and concatenated to the learned
+        super-features before the query/key projections;
         `reference_ab` (B, 2, H_R, W_R) network-scale a*b* of the reference, averaged per superpixel and
         carried by the same attention, followed by the match confidence (each row's largest weight).
         Runs in float32 with autocast off (module docstring); returns float32.

@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..core.color import AB_SCALE, gray_from_lstar, normalize_l, rgb_to_lab
-from ..superpixels.pyramid import SLIC_BACKENDS, SLIC_COMPACTNESS, SUPERPIXEL_SCHEMES, SuperpixelPyramid, level_sizes
+from ..superpixels.pyramid import SLIC_BACKENDS, SLIC_COMPACTNESS, SUPERPIXEL_SCHEMES, ResizedMaps, SuperpixelPyramid, level_sizes
 from .attention import DEFAULT_TAU, QK_NORMALISATIONS, STANDARD_SIMILARITIES, StandardAttention, SuperAttention
 from .encoders import ENCODERS, build_color_encoder
 
@@ -376,11 +376,10 @@ class Colorizer(nn.Module):
             with torch.no_grad():  # phi is frozen: its features of the gray images only steer the matching
                 for side, gray in (("target", t_in), ("reference", r_in)):
                     maps = self.color_encoder(gray.expand(-1, 3, -1, -1), {l: None for l in frozen_levels})
-                    # Each level's maps are kept apart, not concatenated: the attention pools them one by one
-                    # (superpixel_pool), which spares a copy of 512 channels at full resolution.
-                    extra[f"{side}_match"] = {l: [F.interpolate(
-                        maps[m], size=size, mode="bilinear", align_corners=False) for m in frozen_levels]
-                        for l, size in enumerate(level_sizes(*gray.shape[-2:], levels))}  # [(B, C_m, h_l, w_l)]
+                    # (B, sum C, h_l, w_l) at each level, resized a few channels at a time as the attention
+                    # pools them: 512 channels at full resolution are never held at once.
+                    extra[f"{side}_match"] = {l: ResizedMaps(tuple(maps[m] for m in frozen_levels), size)
+                                              for l, size in enumerate(level_sizes(*gray.shape[-2:], levels))}
         if self.config.carry_ab:
             ab = rgb_to_lab(reference_rgb)[:, 1:] / AB_SCALE  # (B, 2, H', W') network-scale a*b*
             extra["reference_ab"] = {l: ab if l == 0 else F.interpolate(ab, size=size, mode="area")

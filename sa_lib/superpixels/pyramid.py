@@ -48,7 +48,7 @@ The torch backend on the CPU is 3-6x slower than scikit-image: it is for GPUs.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -228,18 +228,40 @@ def valid_mask(counts: torch.Tensor, size: int) -> torch.Tensor:
     return torch.arange(size, device=counts.device)[None, :] < counts[:, None]
 
 
-def superpixel_pool(features: torch.Tensor | Sequence[torch.Tensor], labels: torch.Tensor, size: int,
+RESIZE_CHUNK_CHANNELS = 64  # ResizedMaps: channels resized and pooled at a time
+
+
+@dataclass(frozen=True)
+class ResizedMaps:
+    """Feature maps (B, C_i, h_i, w_i) read as if each were resized bilinearly to `size` (H, W) and all were
+    concatenated along the channels, (B, sum C_i, H, W), without ever building that stack: superpixel_pool
+    resizes and pools them RESIZE_CHUNK_CHANNELS channels at a time. The transfer model's frozen matching
+    features are 512 channels, so at full resolution their stack costs about 2 KB per pixel and side; chunked,
+    a highres run holds 256 bytes per pixel of them at a time. Resizing is per channel, so the numbers are those
+    of the whole stack."""
+
+    maps: tuple[torch.Tensor, ...]
+    size: tuple[int, int]
+
+    def chunks(self) -> Iterator[torch.Tensor]:
+        """The stack's channels in order, a few at a time: (B, <= RESIZE_CHUNK_CHANNELS, H, W) each."""
+        for feature_map in self.maps:
+            for start in range(0, feature_map.shape[1], RESIZE_CHUNK_CHANNELS):
+                yield F.interpolate(feature_map[:, start:start + RESIZE_CHUNK_CHANNELS], size=self.size,
+                                    mode="bilinear", align_corners=False)
+
+
+def superpixel_pool(features: torch.Tensor | ResizedMaps, labels: torch.Tensor, size: int,
                     border: int = 0) -> torch.Tensor:
     """Channel-wise max of (B, C, H, W) features inside each superpixel -> (B, C, size) super-features.
 
     Padding slots (label never used in that image) are 0. Uses torch.scatter_reduce("amax"): no compiled
     extension, differentiable. border > 0 pools the interior pixels only (the authors' code drops a 1-pixel
-    frame): a superpixel with no interior pixel then gets 0 too. `features` may also be a list of maps whose
-    channels concatenate to (B, C, H, W): the max is channel-wise, so each is pooled apart and the results are
-    concatenated, the same numbers without building the full-resolution concatenation.
+    frame): a superpixel with no interior pixel then gets 0 too. `features` may also be ResizedMaps: the max is
+    channel-wise, so each chunk is pooled apart and the results are concatenated, the numbers of the whole stack.
     """
-    if not isinstance(features, torch.Tensor):
-        return torch.cat([superpixel_pool(part, labels, size, border) for part in features], dim=1)  # (B, C, size)
+    if isinstance(features, ResizedMaps):
+        return torch.cat([superpixel_pool(chunk, labels, size, border) for chunk in features.chunks()], dim=1)
     b, c, h, w = features.shape
     if labels.shape != (b, h, w):
         raise ValueError(f"labels {tuple(labels.shape)} do not match features {tuple(features.shape)}")
