@@ -23,7 +23,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..core.color import AB_SCALE, gray_from_lstar, normalize_l, rgb_to_lab
-from ..superpixels.pyramid import SLIC_BACKENDS, SLIC_COMPACTNESS, SUPERPIXEL_SCHEMES, ResizedMaps, SuperpixelPyramid, level_sizes
+from ..superpixels.pyramid import (SLIC_BACKENDS, SLIC_COMPACTNESS, SUPERPIXEL_SCHEMES, ResizedMaps, SuperpixelPyramid,
+                                   level_sizes)
 from .attention import DEFAULT_TAU, QK_NORMALISATIONS, STANDARD_SIMILARITIES, StandardAttention, SuperAttention
 from .encoders import ENCODERS, build_color_encoder
 
