@@ -1,12 +1,13 @@
 """sa_lib.profiles: one registry that every command reads; the runs it gives are the ones shipped before it."""
 
+import json
 from dataclasses import replace
 
 import pytest
 
 from sa_lib.core.errors import UsageError
 from sa_lib.data.demo_data import DEMO_DIR
-from sa_lib.model.checkpoint import config_hash, read_config
+from sa_lib.model.checkpoint import config_hash, read_config, resolve
 from sa_lib.model.colorizer import ColorizerConfig
 from sa_lib.profiles import PROFILES, get_profile
 from sa_lib.train.config import profile_config
@@ -30,6 +31,20 @@ def test_training_runs_of_each_profile():
 def test_the_demo_profile_gives_the_shipped_config_hashes(variant):
     shipped = read_config(f"demo-{variant}")
     assert config_hash(profile_config("demo", variant).model) == config_hash(shipped)
+
+
+# what `make train-demo` may change without changing the weights: where the run is written and how often it
+# reports, validates and saves (the validation draws no training randomness)
+BOOKKEEPING = {"out", "progress", "log_every", "val_every", "checkpoint_every"}
+
+
+def test_make_train_demo_trains_the_shipped_transfer_run():
+    """Every training field that decides the weights of checkpoints/demo-transfer is the demo profile's."""
+    shipped = json.loads(resolve("demo-transfer").with_suffix(".json").read_text())["training"]
+    profile = profile_config("demo", "transfer").to_dict()
+    assert set(shipped) == set(profile)
+    assert {key: shipped[key] for key in set(shipped) - BOOKKEEPING} == {
+        key: profile[key] for key in set(profile) - BOOKKEEPING}
 
 
 def test_paths_and_unknown_profiles():

@@ -141,7 +141,10 @@ def render(results: dict[str, dict], n_train: int, n_pairs: int,
         f"{config.lambda_perceptual} x effnet_feature_distance (LPIPS-VGG's weights cannot be had offline), "
         "colour encoder EfficientNet-Lite0 (ImageNet, frozen), U-Net widths "
         f"{'/'.join(map(str, config.model.widths))}.",
-        f"- The transfer model (`sa-train --profile demo --variant transfer`): the same settings, with "
+        f"- The transfer model (`sa-train --profile demo --variant transfer`): the same settings"
+        + ("" if transfer.image_size == config.image_size else
+           f" at {transfer.image_size}x{transfer.image_size} (the size the matched pairs are scored at)")
+        + f", {transfer.max_steps} steps, with "
         f"ColorizerConfig options {', '.join(TRANSFER_OPTIONS)}, the target itself as reference with p = "
         f"{transfer.p_self}, and every such self reference warped (flip, crop, rotation, a smooth random warp); "
         f"with p = {transfer.p_recolor} the target and its reference are first recoloured together (a random "
