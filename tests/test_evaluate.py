@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import shutil
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -391,3 +392,12 @@ def test_models_use_their_own_slic_backend_unless_told(monkeypatch):
 def test_cli_slic_choices_and_bad_value(capsys):
     code, err = _main_exit(["--profile", "smoke", "--slic", "fast"], capsys)
     assert code == 2 and "--slic" in err
+
+
+def test_table1_names_the_size_each_shipped_checkpoint_was_trained_at():
+    """The demo's transfer model trains at 224 px, the paper's three variants at 128 px: Table 1 says so, also
+    under the smoke profile, which evaluates the same demo checkpoints."""
+    assert evaluate._trained_sizes(PROFILES["demo"]) == "128 px (the transfer model at 224 px)"
+    assert evaluate._trained_sizes(PROFILES["smoke"]) == "128 px (the transfer model at 224 px)"
+    paper_only = replace(PROFILES["demo"], eval_models=("none", "standard", "super"))
+    assert evaluate._trained_sizes(paper_only) == "128 px"

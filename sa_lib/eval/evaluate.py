@@ -692,6 +692,16 @@ def _notes(setup: Setup, extra: Iterable[str] = ()) -> list[str]:
     return notes + list(extra)
 
 
+def _trained_sizes(profile: Profile) -> str:
+    """The size the shipped checkpoints that `profile` evaluates were trained at (by the profile of their prefix):
+    "128 px", or "128 px (the transfer model at 224 px)" when Table 1 shows a transfer model trained at its own."""
+    trainer = get_profile(profile.checkpoint_prefix)  # smoke evaluates the demo checkpoints
+    size = trainer.training.get("image_size")
+    transfer = trainer.variant_training.get("transfer", {}).get("image_size", size)
+    shown = "transfer" in profile.eval_models
+    return f"{size} px" + (f" (the transfer model at {transfer} px)" if shown and transfer != size else "")
+
+
 def ablation_table(setup: Setup) -> Table:
     """Table 1: the three variants with top-1 references (the paper's table), then with the ground truth
     as reference (Fig. 5's last rows; not in the paper's table, so no published numbers there)."""
@@ -716,8 +726,9 @@ def ablation_table(setup: Setup) -> Table:
           "and last with a loss term, not in the paper, for the truth's amount of colour (the chroma distribution "
           "distance) (`docs/transfer.md`). It shows what those departures "
           "add over the paper's model."]
-         if "transfer" in setup.profile.eval_models else []) + (["- The demo checkpoints were trained on the CPU at 128 px on 214 demo photos "
-          "(`checkpoints/MODEL_CARD.md`), not on COCO: their numbers are not comparable with the published ones."]
+         if "transfer" in setup.profile.eval_models else []) + ([
+             f"- The demo checkpoints were trained on the CPU at {_trained_sizes(setup.profile)} on 214 demo photos "
+             "(`checkpoints/MODEL_CARD.md`), not on COCO: their numbers are not comparable with the published ones."]
          if demo else []))
     return Table(f"Table 1: ablation (profile `{setup.profile.name}`)",
                  _intro(setup, "The three variants of the paper's ablation"
