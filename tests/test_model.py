@@ -197,6 +197,42 @@ def test_match_deep_adds_the_frozen_levels_3_and_4_to_the_matching(demo_pair):
         ColorizerConfig(match_deep=True)
 
 
+@pytest.mark.timeout(120)
+def test_frozen_prior_starts_as_the_network_without_it_and_learns(demo_pair):
+    """The transfer option frozen_prior (run p1, docs/transfer.md): a zero-initialised projection of the frozen
+    levels 3-4 of the gray target, added at the bottleneck. With it the network first computes exactly what it
+    computed without it (so a run can be continued with it), its projection gets a gradient, its parameters come
+    after all the others (a resumed optimizer keeps its indices), it needs match_deep, and a config without it
+    keeps its JSON (and so its hash)."""
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    config = ColorizerConfig.transfer()
+    without = build_model("transfer", pretrained=False)
+    with_prior = build_model("transfer", pretrained=False, frozen_prior=True)
+    missing, unexpected = with_prior.load_state_dict(without.state_dict(), strict=False)
+    assert sorted(missing) == ["prior_projection.bias", "prior_projection.weight"] and not unexpected
+    names = [n for n, p in with_prior.named_parameters() if p.requires_grad]
+    assert names[-2:] == ["prior_projection.weight", "prior_projection.bias"]
+    target_l, reference = _inputs(demo_pair)
+    without.eval(), with_prior.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(with_prior(target_l, reference)[0], without(target_l, reference)[0],
+                                   atol=0, rtol=0)
+    with_prior.train()
+    ab, _ = with_prior(target_l, reference)
+    ab.square().mean().backward()
+    assert with_prior.prior_projection.weight.grad.abs().sum() > 0
+    with torch.no_grad():  # once it has moved, the frozen features change the output
+        with_prior.prior_projection.weight.normal_(0, 0.01)
+    with_prior.eval()
+    with torch.no_grad():
+        assert (with_prior(target_l, reference)[0] - without(target_l, reference)[0]).abs().max() > 1e-3
+    assert "frozen_prior" not in config.to_json() and "frozen_prior" in replace(config, frozen_prior=True).to_json()
+    with pytest.raises(ValueError, match="needs match_deep"):
+        ColorizerConfig.transfer(match_deep=False, frozen_prior=True)
+
+
 def test_standard_similarity_is_recorded_and_old_standard_configs_keep_their_maths_and_hash():
     """A standard config stored before standard_similarity existed (the JSON of the demo-standard checkpoint
     shipped until then) reads as "scaled_dot" and keeps its hash; a new standard config records

@@ -73,6 +73,9 @@ class ColorizerConfig:
     #                            logit space), so a*b* start as the reference's and training decides where not to
     match_deep: bool = False  # match_frozen also matches on the frozen encoder's levels 3-4 (DEEP_MATCH_LEVELS),
     #                           centred and normalised as a group of their own
+    frozen_prior: bool = False  # the decoder's bottleneck also gets match_deep's frozen features of the gray target
+    #                             (levels 3-4, a 1x1 projection that starts at 0, added): ImageNet semantics for a
+    #                             plausible colour where the reference does not match (docs/transfer.md, run p1)
     # Switches that make this network the authors' released one (the preset ColorizerConfig.official(),
     # docs/official.md). Their defaults are this project's own choices; at their defaults they are left out of
     # to_json (LATER_FIELDS), so every earlier config keeps its JSON and its config_hash.
@@ -111,6 +114,8 @@ class ColorizerConfig:
             raise ValueError("match_frozen, carry_ab and ab_residual are options of the super variant")
         if self.match_deep and not self.match_frozen:
             raise ValueError("match_deep adds levels to the frozen matching features: it needs match_frozen")
+        if self.frozen_prior and not self.match_deep:
+            raise ValueError("frozen_prior reuses match_deep's frozen features of the target: it needs match_deep")
         if self.ab_residual and not self.carry_ab:
             raise ValueError("ab_residual corrects the carried a*b*: it needs carry_ab")
         if (self.match_frozen or self.carry_ab) and self.superpixel_scheme != "contiguous":
@@ -191,7 +196,7 @@ AUTHORS_POOL_BORDER = 1
 # standard_similarity's default changed when the field came ("correlation"): from_dict reads an absent one as the
 # earlier maths, "scaled_dot", and to_json leaves "scaled_dot" out so those checkpoints keep their hash.
 LATER_FIELDS = {**TRANSFER_OFF, **AUTHORS_SWITCHES, "standard_similarity": "scaled_dot",
-                "slic_backend": "skimage"}
+                "slic_backend": "skimage", "frozen_prior": False}
 
 
 def check_authors_switches(config: "ColorizerConfig") -> None:
@@ -290,6 +295,11 @@ class Colorizer(nn.Module):
         self.fusion = nn.ModuleList([nn.Conv2d(2 * w[l] + hint_channels[l], w[l], 1) for l in range(3)])
         self.decoder = nn.ModuleList([conv_block(w[l], w[l], config.decoder_convs) for l in range(3)])
         self.head = nn.Conv2d(w[0], 2, 1)
+        if config.frozen_prior:  # registered last, so the other parameters keep their order (a resumed optimizer)
+            deep = sum(self.color_encoder.channels[l] for l in DEEP_MATCH_LEVELS)
+            self.prior_projection = nn.Conv2d(deep, w[BOTTLENECK], 1)
+            nn.init.zeros_(self.prior_projection.weight)  # starts as the network without it
+            nn.init.zeros_(self.prior_projection.bias)
 
     def encode(self, luminance: torch.Tensor) -> list[torch.Tensor]:
         """U-Net encoder f: (B, 1, H, W) in [0, 1] -> features at strides 1, 2, 4, 8."""
@@ -332,14 +342,21 @@ class Colorizer(nn.Module):
             reference_rgb = reference_rgb.float()
             phi_r = self.color_encoder(reference_rgb, {l: f_r[l].shape[-2:] for l in self.attention_levels})
             extra = self._transfer_inputs(t_in, r_in, reference_rgb)
+            prior = extra.pop("target_prior", None)  # frozen_prior: the target's frozen maps of levels 3-4
             hints = self._attend(f_t, f_r, phi_r, t_in, r_in, target_superpixels, reference_superpixels,
                                  intermediates, slic_backend, extra)
             del extra
             del f_r, phi_r, r_in  # the reference acts only through the hints: free it before the decoder
         else:
             f_t = self.encode(t_in.float())
+            prior = None
 
         x = f_t[BOTTLENECK]
+        if prior is not None:  # (B, 112 + 320, h, w) at strides 16 and 32 -> (B, w3, H/8, W/8), added
+            size = x.shape[-2:]
+            deep = torch.cat([F.interpolate(m, size=size, mode="bilinear", align_corners=False) for m in prior], 1)
+            x = x + self.prior_projection(deep)
+            del prior, deep
         if BOTTLENECK in hints:
             x = self.bottleneck_fusion(torch.cat([x, hints[BOTTLENECK]], dim=1))
         for level in (2, 1, 0):
@@ -381,6 +398,8 @@ class Colorizer(nn.Module):
                     # pools them: 512 channels at full resolution are never held at once.
                     extra[f"{side}_match"] = {l: ResizedMaps(tuple(maps[m] for m in frozen_levels), size)
                                               for l, size in enumerate(level_sizes(*gray.shape[-2:], levels))}
+                    if side == "target" and self.config.frozen_prior:
+                        extra["target_prior"] = tuple(maps[m] for m in DEEP_MATCH_LEVELS)
         if self.config.carry_ab:
             ab = rgb_to_lab(reference_rgb)[:, 1:] / AB_SCALE  # (B, 2, H', W') network-scale a*b*
             extra["reference_ab"] = {l: ab if l == 0 else F.interpolate(ab, size=size, mode="area")
