@@ -1,0 +1,11 @@
+"""Run p1-full: make train-demo's transfer run (f224's recipe, 224 px) with frozen_prior, from step 0.
+Resumable: run it again and it continues from runs/p1-full/last.state.pt."""
+from dataclasses import replace
+from pathlib import Path
+from sa_lib.train.config import profile_config
+from sa_lib.train.loop import train
+config = profile_config("demo", "transfer", out="runs/p1-full", progress=False, checkpoint_every=50)
+config = replace(config, model=replace(config.model, frozen_prior=True))
+config.validate()
+print(config.image_size, config.max_steps, config.later_stages, config.model.frozen_prior, flush=True)
+train(config, resume=Path("runs/p1-full/last.state.pt").is_file())
