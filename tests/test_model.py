@@ -199,7 +199,7 @@ def test_match_deep_adds_the_frozen_levels_3_and_4_to_the_matching(demo_pair):
 
 @pytest.mark.timeout(120)
 def test_frozen_prior_starts_as_the_network_without_it_and_learns(demo_pair):
-    """The transfer option frozen_prior (run p1, docs/transfer.md): a zero-initialised projection of the frozen
+    """The option frozen_prior (runs p1, p1-full; not in TRANSFER_OPTIONS; docs/transfer.md): a zero-initialised projection of the frozen
     levels 3-4 of the gray target, added at the bottleneck. With it the network first computes exactly what it
     computed without it (so a run can be continued with it), its projection gets a gradient, its parameters come
     after all the others (a resumed optimizer keeps its indices), it needs match_deep, and a config without it

@@ -352,7 +352,7 @@ class Colorizer(nn.Module):
             prior = None
 
         x = f_t[BOTTLENECK]
-        if prior is not None:  # (B, 112 + 320, h, w) at strides 16 and 32 -> (B, w3, H/8, W/8), added
+        if prior is not None:  # (B, C3, h, w) and (B, C4, h/2, w/2) at strides 16, 32 -> (B, w3, H/8, W/8), added
             size = x.shape[-2:]
             deep = torch.cat([F.interpolate(m, size=size, mode="bilinear", align_corners=False) for m in prior], 1)
             x = x + self.prior_projection(deep)
