@@ -2,7 +2,7 @@
 colourful as another's.
 
     python benchmarks/colourfulness_tradeoff.py [--checkpoints demo-none,demo-standard,demo-super,demo-transfer]
-                                                [--shares demo-super,0.85]
+                                                [--shares demo-super,0.85] [--flip-average auto|on|off]
 
 PSNR(ab) and CIEDE2000 against the ground truth reward a muted colour wherever a model is unsure of the
 hue, so a muted model and a colourful one are not compared on the same footing. This script puts them on
@@ -15,7 +15,8 @@ k. A share may be a checkpoint's name, meaning that checkpoint's own share witho
 outputs as they are) is always in the table.
 
 Writes benchmarks/results/colourfulness_tradeoff.md and .json. A checkpoint is a shipped name or a
-.safetensors path, optionally labelled: `r224=runs/demo-transfer-r224/last.safetensors`.
+.safetensors path, optionally labelled: `r224=runs/demo-transfer-r224/last.safetensors`. `--flip-average off`
+scores every checkpoint without its test-time flip average (ColorizerConfig.flip_average; auto keeps each one's).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from sa_lib.data.demo_data import DEMO_DIR
 from sa_lib.data.pairs import read_pairs
 from sa_lib.eval import metrics
 from sa_lib.eval.evaluate import load_pair_images, model_colorizer, score
+from sa_lib.inference.colorize import FLIP_AVERAGE_CHOICES
 from sa_lib.profiles import EVAL_SIZE
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -114,8 +116,9 @@ def parse_shares(shares: list[str], labels: list[str]) -> list[str | float]:
     return out
 
 
-def run(checkpoints: dict[str, str], shares: list[str | float]) -> dict:
-    colorizers = {label: model_colorizer(ckpt, "cpu") for label, ckpt in checkpoints.items()}  # a bad one fails first
+def run(checkpoints: dict[str, str], shares: list[str | float], flip_average: bool | None = None) -> dict:
+    colorizers = {label: model_colorizer(ckpt, "cpu", flip_average=flip_average)  # a bad one fails first
+                  for label, ckpt in checkpoints.items()}
     data = {name: [load_pair_images(p, EVAL_SIZE) for p in read_pairs(path, DEMO_DIR / "images", DEMO_DIR / "images")]
             for name, path in PAIR_SETS.items()}
     truth_colours = {name: mean_colourfulness(np.stack([item.truth for item in items])) for name, items in data.items()}
@@ -135,7 +138,7 @@ def run(checkpoints: dict[str, str], shares: list[str | float]) -> dict:
                 row[name] = scores(with_gain(lab[name], gain), items, truth_colours[name])
             rows.append(row)
             print(f"{label} at {share_name}: k = {gain:.3f}", file=sys.stderr, flush=True)
-    return {"checkpoints": checkpoints, "size": EVAL_SIZE, "rows": rows,
+    return {"checkpoints": checkpoints, "size": EVAL_SIZE, "rows": rows, "flip_average": flip_average,
             "pairs": {name: len(items) for name, items in data.items()}}
 
 
@@ -143,7 +146,9 @@ def markdown(result: dict, command: str) -> str:
     lines = [f"{date.today()}: `{command}`, at {result['size']} px, on the CPU. "
              f"{result['pairs']['matched']} matched pairs, {result['pairs']['ranked']} ranked pairs. The gain k "
              "multiplies each output's a\\* and b\\* so that the matched pairs' mean colourfulness is the "
-             "given share of the truths' (k = 1: the outputs as they are).", "",
+             "given share of the truths' (k = 1: the outputs as they are)."
+             + {None: "", True: " Every checkpoint with the test-time flip average.",
+                False: " Every checkpoint without the test-time flip average."}[result["flip_average"]], "",
              "| checkpoint | colourfulness (matched) | k | matched PSNR(ab) ↑ | matched CIEDE2000 ↓ | "
              "matched HIS(pred, ref) | ranked PSNR(ab) ↑ | ranked CIEDE2000 ↓ | ranked colourfulness |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -162,6 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shares", default=None,
                         help="comma-separated shares of the truths' colourfulness, or checkpoint labels "
                              "(default: demo-super,0.85, or 0.85 when demo-super is not among the checkpoints)")
+    parser.add_argument("--flip-average", default="auto", choices=tuple(FLIP_AVERAGE_CHOICES),
+                        help="auto: each checkpoint's own test-time flip average; on/off: forced for all")
     parser.add_argument("--out", type=Path, default=RESULTS / "colourfulness_tradeoff",
                         help="output stem: writes STEM.md and STEM.json")
     args = parser.parse_args(argv)
@@ -171,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
         checkpoints = parse_checkpoints(args.checkpoints)
         share_text = args.shares or ("demo-super,0.85" if "demo-super" in checkpoints else "0.85")
         shares = parse_shares([s.strip() for s in share_text.split(",") if s.strip()], list(checkpoints))
-        result = run(checkpoints, shares)
+        result = run(checkpoints, shares, FLIP_AVERAGE_CHOICES[args.flip_average])
     except (UsageError, FileNotFoundError, ValueError, RuntimeError) as error:
         sys.exit(f"error: {error}")
     result["seconds"] = time.perf_counter() - start

@@ -1,6 +1,7 @@
 """End to end: `sa-colorize` on a large pair (decode to written file), both modes: wall time and peak memory.
 
-    python benchmarks/end_to_end.py [--size 2048x1365] [--checkpoint demo-super]
+    python benchmarks/end_to_end.py [--size 2048x1365] [--checkpoint demo-super] [--modes fast,highres]
+                                    [--flip-average auto|on|off]
 
 The pair is made from two demo photos upscaled to the size (the demo photos are at most 640 px), so the
 numbers measure cost, not quality. Each run is a fresh process; peak memory is its maximum RSS.
@@ -28,6 +29,8 @@ def main() -> None:
     parser.add_argument("--size", default="2048x1365")
     parser.add_argument("--checkpoint", default="demo-super")
     parser.add_argument("--modes", default="fast,highres")
+    parser.add_argument("--flip-average", default="auto", choices=("auto", "on", "off"),
+                        help="sa-colorize's --flip-average (auto: the checkpoint's)")
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
     folder = Path(tempfile.mkdtemp())
@@ -38,7 +41,8 @@ def main() -> None:
     rows = []
     for mode in args.modes.split(","):
         command = [sys.executable, "-m", "sa_lib", str(folder / "target.jpg"), str(folder / "reference.jpg"),
-                   "-o", str(folder / f"out-{mode}.png"), "--mode", mode, "--checkpoint", args.checkpoint]
+                   "-o", str(folder / f"out-{mode}.png"), "--mode", mode, "--checkpoint", args.checkpoint,
+                   "--flip-average", args.flip_average]
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         start = time.perf_counter()
         result = subprocess.run(command, capture_output=True, text=True)
@@ -48,7 +52,7 @@ def main() -> None:
         peak = f"{peak_kb / 1e6:.2f} GB" if peak_kb > before else "<= previous run"
         rows.append(f"| {mode} | {width}x{height} | {wall:.1f} s | {peak} | {status} |")
     print(f"{date.today()}, {platform.machine()}, `python benchmarks/end_to_end.py --size {args.size}`, "
-          f"checkpoint {args.checkpoint}; wall time includes Python start, model load, decode and write.\n")
+          f"checkpoint {args.checkpoint}, --flip-average {args.flip_average}; wall time includes Python start, model load, decode and write.\n")
     print("| mode | size | wall time | peak RSS | status |\n|---|---|---|---|---|")
     print("\n".join(rows))
 

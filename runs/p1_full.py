@@ -5,7 +5,8 @@ from pathlib import Path
 from sa_lib.train.config import profile_config
 from sa_lib.train.loop import train
 config = profile_config("demo", "transfer", out="runs/p1-full", progress=False, checkpoint_every=50)
-config = replace(config, model=replace(config.model, frozen_prior=True))
+# flip_average off: the run began before the option existed, and its validation stays comparable with f224's log
+config = replace(config, model=replace(config.model, frozen_prior=True, flip_average=False))
 config.validate()
 print(config.image_size, config.max_steps, config.later_stages, config.model.frozen_prior, flush=True)
 train(config, resume=Path("runs/p1-full/last.state.pt").is_file())

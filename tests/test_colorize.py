@@ -320,3 +320,24 @@ def test_cli_reference_from_a_folder_uses_the_top_1(photos, checkpoints, tmp_pat
     code, err = run([photos / "target.png", "--reference-from", tmp_path / "nowhere", "-o", tmp_path / "o3.png",
                      *ckpt], capsys)
     assert code == 2 and "does not exist" in err and not (tmp_path / "o3.png").exists()
+
+
+@pytest.mark.timeout(120)
+def test_cli_flip_average_follows_the_checkpoint_and_can_be_forced(photos, checkpoints, tmp_path, capsys):
+    """--flip-average auto keeps the checkpoint's ColorizerConfig.flip_average (off for this super model), on and
+    off force it; the API's flip_average does the same; a bad word is a usage error with nothing written."""
+    ckpt = checkpoints / "super.safetensors"
+    outputs = {}
+    for word in ("auto", "on", "off"):
+        out = tmp_path / f"{word}.png"
+        code, err = run([photos / "target.png", photos / "reference.jpg", "-o", out, "--checkpoint", ckpt,
+                         "--flip-average", word], capsys)
+        assert code == 0, err
+        outputs[word] = np.asarray(Image.open(out))
+        assert outputs[word].shape == (70, 150, 3)
+    assert np.array_equal(outputs["auto"], outputs["off"]) and not np.array_equal(outputs["on"], outputs["off"])
+    api_on = colorize(photos / "target.png", photos / "reference.jpg", checkpoint=ckpt, flip_average=True)
+    assert np.array_equal(np.asarray(api_on), outputs["on"])
+    code, err = run([photos / "target.png", photos / "reference.jpg", "-o", tmp_path / "bad.png",
+                     "--checkpoint", ckpt, "--flip-average", "twice"], capsys)
+    assert code == 2 and "invalid choice" in err and not (tmp_path / "bad.png").exists()

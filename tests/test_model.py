@@ -233,6 +233,34 @@ def test_frozen_prior_starts_as_the_network_without_it_and_learns(demo_pair):
         ColorizerConfig.transfer(match_deep=False, frozen_prior=True)
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("variant", ["none", "transfer"])
+def test_flip_average_is_the_mean_of_a_pass_and_its_mirrored_pass(variant, demo_pair):
+    """ColorizerConfig.flip_average (in TRANSFER_OPTIONS; docs/transfer.md): predict_ab's a*b* are the mean of the
+    pass on the images and the pass on both images mirrored, mirrored back; the intermediates are the first pass's;
+    flip_average=False (or the override) is the one pass; the paper's configs keep their JSON (and hash)."""
+    from sa_lib.model.predict import predict_ab
+
+    torch.manual_seed(0)
+    model = build_model(variant, pretrained=False).eval()
+    assert model.config.flip_average is (variant == "transfer")
+    target_l, reference = _inputs(demo_pair)
+    reference = None if variant == "none" else reference
+    with torch.no_grad():
+        direct, first = model(target_l, reference)
+        mirrored, _ = model(target_l.flip(-1), None if reference is None else reference.flip(-1))
+    averaged, intermediates = predict_ab(model, target_l, reference, flip_average=True)
+    torch.testing.assert_close(averaged, (direct + mirrored.flip(-1)) / 2)
+    assert (averaged - direct).abs().max() > 1e-3  # the mirrored pass is another draw, not the same numbers
+    torch.testing.assert_close(predict_ab(model, target_l, reference, flip_average=False)[0], direct)
+    torch.testing.assert_close(predict_ab(model, target_l, reference)[0],
+                               averaged if variant == "transfer" else direct)
+    for level, attention in first["attention"].items():
+        torch.testing.assert_close(intermediates["attention"][level], attention)
+    assert "flip_average" not in ColorizerConfig().to_json()
+    assert '"flip_average": true' in ColorizerConfig.transfer().to_json()
+
+
 def test_standard_similarity_is_recorded_and_old_standard_configs_keep_their_maths_and_hash():
     """A standard config stored before standard_similarity existed (the JSON of the demo-standard checkpoint
     shipped until then) reads as "scaled_dot" and keeps its hash; a new standard config records

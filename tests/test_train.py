@@ -135,6 +135,20 @@ def test_resume_refuses_a_checkpoint_of_another_variant(tmp_path):
         train(smoke(tmp_path, "empty"), resume=True)
 
 
+@pytest.mark.slow  # two short training runs
+def test_resume_accepts_another_inference_only_option_and_refuses_another_network(tmp_path):
+    """A state saved before the flip average (ColorizerConfig.flip_average, INFERENCE_ONLY_OPTIONS) resumes under a
+    config with it, and the run's checkpoint carries the new setting; another network field is refused."""
+    from dataclasses import replace
+
+    first = smoke(tmp_path, "run", max_steps=2)
+    train(replace(first, model=replace(first.model, flip_average=False)))
+    train(replace(first, model=replace(first.model, flip_average=True), max_steps=3), resume=True)
+    assert load_checkpoint(tmp_path / "run" / "last.safetensors").config.flip_average
+    with pytest.raises(ConfigError, match="another model config"):
+        train(replace(first, model=replace(first.model, tau=0.02), max_steps=4), resume=True)
+
+
 @pytest.mark.slow
 def test_cli_bad_configuration_is_one_line_exit_2(tmp_path):
     result = subprocess.run([sys.executable, "-m", "sa_lib.cli.train", "--profile", "smoke", "--variant", "supper",

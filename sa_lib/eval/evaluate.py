@@ -204,10 +204,12 @@ class PairStream(Sequence):
 # ---------------------------------------------------------------------------------------------- methods
 
 
-def model_colorizer(checkpoint: str | Path, device: str = "auto", slic: str | None = None) -> ColorizerFn:
+def model_colorizer(checkpoint: str | Path, device: str = "auto", slic: str | None = None,
+                    flip_average: bool | None = None) -> ColorizerFn:
     """A checkpoint (shipped name or .safetensors path) as a colorizer: ab predicted at the given size and
     recombined with the target's own L* (the `sa-colorize` recombination). Superpixels come from `slic`
-    (a backend or "auto"), by default the backend the model was trained with (its config's slic_backend)."""
+    (a backend or "auto"), by default the backend the model was trained with (its config's slic_backend).
+    `flip_average`: None keeps the checkpoint's test-time flip average (sa_lib.model.predict.predict_ab)."""
     model = load_checkpoint(checkpoint, device=resolve_device(device))
     dev = next(model.parameters()).device
     backend = slic or model.config.slic_backend
@@ -215,7 +217,7 @@ def model_colorizer(checkpoint: str | Path, device: str = "auto", slic: str | No
     def colorize(target_l: np.ndarray, reference: np.ndarray) -> np.ndarray:
         l_star = torch.from_numpy(np.ascontiguousarray(target_l, dtype=np.float32))[None, None].to(dev)  # (1,1,H,W)
         ref = torch.from_numpy(np.ascontiguousarray(reference, dtype=np.float32)).permute(2, 0, 1)[None].to(dev)
-        rgb = predict_rgb(model, l_star, ref, slic_backend=backend)[0][0]  # (3, H, W)
+        rgb = predict_rgb(model, l_star, ref, slic_backend=backend, flip_average=flip_average)[0][0]  # (3, H, W)
         return rgb.permute(1, 2, 0).cpu().numpy()
 
     return colorize
@@ -719,9 +721,10 @@ def ablation_table(setup: Setup) -> Table:
         "ΔHIS = 1 - HIS(pred, ground truth). A model that uses its reference should gain most there.",
         "- The paper gives no ΔHIS for the variant without reference (it uses none); it is measured here all "
         "the same, since the pairs have a reference.",
-    ] + (["- The transfer row is not part of the paper's ablation: the paper's `super` with four named options "
+    ] + (["- The transfer row is not part of the paper's ablation: the paper's `super` with five named options "
           "(matching on the frozen encoder's features, of levels 0-2 and of levels 3-4, carried a*b* with the match "
-          "confidence, a head that corrects the carried a*b*) "
+          "confidence, a head that corrects the carried a*b*, and at inference the mean of a pass on the images "
+          "and one on both mirrored) "
           "trained on warped and recoloured self references, then at a lower rate with more ranked references, "
           "and last with a loss term, not in the paper, for the truth's amount of colour (the chroma distribution "
           "distance) (`docs/transfer.md`). It shows what those departures "

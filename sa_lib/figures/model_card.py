@@ -127,7 +127,7 @@ def render(results: dict[str, dict], n_train: int, n_pairs: int,
     lines = [
         "# Model card: the shipped demo checkpoints", "",
         "Three variants of the paper's colorizer (Table 1's ablation) and the transfer model, the default of "
-        f"`sa-colorize` (`{DEFAULT_CHECKPOINT}`: the paper's `super` with four named options and another training "
+        f"`sa-colorize` (`{DEFAULT_CHECKPOINT}`: the paper's `super` with five named options and another training "
         "of its references, `docs/transfer.md`), trained with the `demo` profile on this project's offline demo "
         "photos. They exist so that everything runs offline on a CPU; they are NOT the paper's COCO model and "
         "their numbers are not comparable with the paper's.", "",
@@ -153,6 +153,9 @@ def render(results: dict[str, dict], n_train: int, n_pairs: int,
         + ("; lambda_chroma weighs a loss term that is not in the paper, the distance between the predicted and "
            "the true chroma distributions)." if any("lambda_chroma" in changes for _, changes in transfer.later_stages)
            else ")."),
+        *(["- flip_average changes no weight: at inference the transfer model's a*b* are the mean of two passes, "
+           "the images as they are and both mirrored left to right (every figure below is measured with it; "
+           "`sa-colorize --flip-average off` runs one pass)."] if TRANSFER_OPTIONS.get("flip_average") else []),
         "- Machine: the project's 2-core CPU (no GPU); reproduce with `make train-demo` (deterministic on the "
         "CPU: a re-run gives the same weights up to floating-point noise).", "",
         "Wall time is that of the run that wrote the file (from its `.json` sidecar), on a machine that other "

@@ -6,7 +6,8 @@ L*, so it has the target's size, orientation and detail. A colour target is used
 full-resolution L*; `highres` runs the network and the super-attention at the image's own resolution.
 `slic` picks the superpixel backend of super-attention (sa_lib.superpixels.pyramid; auto: on the CPU
 scikit-image, the demo weights' own, up to 256x256 px per level and OpenCV's 2.2x faster SLIC above; batched
-torch on a GPU). The command `sa-colorize` (sa_lib.cli.colorize) is built on it.
+torch on a GPU). `flip_average` (None: the checkpoint's ColorizerConfig.flip_average, on for `demo-transfer`)
+averages a second, mirrored pass (sa_lib.model.predict.predict_ab): about twice the time. The command `sa-colorize` (sa_lib.cli.colorize) is built on it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .memory import check_highres_memory
 MODES = ("fast", "highres")
 SLIC_CHOICES = ("auto", *SLIC_BACKENDS)
 DEFAULT_WORKING_SIZE = 256
+FLIP_AVERAGE_CHOICES = {"auto": None, "on": True, "off": False}  # command-line words -> flip_average
 
 
 @dataclass
@@ -112,7 +114,7 @@ def _resize(x: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
 
 def colorize_detailed(target, reference, checkpoint: str = DEFAULT_CHECKPOINT, device: str = "auto",
                       mode: str = "fast", working_size: int = DEFAULT_WORKING_SIZE,
-                      slic: str = "auto") -> Colorization:
+                      slic: str = "auto", flip_average: bool | None = None) -> Colorization:
     """colorize(), also returning the attention maps and superpixels (for --explain and notebooks)."""
     if mode not in MODES:
         raise UsageError(f"unknown mode {mode!r}; choose fast or highres")
@@ -135,15 +137,17 @@ def colorize_detailed(target, reference, checkpoint: str = DEFAULT_CHECKPOINT, d
             net_ref = _resize(reference_rgb, working_shape(*reference_rgb.shape[-2:], working_size))
         else:
             net_l, net_ref = full_l, reference_rgb
-    rgb, intermediates = predict_rgb(model, net_l, net_ref, full_l, slic)  # ab upsampled onto the full L*
+    rgb, intermediates = predict_rgb(model, net_l, net_ref, full_l, slic, flip_average)  # ab onto the full L*
     rgb = rgb[0]
     pixels = (rgb.permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
     return Colorization(Image.fromarray(pixels), intermediates, net_l.cpu(), net_ref.cpu(), full_l.cpu())
 
 
 def colorize(target, reference, checkpoint: str = DEFAULT_CHECKPOINT, device: str = "auto", mode: str = "fast",
-             working_size: int = DEFAULT_WORKING_SIZE, slic: str = "auto") -> Image.Image:
+             working_size: int = DEFAULT_WORKING_SIZE, slic: str = "auto",
+             flip_average: bool | None = None) -> Image.Image:
     """Colorize `target` (path, PIL image or array; colour targets are used through their L*) from
     `reference`. Returns an RGB PIL image of the target's size. `slic`: superpixel backend (auto, skimage,
-    opencv or torch; see sa_lib.superpixels.pyramid)."""
-    return colorize_detailed(target, reference, checkpoint, device, mode, working_size, slic).image
+    opencv or torch; see sa_lib.superpixels.pyramid). `flip_average`: True or False overrides the checkpoint's
+    test-time flip average (None keeps it)."""
+    return colorize_detailed(target, reference, checkpoint, device, mode, working_size, slic, flip_average).image

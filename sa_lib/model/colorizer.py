@@ -32,8 +32,10 @@ VARIANTS = ("none", "standard", "super")
 # Names build_model knows: the paper's three variants, and "transfer" (super + ColorizerConfig.transfer()'s
 # options, a departure from the paper for colour transfer from a different photo: docs/transfer.md).
 NAMED_MODELS = (*VARIANTS, "transfer")
-TRANSFER_OPTIONS = {"match_frozen": True, "match_deep": True, "carry_ab": True, "ab_residual": True}
+TRANSFER_OPTIONS = {"match_frozen": True, "match_deep": True, "carry_ab": True, "ab_residual": True,
+                    "flip_average": True}
 TRANSFER_OFF = {name: False for name in TRANSFER_OPTIONS}  # the paper's model
+INFERENCE_ONLY_OPTIONS = ("flip_average",)  # change how the network is run, never its weights or its training
 # match_deep: the frozen encoder's deeper, more semantic levels (strides 16 and 32; the reference ranking's) as a
 # second matching group beside levels 0-2 (docs/transfer.md, run v5).
 DEEP_MATCH_LEVELS = (3, 4)
@@ -73,6 +75,11 @@ class ColorizerConfig:
     #                            logit space), so a*b* start as the reference's and training decides where not to
     match_deep: bool = False  # match_frozen also matches on the frozen encoder's levels 3-4 (DEEP_MATCH_LEVELS),
     #                           centred and normalised as a group of their own
+    flip_average: bool = False  # inference only (sa_lib.model.predict): the a*b* are the mean of two passes, the
+    #                             images as they are and both mirrored left to right (the second pass's output
+    #                             mirrored back); two superpixel draws whose errors partly cancel. The weights
+    #                             and training are unchanged (INFERENCE_ONLY_OPTIONS: a run resumes under either
+    #                             setting); the intermediates are the first pass's
     frozen_prior: bool = False  # the decoder's bottleneck also gets match_deep's frozen features of the gray target
     #                             (levels 3-4, a 1x1 projection that starts at 0, added): ImageNet semantics for a
     #                             plausible colour where the reference does not match (docs/transfer.md, run p1)
@@ -196,7 +203,7 @@ AUTHORS_POOL_BORDER = 1
 # standard_similarity's default changed when the field came ("correlation"): from_dict reads an absent one as the
 # earlier maths, "scaled_dot", and to_json leaves "scaled_dot" out so those checkpoints keep their hash.
 LATER_FIELDS = {**TRANSFER_OFF, **AUTHORS_SWITCHES, "standard_similarity": "scaled_dot",
-                "slic_backend": "skimage", "frozen_prior": False}
+                "slic_backend": "skimage", "frozen_prior": False}  # flip_average: in TRANSFER_OFF
 
 
 def check_authors_switches(config: "ColorizerConfig") -> None:
