@@ -7,7 +7,8 @@ full-resolution L*; `highres` runs the network and the super-attention at the im
 `slic` picks the superpixel backend of super-attention (sa_lib.superpixels.pyramid; auto: on the CPU
 scikit-image, the demo weights' own, up to 256x256 px per level and OpenCV's 2.2x faster SLIC above; batched
 torch on a GPU). `flip_average` (None: the checkpoint's ColorizerConfig.flip_average, on for `demo-transfer`)
-averages a second, mirrored pass (sa_lib.model.predict.predict_ab): about twice the time. The command `sa-colorize` (sa_lib.cli.colorize) is built on it.
+averages a second, mirrored pass (sa_lib.model.predict.predict_ab): about twice the time. The command
+`sa-colorize` (sa_lib.cli.colorize) is built on it.
 """
 
 from __future__ import annotations
