@@ -22,6 +22,7 @@ from pathlib import Path
 from PIL import Image
 
 from sa_lib.data.demo_data import load_split
+from sa_lib.inference.colorize import FLIP_AVERAGE_CHOICES
 
 
 def main() -> None:
@@ -29,7 +30,7 @@ def main() -> None:
     parser.add_argument("--size", default="2048x1365")
     parser.add_argument("--checkpoint", default="demo-super")
     parser.add_argument("--modes", default="fast,highres")
-    parser.add_argument("--flip-average", default="auto", choices=("auto", "on", "off"),
+    parser.add_argument("--flip-average", default="auto", choices=tuple(FLIP_AVERAGE_CHOICES),
                         help="sa-colorize's --flip-average (auto: the checkpoint's)")
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
@@ -52,7 +53,8 @@ def main() -> None:
         peak = f"{peak_kb / 1e6:.2f} GB" if peak_kb > before else "<= previous run"
         rows.append(f"| {mode} | {width}x{height} | {wall:.1f} s | {peak} | {status} |")
     print(f"{date.today()}, {platform.machine()}, `python benchmarks/end_to_end.py --size {args.size}`, "
-          f"checkpoint {args.checkpoint}, --flip-average {args.flip_average}; wall time includes Python start, model load, decode and write.\n")
+          f"checkpoint {args.checkpoint}, --flip-average {args.flip_average}; wall time includes Python start, "
+          "model load, decode and write.\n")
     print("| mode | size | wall time | peak RSS | status |\n|---|---|---|---|---|")
     print("\n".join(rows))
 
