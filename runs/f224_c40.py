@@ -1,5 +1,6 @@
 """Run c40: f224's third stage with lambda_chroma = 40 (the profile's: 10), from the committed state at step 2,400
-(runs/demo-transfer-f224-2400, copied to runs/f224-c40), the same batches; the flip average on (inference only)."""
+(runs/demo-transfer-f224-2400, copied to runs/f224-c40), the same batches; the flip average on (inference only).
+The state is in git history only: git show 4b6143d:runs/demo-transfer-f224-2400/last.state.pt > runs/f224-c40/last.state.pt"""
 from sa_lib.train.config import profile_config
 from sa_lib.train.loop import train
 config = profile_config("demo", "transfer", out="runs/f224-c40", progress=False, checkpoint_every=50,

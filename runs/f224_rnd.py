@@ -1,6 +1,7 @@
 """Scratch run rnd: f224's third stage where 20% of the draws take an unrelated reference (a random candidate of
 another train photo) instead of the sampler's, so that copying a reference is sometimes wrong for certain; from the
-committed state at step 2,400, the flip average on. A measurement only: the sampler is patched here, not in sa_lib."""
+committed state at step 2,400, the flip average on. A measurement only: the sampler is patched here, not in sa_lib.
+The state is in git history only: git show 4b6143d:runs/demo-transfer-f224-2400/last.state.pt > runs/f224-rnd/last.state.pt"""
 import random
 from sa_lib.data import references as refs
 from sa_lib.train.config import profile_config
