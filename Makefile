@@ -62,6 +62,7 @@ train-demo: setup ## Train the demo checkpoints on this CPU and write checkpoint
 	for v in $(VARIANTS); do \
 	  $(PY) -m sa_lib.cli.train --profile demo --variant $$v --export checkpoints/demo-$$v.safetensors || exit 1; \
 	done
+	$(if $(filter transfer,$(VARIANTS)),$(PY) -m sa_lib.cli.calibrate_chroma checkpoints/demo-transfer.safetensors)
 	$(PY) -m sa_lib.cli.model_card
 
 OFFICIAL ?= checkpoints/official.safetensors

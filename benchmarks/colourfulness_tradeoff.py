@@ -3,6 +3,7 @@ colourful as another's.
 
     python benchmarks/colourfulness_tradeoff.py [--checkpoints demo-none,demo-standard,demo-super,demo-transfer]
                                                 [--shares demo-super,0.85] [--flip-average auto|on|off]
+                                                [--chroma-gain auto|K]
 
 PSNR(ab) and CIEDE2000 against the ground truth reward a muted colour wherever a model is unsure of the
 hue, so a muted model and a colourful one are not compared on the same footing. This script puts them on
@@ -16,7 +17,9 @@ outputs as they are) is always in the table.
 
 Writes benchmarks/results/colourfulness_tradeoff.md and .json. A checkpoint is a shipped name or a
 .safetensors path, optionally labelled: `r224=runs/demo-transfer-r224/last.safetensors`. `--flip-average off`
-scores every checkpoint without its test-time flip average (ColorizerConfig.flip_average; auto keeps each one's).
+scores every checkpoint without its test-time flip average (ColorizerConfig.flip_average; auto keeps each one's),
+`--chroma-gain 1` without its calibrated chroma gain (ColorizerConfig.chroma_gain): the fitted k then multiplies
+the network's own a*b*.
 """
 
 from __future__ import annotations
@@ -36,15 +39,14 @@ from sa_lib.core.errors import UsageError
 from sa_lib.core.files import atomic_write
 from sa_lib.data.demo_data import DEMO_DIR
 from sa_lib.data.pairs import read_pairs
-from sa_lib.eval import metrics
+from sa_lib.eval.chroma_calibration import fit_gain, mean_colourfulness
 from sa_lib.eval.evaluate import load_pair_images, model_colorizer, score
-from sa_lib.inference.colorize import FLIP_AVERAGE_CHOICES
+from sa_lib.inference.colorize import FLIP_AVERAGE_CHOICES, parse_chroma_gain
 from sa_lib.profiles import EVAL_SIZE
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PAIR_SETS = {"matched": DEMO_DIR / "matched_pairs.csv", "ranked": DEMO_DIR / "eval_pairs.csv"}
 GAIN_RANGE = (0.2, 4.0)  # the bisection's bounds on k
-BISECTION_STEPS = 16  # k to about 6e-5 of the range
 
 
 def parse_checkpoints(text: str) -> dict[str, str]:
@@ -64,17 +66,9 @@ def with_gain(lab: torch.Tensor, gain: float) -> np.ndarray:
     return lab_to_rgb(scaled).permute(0, 2, 3, 1).numpy()
 
 
-def mean_colourfulness(rgb: np.ndarray) -> float:
-    return float(np.mean([metrics.colorfulness(image) for image in rgb]))
-
-
-def fit_gain(lab: torch.Tensor, wanted: float) -> float:
+def fit_lab_gain(lab: torch.Tensor, wanted: float) -> float:
     """The k for which the mean colourfulness of `with_gain(lab, k)` is `wanted` (it grows with k)."""
-    low, high = GAIN_RANGE
-    for _ in range(BISECTION_STEPS):
-        mid = (low + high) / 2
-        low, high = (mid, high) if mean_colourfulness(with_gain(lab, mid)) < wanted else (low, mid)
-    return (low + high) / 2
+    return fit_gain(lambda k: mean_colourfulness(with_gain(lab, k)), wanted, GAIN_RANGE)
 
 
 def scores(rgb: np.ndarray, data, truth_colour: float) -> dict[str, float]:
@@ -116,9 +110,10 @@ def parse_shares(shares: list[str], labels: list[str]) -> list[str | float]:
     return out
 
 
-def run(checkpoints: dict[str, str], shares: list[str | float], flip_average: bool | None = None) -> dict:
-    colorizers = {label: model_colorizer(ckpt, "cpu", flip_average=flip_average)  # a bad one fails first
-                  for label, ckpt in checkpoints.items()}
+def run(checkpoints: dict[str, str], shares: list[str | float], flip_average: bool | None = None,
+        chroma_gain: float | None = None) -> dict:
+    colorizers = {label: model_colorizer(ckpt, "cpu", flip_average=flip_average, chroma_gain=chroma_gain)
+                  for label, ckpt in checkpoints.items()}  # a bad one fails first
     data = {name: [load_pair_images(p, EVAL_SIZE) for p in read_pairs(path, DEMO_DIR / "images", DEMO_DIR / "images")]
             for name, path in PAIR_SETS.items()}
     truth_colours = {name: mean_colourfulness(np.stack([item.truth for item in items])) for name, items in data.items()}
@@ -132,13 +127,14 @@ def run(checkpoints: dict[str, str], shares: list[str | float], flip_average: bo
     rows = []
     for label, lab in labs.items():
         for share_name, share in wanted:
-            gain = 1.0 if share is None else fit_gain(lab["matched"], share * truth_colour)
+            gain = 1.0 if share is None else fit_lab_gain(lab["matched"], share * truth_colour)
             row = {"checkpoint": label, "colourfulness": share_name, "gain": gain}
             for name, items in data.items():
                 row[name] = scores(with_gain(lab[name], gain), items, truth_colours[name])
             rows.append(row)
             print(f"{label} at {share_name}: k = {gain:.3f}", file=sys.stderr, flush=True)
     return {"checkpoints": checkpoints, "size": EVAL_SIZE, "rows": rows, "flip_average": flip_average,
+            "chroma_gain": chroma_gain,
             "pairs": {name: len(items) for name, items in data.items()}}
 
 
@@ -148,7 +144,9 @@ def markdown(result: dict, command: str) -> str:
              "multiplies each output's a\\* and b\\* so that the matched pairs' mean colourfulness is the "
              "given share of the truths' (k = 1: the outputs as they are)."
              + {None: "", True: " Every checkpoint with the test-time flip average.",
-                False: " Every checkpoint without the test-time flip average."}[result["flip_average"]], "",
+                False: " Every checkpoint without the test-time flip average."}[result["flip_average"]]
+             + ("" if result.get("chroma_gain") is None else
+                f" Every checkpoint with its chroma gain set to {result['chroma_gain']:g} before k."), "",
              "| checkpoint | colourfulness (matched) | k | matched PSNR(ab) ↑ | matched CIEDE2000 ↓ | "
              "matched HIS(pred, ref) | ranked PSNR(ab) ↑ | ranked CIEDE2000 ↓ | ranked colourfulness |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -169,6 +167,8 @@ def main(argv: list[str] | None = None) -> None:
                              "(default: demo-super,0.85, or 0.85 when demo-super is not among the checkpoints)")
     parser.add_argument("--flip-average", default="auto", choices=tuple(FLIP_AVERAGE_CHOICES),
                         help="auto: each checkpoint's own test-time flip average; on/off: forced for all")
+    parser.add_argument("--chroma-gain", default="auto",
+                        help="auto: each checkpoint's own calibrated chroma gain; a number: set for all (1: none)")
     parser.add_argument("--out", type=Path, default=RESULTS / "colourfulness_tradeoff",
                         help="output stem: writes STEM.md and STEM.json")
     args = parser.parse_args(argv)
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
         checkpoints = parse_checkpoints(args.checkpoints)
         share_text = args.shares or ("demo-super,0.85" if "demo-super" in checkpoints else "0.85")
         shares = parse_shares([s.strip() for s in share_text.split(",") if s.strip()], list(checkpoints))
-        result = run(checkpoints, shares, FLIP_AVERAGE_CHOICES[args.flip_average])
+        result = run(checkpoints, shares, FLIP_AVERAGE_CHOICES[args.flip_average], parse_chroma_gain(args.chroma_gain))
     except (UsageError, FileNotFoundError, ValueError, RuntimeError) as error:
         sys.exit(f"error: {error}")
     result["seconds"] = time.perf_counter() - start

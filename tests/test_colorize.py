@@ -341,3 +341,38 @@ def test_cli_flip_average_follows_the_checkpoint_and_can_be_forced(photos, check
     code, err = run([photos / "target.png", photos / "reference.jpg", "-o", tmp_path / "bad.png",
                      "--checkpoint", ckpt, "--flip-average", "twice"], capsys)
     assert code == 2 and "invalid choice" in err and not (tmp_path / "bad.png").exists()
+
+
+@pytest.mark.timeout(120)
+def test_cli_chroma_gain_follows_the_checkpoint_and_can_be_overridden(photos, checkpoints, tmp_path, capsys):
+    """--chroma-gain auto keeps the checkpoint's ColorizerConfig.chroma_gain, a number replaces it (1: the network's
+    a*b* as predicted), the API's chroma_gain does the same; a bad value is a usage error with nothing written."""
+    from dataclasses import replace
+
+    from sa_lib.core.errors import UsageError
+    from sa_lib.model.checkpoint import load_checkpoint, rewrite_config
+
+    model = load_checkpoint(checkpoints / "super.safetensors")
+    model.config = replace(model.config, chroma_gain=2.0)
+    gained = tmp_path / "gained.safetensors"
+    rewrite_config(checkpoints / "super.safetensors", gained, model)
+    outputs = {}
+    for ckpt, word in ((gained, "auto"), (gained, "1"), (checkpoints / "super.safetensors", "auto"),
+                       (checkpoints / "super.safetensors", "2")):
+        out = tmp_path / f"{ckpt.stem}_{word}.png"
+        code, err = run([photos / "target.png", photos / "reference.jpg", "-o", out, "--checkpoint", ckpt,
+                         "--chroma-gain", word], capsys)
+        assert code == 0, err
+        outputs[ckpt.stem, word] = np.asarray(Image.open(out))
+    assert np.array_equal(outputs["gained", "1"], outputs["super", "auto"])
+    assert np.array_equal(outputs["gained", "auto"], outputs["super", "2"])
+    assert not np.array_equal(outputs["gained", "auto"], outputs["gained", "1"])
+    api_plain = colorize(photos / "target.png", photos / "reference.jpg", checkpoint=gained, chroma_gain=1.0)
+    assert np.array_equal(np.asarray(api_plain), outputs["super", "auto"])
+    for bad in ("lots", "0", "nan", "9"):
+        code, err = run([photos / "target.png", photos / "reference.jpg", "-o", tmp_path / "bad.png",
+                         "--checkpoint", gained, "--chroma-gain", bad], capsys)
+        assert code == 2 and "--chroma-gain" in err.strip().splitlines()[-1], err  # argparse: usage, one line
+        assert not (tmp_path / "bad.png").exists()
+    with pytest.raises(UsageError, match="chroma_gain"):
+        colorize(photos / "target.png", photos / "reference.jpg", checkpoint=gained, chroma_gain=-1.0)

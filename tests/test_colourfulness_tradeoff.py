@@ -36,7 +36,7 @@ def _lab_batch() -> torch.Tensor:
 def test_the_fitted_gain_gives_the_asked_colourfulness(tradeoff, gain):
     lab = _lab_batch()
     wanted = tradeoff.mean_colourfulness(tradeoff.with_gain(lab, gain))
-    fitted = tradeoff.fit_gain(lab, wanted)
+    fitted = tradeoff.fit_lab_gain(lab, wanted)
     assert fitted == pytest.approx(gain, rel=0.01)
     assert tradeoff.mean_colourfulness(tradeoff.with_gain(lab, fitted)) == pytest.approx(wanted, rel=0.005)
 

@@ -261,6 +261,37 @@ def test_flip_average_is_the_mean_of_a_pass_and_its_mirrored_pass(variant, demo_
     assert '"flip_average": true' in ColorizerConfig.transfer().to_json()
 
 
+@pytest.mark.timeout(120)
+def test_chroma_gain_multiplies_the_predicted_ab_and_changes_no_weight(demo_pair):
+    """ColorizerConfig.chroma_gain (INFERENCE_ONLY_OPTIONS; docs/transfer.md, run "gain"): predict_ab's a*b* are
+    the network's times the gain (the config's, or the override); a config at gain 1 keeps its JSON and hash, and
+    network_hash ignores the gain; a gain outside CHROMA_GAIN_RANGE, or NaN, is a one-line ValueError."""
+    from dataclasses import replace
+
+    from sa_lib.model.checkpoint import config_hash, network_hash
+    from sa_lib.model.colorizer import CHROMA_GAIN_RANGE
+    from sa_lib.model.predict import predict_ab
+
+    torch.manual_seed(0)
+    model = build_model("super", pretrained=False).eval()
+    target_l, reference = _inputs(demo_pair)
+    plain, _ = predict_ab(model, target_l, reference)
+    torch.testing.assert_close(predict_ab(model, target_l, reference, chroma_gain=1.5)[0], plain * 1.5)
+    gained = replace(model.config, chroma_gain=1.25)
+    model.config = gained
+    torch.testing.assert_close(predict_ab(model, target_l, reference)[0], plain * 1.25)
+    torch.testing.assert_close(predict_ab(model, target_l, reference, chroma_gain=1.0)[0], plain)
+    assert "chroma_gain" not in ColorizerConfig().to_json() and '"chroma_gain": 1.25' in gained.to_json()
+    assert config_hash(gained) != config_hash(ColorizerConfig()) and network_hash(gained) == network_hash(
+        ColorizerConfig())
+    assert ColorizerConfig.from_json(gained.to_json()).chroma_gain == 1.25
+    for bad in (0.0, CHROMA_GAIN_RANGE[1] * 2, float("nan")):
+        with pytest.raises(ValueError, match="chroma_gain .* is outside"):
+            ColorizerConfig(chroma_gain=bad)
+        with pytest.raises(ValueError, match="chroma_gain .* is outside"):
+            predict_ab(model, target_l, reference, chroma_gain=bad)
+
+
 def test_standard_similarity_is_recorded_and_old_standard_configs_keep_their_maths_and_hash():
     """A standard config stored before standard_similarity existed (the JSON of the demo-standard checkpoint
     shipped until then) reads as "scaled_dot" and keeps its hash; a new standard config records

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from sa_lib.model.checkpoint import CHECKPOINT_DIR, load_checkpoint
+from sa_lib.model.checkpoint import CHECKPOINT_DIR, load_checkpoint, resolve
 from sa_lib.core.color import rgb_to_lab
 from sa_lib.model.colorizer import NAMED_MODELS
 
@@ -54,6 +54,7 @@ def test_default_checkpoint_takes_the_colour_of_a_different_photo():
     from sa_lib.data.demo_data import DEMO_DIR
     from sa_lib.eval.evaluate import load_pair_images
     from sa_lib.data.pairs import read_pairs
+    from sa_lib.model.predict import predict_ab
 
     images = DEMO_DIR / "images"
     pair = next(p for p in read_pairs(DEMO_DIR / "matched_pairs.csv", images, images)
@@ -70,8 +71,23 @@ def test_default_checkpoint_takes_the_colour_of_a_different_photo():
     shares = {}
     for name in (DEFAULT_CHECKPOINT, "demo-none"):
         model = load_checkpoint(name).eval()
-        with torch.no_grad():
-            ab, _ = model(target_l, reference)
+        ab, _ = predict_ab(model, target_l, reference)  # as sa-colorize runs it: flip average, chroma gain
         shares[name] = _hue_share(combine_l_ab(target_l, ab), region, hue)
     assert shares[DEFAULT_CHECKPOINT] >= 0.6, shares
     assert shares["demo-none"] <= 0.2, shares
+
+
+def test_the_default_checkpoint_carries_the_chroma_gain_its_calibration_fitted():
+    """demo-transfer's chroma gain is the one sa-calibrate-chroma fitted on the demo training photos for 85% of
+    their truths' colourfulness (make train-demo runs it), recorded in its sidecar; the paper's models have none."""
+    from sa_lib.eval.chroma_calibration import DEFAULT_SHARE
+    from sa_lib.model.checkpoint import DEFAULT_CHECKPOINT, read_config, read_sidecar
+    from sa_lib.profiles import get_profile
+
+    calibration = read_sidecar(resolve(DEFAULT_CHECKPOINT))["chroma_calibration"]
+    assert calibration["share"] == DEFAULT_SHARE and calibration["profile"] == "demo"
+    assert calibration["pairs"] == len(get_profile("demo").photos.dataset("train").image_ids)
+    assert read_config(DEFAULT_CHECKPOINT).chroma_gain == round(calibration["gain"], 4) > 1.0
+    assert calibration["share_as_trained"] < DEFAULT_SHARE
+    for variant in ("none", "standard", "super"):
+        assert read_config(f"demo-{variant}").chroma_gain == 1.0

@@ -41,10 +41,13 @@ def test_retrain_when_asked_or_hash_differs_or_files_missing(shipped, tmp_path):
     assert asked.retrain and asked.log == runs / "demo-super" / "log.csv"
     assert asked.config.out == str(runs / "demo-super")
     sidecar = json.loads((shipped / "demo-super.json").read_text())
-    sidecar["config_hash"] = "000000000000"
+    sidecar["config"]["chroma_gain"] = 1.3  # an inference-only option (sa-calibrate-chroma): the same network
+    (shipped / "demo-super.json").write_text(json.dumps(sidecar))
+    assert not plan_variant("demo", "super", runs_dir=runs, checkpoint_dir=shipped).retrain
+    sidecar["config"]["widths"] = [8, 16, 32, 64]  # another network
     (shipped / "demo-super.json").write_text(json.dumps(sidecar))
     changed = plan_variant("demo", "super", runs_dir=runs, checkpoint_dir=shipped)
-    assert changed.retrain and "000000000000" in changed.reason
+    assert changed.retrain and "has config hash" in changed.reason
     assert plan_variant("demo", "none", runs_dir=runs, checkpoint_dir=shipped).retrain  # not shipped here
     assert plan_variant("paper", "super", checkpoint_dir=shipped).retrain  # no paper checkpoint ships
 

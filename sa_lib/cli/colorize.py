@@ -2,7 +2,7 @@
 or a pairs file.
 
     sa-colorize TARGET REFERENCE -o OUT.png [--checkpoint demo-transfer] [--mode fast|highres] [--explain F.png]
-                [--slic auto|skimage|opencv|torch] [--flip-average auto|on|off]
+                [--slic auto|skimage|opencv|torch] [--flip-average auto|on|off] [--chroma-gain auto|K]
     sa-colorize TARGET_DIR REFERENCE -o OUT_DIR          # every image of a folder, one reference
     sa-colorize --pairs PAIRS.csv -o OUT_DIR             # CSV rows: target,reference
     sa-colorize TARGET --reference-from PHOTOS_DIR -o OUT.png   # the reference: the top-1 of sa-suggest
@@ -11,6 +11,8 @@ Any size and aspect ratio; the output has the target's size, orientation and det
 (default) predicts ab at a working size and upsamples it onto the full-resolution L*; `highres` runs the network
 at the image's own resolution. `--slic` picks the superpixel backend of super-attention. `--flip-average off`
 skips the checkpoint's second, mirrored pass (on for demo-transfer: about half the time, slightly worse colours).
+`--chroma-gain 1` shows the network's colours as predicted, without the checkpoint's calibrated chroma gain
+(demo-transfer's makes it more colourful and a little less accurate on average).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from ..data.image_io import IMAGE_SUFFIXES, ImageInputError, ImageOutputError, r
 from ..data.pairs import PairsError, output_keys
 from ..figures.explain import explain_figure, other_methods
 from ..inference.colorize import (DEFAULT_WORKING_SIZE, FLIP_AVERAGE_CHOICES, MODES, SLIC_CHOICES,
-                                  colorize_detailed, load_model, resolve_slic)
+                                  colorize_detailed, load_model, parse_chroma_gain, resolve_slic)
 from ..model.checkpoint import DEFAULT_CHECKPOINT, PAPER_MODEL_CHECKPOINT, CheckpointError
 from .command import fail, interrupted, one_line, report, run_command
 
@@ -107,6 +109,14 @@ Folder and pairs mode create the output folder. Errors are one line each; exit 2
 """
 
 
+def chroma_gain_argument(text: str) -> float | None:
+    """An argparse type: parse_chroma_gain, its error a usage error."""
+    try:
+        return parse_chroma_gain(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0], epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -131,6 +141,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--flip-average", default="auto", choices=tuple(FLIP_AVERAGE_CHOICES),
                    help="average a second pass on the mirrored images (auto: the checkpoint's setting, on for "
                         "demo-transfer; off: half the time)")
+    p.add_argument("--chroma-gain", default="auto", type=chroma_gain_argument, metavar="auto|K",
+                   help="multiply the predicted a*b* by K (auto: the checkpoint's gain, calibrated by "
+                        "sa-calibrate-chroma for demo-transfer; 1: the network's colours as predicted)")
     p.add_argument("--explain", help="also write a figure of where the colours came from (single pair)")
     return p
 
@@ -172,7 +185,7 @@ def colorize_one(args: argparse.Namespace, target: Path, reference: Path | None,
         reference = best[0].path
         print(f"{PROG}: {target} <- reference {reference} (distance {best[0].distance:.3f})", file=sys.stderr)
     result = colorize_detailed(source, reference, args.checkpoint, args.device, args.mode, args.working_size,
-                               args.slic, FLIP_AVERAGE_CHOICES[args.flip_average])
+                               args.slic, FLIP_AVERAGE_CHOICES[args.flip_average], args.chroma_gain)
     write_image_atomic(output, np.asarray(result.image, dtype=np.float32) / 255.0)
     if args.explain:
         shown = other_methods(result.target_l[0, 0].numpy(), result.reference[0].permute(1, 2, 0).numpy(),

@@ -423,6 +423,18 @@ def load_references(path: Path | str) -> References:
                       min_area_fraction=float(data["min_area_fraction"]), normalized=bool(data["normalized"]))
 
 
+def top1_references(references: References, dataset: CocoLikeDataset) -> list[tuple[str, Candidate, float]]:
+    """(target file name, its top-1 candidate, distance) for every target of `dataset`, sorted by file name; the
+    candidate is never a crop of the target's own image (the ranking excludes it). ValueError for an unranked one."""
+    rows = []
+    for image_id in dataset.image_ids:
+        if not references.targets.get(image_id):
+            raise ValueError(f"image {image_id} ({dataset.record(image_id).path.name}) has no ranked reference")
+        candidate, distance = references.top(image_id)[0]
+        rows.append((references.images[image_id], candidate, distance))
+    return sorted(rows, key=lambda row: row[0])
+
+
 def write_eval_pairs(path: Path | str, references: References, dataset: CocoLikeDataset) -> int:
     """CSV of the evaluation pairs: every target of `dataset` with its top-1 reference; returns the row count.
 
@@ -431,14 +443,9 @@ def write_eval_pairs(path: Path | str, references: References, dataset: CocoLike
     by target file name.
     """
     rows = []
-    for image_id in dataset.image_ids:
-        ranked = references.targets.get(image_id)
-        if not ranked:
-            raise ValueError(f"image {image_id} ({dataset.record(image_id).path.name}) has no ranked reference")
-        candidate, distance = references.top(image_id)[0]
+    for target, candidate, distance in top1_references(references, dataset):
         box = [str(v) for v in candidate.box] if candidate.box is not None else [""] * 4
-        rows.append([references.images[image_id], candidate.file_name, *box, f"{_distance(distance):g}"])
-    rows.sort(key=lambda row: row[0])
+        rows.append([target, candidate.file_name, *box, f"{_distance(distance):g}"])
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(EVAL_PAIRS_HEADER)

@@ -205,11 +205,11 @@ class PairStream(Sequence):
 
 
 def model_colorizer(checkpoint: str | Path, device: str = "auto", slic: str | None = None,
-                    flip_average: bool | None = None) -> ColorizerFn:
+                    flip_average: bool | None = None, chroma_gain: float | None = None) -> ColorizerFn:
     """A checkpoint (shipped name or .safetensors path) as a colorizer: ab predicted at the given size and
     recombined with the target's own L* (the `sa-colorize` recombination). Superpixels come from `slic`
     (a backend or "auto"), by default the backend the model was trained with (its config's slic_backend).
-    `flip_average`: None keeps the checkpoint's test-time flip average (sa_lib.model.predict.predict_ab)."""
+    `flip_average`, `chroma_gain`: None keeps the checkpoint's (sa_lib.model.predict.predict_ab)."""
     model = load_checkpoint(checkpoint, device=resolve_device(device))
     dev = next(model.parameters()).device
     backend = slic or model.config.slic_backend
@@ -217,7 +217,8 @@ def model_colorizer(checkpoint: str | Path, device: str = "auto", slic: str | No
     def colorize(target_l: np.ndarray, reference: np.ndarray) -> np.ndarray:
         l_star = torch.from_numpy(np.ascontiguousarray(target_l, dtype=np.float32))[None, None].to(dev)  # (1,1,H,W)
         ref = torch.from_numpy(np.ascontiguousarray(reference, dtype=np.float32)).permute(2, 0, 1)[None].to(dev)
-        rgb = predict_rgb(model, l_star, ref, slic_backend=backend, flip_average=flip_average)[0][0]  # (3, H, W)
+        rgb = predict_rgb(model, l_star, ref, slic_backend=backend, flip_average=flip_average,
+                          chroma_gain=chroma_gain)[0][0]  # (3, H, W)
         return rgb.permute(1, 2, 0).cpu().numpy()
 
     return colorize
@@ -727,7 +728,8 @@ def ablation_table(setup: Setup) -> Table:
           "and one on both mirrored) "
           "trained on warped and recoloured self references, then at a lower rate with more ranked references, "
           "and last with a loss term, not in the paper, for the truth's amount of colour (the chroma distribution "
-          "distance) (`docs/transfer.md`). It shows what those departures "
+          "distance); its checkpoint also multiplies the predicted a*b* by a chroma gain fitted after training on "
+          "the training photos (`sa-calibrate-chroma`) (`docs/transfer.md`). It shows what those departures "
           "add over the paper's model."]
          if "transfer" in setup.profile.eval_models else []) + ([
              f"- The demo checkpoints were trained on the CPU at {_trained_sizes(setup.profile)} on 214 demo photos "

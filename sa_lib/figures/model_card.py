@@ -122,15 +122,18 @@ def render(results: dict[str, dict], n_train: int, n_pairs: int,
            matched: dict[str, dict[str, float]] | None = None) -> str:
     config = profile_config("demo")
     transfer = profile_config("demo", "transfer")
+    transfer_sidecar = results.get("transfer", {}).get("sidecar", {})
+    calibration = transfer_sidecar.get("chroma_calibration")  # sa-calibrate-chroma's record
+    gain = transfer_sidecar.get("config", {}).get("chroma_gain", 1.0)
     header = "| variant | " + " | ".join(name for _, name, _ in COLUMNS) + " |"
     rule = "|---" * (len(COLUMNS) + 1) + "|"
     lines = [
         "# Model card: the shipped demo checkpoints", "",
         "Three variants of the paper's colorizer (Table 1's ablation) and the transfer model, the default of "
-        f"`sa-colorize` (`{DEFAULT_CHECKPOINT}`: the paper's `super` with five named options and another training "
-        "of its references, `docs/transfer.md`), trained with the `demo` profile on this project's offline demo "
-        "photos. They exist so that everything runs offline on a CPU; they are NOT the paper's COCO model and "
-        "their numbers are not comparable with the paper's.", "",
+        f"`sa-colorize` (`{DEFAULT_CHECKPOINT}`: the paper's `super` with five named options, another training "
+        "of its references and a calibrated chroma gain, `docs/transfer.md`), trained with the `demo` profile on "
+        "this project's offline demo photos. They exist so that everything runs offline on a CPU; they are NOT the "
+        "paper's COCO model and their numbers are not comparable with the paper's.", "",
         "## Training", "",
         f"- Data: the {n_train} train photos of `data/demo` (see `data/demo/README.md`), targets resized to "
         f"{config.image_size}x{config.image_size}; references drawn by the paper's sampler (the target itself "
@@ -156,6 +159,12 @@ def render(results: dict[str, dict], n_train: int, n_pairs: int,
         *(["- flip_average changes no weight: at inference the transfer model's a*b* are the mean of two passes, "
            "the images as they are and both mirrored left to right (every figure below is measured with it; "
            "`sa-colorize --flip-average off` runs one pass)."] if TRANSFER_OPTIONS.get("flip_average") else []),
+        *([f"- chroma_gain {gain:g} changes no weight either: after training, `sa-calibrate-chroma` (run by `make "
+           "train-demo`) fitted this global gain on the predicted a*b* so that the model's outputs on the "
+           f"{calibration['pairs']} train photos, each with its top-1 ranked reference, have "
+           f"{calibration['share']:.0%} of their truths' colourfulness ({calibration['share_as_trained']:.1%} "
+           "without it); every figure below is measured with it, and `sa-colorize --chroma-gain 1` leaves it out."]
+          if calibration and gain != 1.0 else []),
         "- Machine: the project's 2-core CPU (no GPU); reproduce with `make train-demo` (deterministic on the "
         "CPU: a re-run gives the same weights up to floating-point noise).", "",
         "Wall time is that of the run that wrote the file (from its `.json` sidecar), on a machine that other "

@@ -3,7 +3,8 @@
 The demo profile ships its three trained variants (checkpoints/demo-{none,standard,super}) with their training
 logs (`.log.csv`). Retraining them takes about 30 min per variant on a 2-core CPU, so a shipped checkpoint is
 reused, and its log plotted, when its network config is the one the profile would train (same
-`sa_lib.model.checkpoint.config_hash`) and no retraining was asked for. Otherwise the variant is trained with
+`sa_lib.model.checkpoint.network_hash`: the config hash without the inference-only options, which
+sa-calibrate-chroma sets after training) and no retraining was asked for. Otherwise the variant is trained with
 `sa_lib.train.loop.train` (on the GPU whenever one is present) into runs/PROFILE-VARIANT, its new log plotted, and
 its weights and log published as checkpoints/PROFILE-VARIANT.{safetensors,json,log.csv}, which is what the
 later notebooks (Tables 1 and 2, Fig. 3, 5, 6) load. The `smoke` profile always trains, a few steps of the
@@ -32,7 +33,8 @@ from matplotlib.lines import Line2D
 
 from ..core.devices import resolve_device
 from ..core.files import CHECKPOINT_DIR, REPO_ROOT, atomic_write
-from ..model.checkpoint import CheckpointError, config_hash
+from ..model.checkpoint import CheckpointError, network_hash
+from ..model.colorizer import ColorizerConfig
 from ..profiles import get_profile
 from ..train.config import TrainConfig, profile_config
 from ..train.loop import train
@@ -65,9 +67,10 @@ def profile_variants(profile: str) -> tuple[str, ...]:
 
 
 def shipped_hash(sidecar: Path) -> str | None:
-    """The `config_hash` recorded in a checkpoint's JSON sidecar; None when the file is missing or unreadable."""
+    """The network_hash of the config in a checkpoint's JSON sidecar (its config_hash without the inference-only
+    options, which sa-calibrate-chroma may have set); None when the file is missing or unreadable."""
     try:
-        return json.loads(Path(sidecar).read_text())["config_hash"]
+        return network_hash(ColorizerConfig.from_dict(json.loads(Path(sidecar).read_text())["config"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -83,7 +86,7 @@ def plan_variant(profile: str, variant: str, retrain: bool = False, runs_dir: Pa
         return TrainingPlan(variant, True, "retraining was asked for", config, run_log)
     stem = Path(checkpoint_dir) / f"{profile}-{variant}"
     weights, sidecar, log = stem.with_suffix(".safetensors"), stem.with_suffix(".json"), stem.with_suffix(".log.csv")
-    wanted, found = config_hash(config.model), shipped_hash(sidecar)
+    wanted, found = network_hash(config.model), shipped_hash(sidecar)
     if not weights.is_file() or found is None:
         return TrainingPlan(variant, True, f"no shipped checkpoint {weights.name}", config, run_log)
     if found != wanted:

@@ -7,8 +7,9 @@ full-resolution L*; `highres` runs the network and the super-attention at the im
 `slic` picks the superpixel backend of super-attention (sa_lib.superpixels.pyramid; auto: on the CPU
 scikit-image, the demo weights' own, up to 256x256 px per level and OpenCV's 2.2x faster SLIC above; batched
 torch on a GPU). `flip_average` (None: the checkpoint's ColorizerConfig.flip_average, on for `demo-transfer`)
-averages a second, mirrored pass (sa_lib.model.predict.predict_ab): about twice the time. The command
-`sa-colorize` (sa_lib.cli.colorize) is built on it.
+averages a second, mirrored pass (sa_lib.model.predict.predict_ab): about twice the time. `chroma_gain` (None:
+the checkpoint's ColorizerConfig.chroma_gain, calibrated for `demo-transfer` by sa-calibrate-chroma; 1: the
+network's a*b* as they are) multiplies the a*b*. The command `sa-colorize` (sa_lib.cli.colorize) is built on it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from ..core.devices import resolve_device
 from ..core.errors import UsageError
 from ..data.image_io import MIN_SIDE, ImageInputError, read_image
 from ..model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
-from ..model.colorizer import AUTHORS_PREPROCESSING, Colorizer
+from ..model.colorizer import AUTHORS_PREPROCESSING, Colorizer, check_chroma_gain
 from ..model.predict import predict_rgb
 from ..superpixels.pyramid import SLIC_BACKENDS, resolve_backend
 from .memory import check_highres_memory
@@ -36,6 +37,18 @@ MODES = ("fast", "highres")
 SLIC_CHOICES = ("auto", *SLIC_BACKENDS)
 DEFAULT_WORKING_SIZE = 256
 FLIP_AVERAGE_CHOICES = {"auto": None, "on": True, "off": False}  # command-line words -> flip_average
+
+
+def parse_chroma_gain(text: str) -> float | None:
+    """A command line's chroma gain: "auto" (None: the checkpoint's) or a number in CHROMA_GAIN_RANGE (else
+    ValueError, one line)."""
+    if text == "auto":
+        return None
+    try:
+        gain = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is neither auto nor a number") from None
+    return check_chroma_gain(gain)
 
 
 @dataclass
@@ -115,13 +128,19 @@ def _resize(x: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
 
 def colorize_detailed(target, reference, checkpoint: str = DEFAULT_CHECKPOINT, device: str = "auto",
                       mode: str = "fast", working_size: int = DEFAULT_WORKING_SIZE,
-                      slic: str = "auto", flip_average: bool | None = None) -> Colorization:
+                      slic: str = "auto", flip_average: bool | None = None,
+                      chroma_gain: float | None = None) -> Colorization:
     """colorize(), also returning the attention maps and superpixels (for --explain and notebooks)."""
     if mode not in MODES:
         raise UsageError(f"unknown mode {mode!r}; choose fast or highres")
     if working_size < 32:
         raise UsageError(f"working size must be at least 32 px, got {working_size}")
     resolve_slic(slic, resolve_device(device))
+    if chroma_gain is not None:
+        try:
+            check_chroma_gain(chroma_gain)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
     model = load_model(str(checkpoint), device)
     dev = next(model.parameters()).device
     target_rgb = torch.from_numpy(as_rgb_array(target, "target")).permute(2, 0, 1)[None].to(dev)  # (1, 3, H, W)
@@ -138,7 +157,8 @@ def colorize_detailed(target, reference, checkpoint: str = DEFAULT_CHECKPOINT, d
             net_ref = _resize(reference_rgb, working_shape(*reference_rgb.shape[-2:], working_size))
         else:
             net_l, net_ref = full_l, reference_rgb
-    rgb, intermediates = predict_rgb(model, net_l, net_ref, full_l, slic, flip_average)  # ab onto the full L*
+    rgb, intermediates = predict_rgb(model, net_l, net_ref, full_l, slic, flip_average,
+                                     chroma_gain)  # ab onto the full L*
     rgb = rgb[0]
     pixels = (rgb.permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
     return Colorization(Image.fromarray(pixels), intermediates, net_l.cpu(), net_ref.cpu(), full_l.cpu())
@@ -146,9 +166,11 @@ def colorize_detailed(target, reference, checkpoint: str = DEFAULT_CHECKPOINT, d
 
 def colorize(target, reference, checkpoint: str = DEFAULT_CHECKPOINT, device: str = "auto", mode: str = "fast",
              working_size: int = DEFAULT_WORKING_SIZE, slic: str = "auto",
-             flip_average: bool | None = None) -> Image.Image:
+             flip_average: bool | None = None, chroma_gain: float | None = None) -> Image.Image:
     """Colorize `target` (path, PIL image or array; colour targets are used through their L*) from
     `reference`. Returns an RGB PIL image of the target's size. `slic`: superpixel backend (auto, skimage,
     opencv or torch; see sa_lib.superpixels.pyramid). `flip_average`: True or False overrides the checkpoint's
-    test-time flip average (None keeps it)."""
-    return colorize_detailed(target, reference, checkpoint, device, mode, working_size, slic, flip_average).image
+    test-time flip average (None keeps it). `chroma_gain`: a number overrides the checkpoint's chroma gain (1: the
+    network's colours as they are; None keeps it)."""
+    return colorize_detailed(target, reference, checkpoint, device, mode, working_size, slic, flip_average,
+                             chroma_gain).image

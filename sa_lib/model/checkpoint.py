@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
@@ -19,7 +20,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..core.files import CHECKPOINT_DIR, atomic_write
-from .colorizer import Colorizer, ColorizerConfig
+from .colorizer import INFERENCE_ONLY_OPTIONS, Colorizer, ColorizerConfig
 
 DEFAULT_CHECKPOINT = "demo-transfer"  # what sa-colorize, the API and the explorer use without --checkpoint
 PAPER_MODEL_CHECKPOINT = "demo-super"  # the paper's model (super-attention) in the demo profile
@@ -38,17 +39,27 @@ def config_hash(config: ColorizerConfig) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def network_hash(config: ColorizerConfig) -> str:
+    """config_hash with the inference-only options (INFERENCE_ONLY_OPTIONS) at their defaults: equal for two
+    configs whose weights are interchangeable (a training run and its checkpoint after sa-calibrate-chroma; a
+    resume state and a run with another flip average)."""
+    defaults = {f.name: f.default for f in fields(ColorizerConfig) if f.name in INFERENCE_ONLY_OPTIONS}
+    return config_hash(replace(config, **defaults))
+
+
 def trainable_state(model: Colorizer) -> dict[str, torch.Tensor]:
     """The weights a checkpoint stores: everything but the frozen colour encoder."""
     return {k: v for k, v in model.state_dict().items() if not k.startswith("color_encoder.")}
 
 
 def save_checkpoint(path: Path | str, model: Colorizer, step: int = 0, metrics: dict | None = None,
-                    half: bool = False, embed_color_encoder: bool = False, training: dict | None = None) -> None:
+                    half: bool = False, embed_color_encoder: bool = False, training: dict | None = None,
+                    calibration: dict | None = None) -> None:
     """Write path (.safetensors) and its .json sidecar atomically. half=True stores floats as fp16.
     embed_color_encoder=True also stores the colour encoder's weights (a self-contained file). `training` (the
     run's full TrainConfig as a dict, sa_lib.train.config.TrainConfig.to_dict) goes into the sidecar as
-    "training"; sidecars written before it have no such key (read_sidecar gives None)."""
+    "training"; sidecars written before it have no such key (read_sidecar gives None). `calibration` (how the
+    config's chroma_gain was fitted, sa_lib.eval.chroma_calibration) goes into it as "chroma_calibration"."""
     path = Path(path)
     config = model.config
     state = model.state_dict() if embed_color_encoder else trainable_state(model)
@@ -60,6 +71,8 @@ def save_checkpoint(path: Path | str, model: Colorizer, step: int = 0, metrics: 
                "metrics": metrics or {}, "dtype": "float16" if half else "float32"}
     if training is not None:
         sidecar["training"] = training
+    if calibration is not None:
+        sidecar["chroma_calibration"] = calibration
     atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(sidecar, indent=2) + "\n"))
 
 
@@ -121,3 +134,26 @@ def load_checkpoint(name_or_path: str | Path, device: str | torch.device = "cpu"
         raise CheckpointError(f"{path} does not match its own config (weights missing or of the wrong shape)")
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=embedded)
     return model.to(device).eval()
+
+
+def _stored_layout(path: Path) -> tuple[bool, bool]:
+    """(embeds its colour encoder, stores floats as fp16) of a checkpoint file, read from its tensors."""
+    with safe_open(str(path), framework="pt") as f:
+        keys = list(f.keys())
+        floats = [f.get_slice(k).get_dtype() for k in keys]
+    return any(k.startswith("color_encoder.") for k in keys), "F16" in floats
+
+
+def rewrite_config(source: str | Path, out: Path | str, model: Colorizer, calibration: dict | None = None) -> None:
+    """Write `out` (and its sidecar) with `model`'s weights and config, keeping the rest of `source`'s checkpoint
+    as it was: its dtype, whether it embeds the colour encoder, and its sidecar's step, metrics and training record.
+    For a change of an inference-only option (sa_lib.model.colorizer.INFERENCE_ONLY_OPTIONS) of weights loaded
+    from `source`."""
+    path = resolve(source)
+    try:
+        sidecar = read_sidecar(path)
+    except FileNotFoundError:  # a checkpoint copied without its sidecar
+        sidecar = {"training": None}
+    embedded, half = _stored_layout(path)
+    save_checkpoint(out, model, step=int(sidecar.get("step", 0)), metrics=sidecar.get("metrics"), half=half,
+                    embed_color_encoder=embedded, training=sidecar["training"], calibration=calibration)

@@ -35,7 +35,9 @@ NAMED_MODELS = (*VARIANTS, "transfer")
 TRANSFER_OPTIONS = {"match_frozen": True, "match_deep": True, "carry_ab": True, "ab_residual": True,
                     "flip_average": True}
 TRANSFER_OFF = {name: False for name in TRANSFER_OPTIONS}  # the paper's model
-INFERENCE_ONLY_OPTIONS = ("flip_average",)  # change how the network is run, never its weights or its training
+# Change how the network is run or its output is used, never its weights or its training.
+INFERENCE_ONLY_OPTIONS = ("flip_average", "chroma_gain")
+CHROMA_GAIN_RANGE = (0.25, 4.0)  # chroma_gain's accepted values: outside them a typo, not a calibration
 # match_deep: the frozen encoder's deeper, more semantic levels (strides 16 and 32; the reference ranking's) as a
 # second matching group beside levels 0-2 (docs/transfer.md, run v5).
 DEEP_MATCH_LEVELS = (3, 4)
@@ -80,6 +82,11 @@ class ColorizerConfig:
     #                             mirrored back); two superpixel draws whose errors partly cancel. The weights
     #                             and training are unchanged (INFERENCE_ONLY_OPTIONS: a run resumes under either
     #                             setting); the intermediates are the first pass's
+    chroma_gain: float = 1.0  # inference only (sa_lib.model.predict): the predicted a*b* are multiplied by it, a
+    #                           global chroma gain set per checkpoint after training by sa-calibrate-chroma
+    #                           (sa_lib.eval.chroma_calibration): the gain that makes its outputs on the training
+    #                           photos, each with a different photo as reference, as colourful as a share of their
+    #                           truths'. 1 is the network as trained (docs/transfer.md, run "gain")
     frozen_prior: bool = False  # the decoder's bottleneck also gets match_deep's frozen features of the gray target
     #                             (levels 3-4, a 1x1 projection that starts at 0, added): ImageNet semantics for a
     #                             plausible colour where the reference does not match (docs/transfer.md, run p1)
@@ -111,6 +118,7 @@ class ColorizerConfig:
             raise ValueError("standard_similarity is an option of the standard variant")
         if self.slic_backend not in SLIC_BACKENDS:
             raise ValueError(f"unknown slic_backend {self.slic_backend!r}; choose one of {', '.join(SLIC_BACKENDS)}")
+        check_chroma_gain(self.chroma_gain)
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
         if self.encoder not in ENCODERS:
@@ -203,7 +211,16 @@ AUTHORS_POOL_BORDER = 1
 # standard_similarity's default changed when the field came ("correlation"): from_dict reads an absent one as the
 # earlier maths, "scaled_dot", and to_json leaves "scaled_dot" out so those checkpoints keep their hash.
 LATER_FIELDS = {**TRANSFER_OFF, **AUTHORS_SWITCHES, "standard_similarity": "scaled_dot",
-                "slic_backend": "skimage", "frozen_prior": False}  # flip_average: in TRANSFER_OFF
+                "slic_backend": "skimage", "frozen_prior": False,
+                "chroma_gain": 1.0}  # flip_average: in TRANSFER_OFF
+
+
+def check_chroma_gain(gain: float) -> float:
+    """`gain`, or a one-line ValueError if it is outside CHROMA_GAIN_RANGE (or NaN)."""
+    low, high = CHROMA_GAIN_RANGE
+    if not low <= gain <= high:  # NaN fails too
+        raise ValueError(f"chroma_gain {gain} is outside [{low:g}, {high:g}]")
+    return gain
 
 
 def check_authors_switches(config: "ColorizerConfig") -> None:

@@ -6,14 +6,13 @@ resumes from a consistent step.
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from ..core.files import atomic_write
-from ..model.checkpoint import config_hash, load_checkpoint, save_checkpoint, trainable_state
-from ..model.colorizer import INFERENCE_ONLY_OPTIONS, ColorizerConfig
+from ..model.checkpoint import config_hash, load_checkpoint, network_hash, save_checkpoint, trainable_state
+from ..model.colorizer import ColorizerConfig
 from .config import ConfigError, TrainConfig
 
 
@@ -39,8 +38,7 @@ def restore_state(config: TrainConfig, model, optimizer, out: Path, scaler=None)
     saved = ColorizerConfig.from_json(state["config"])
     if saved.name != config.model.name:
         raise ConfigError(f"{state_file} is a {saved.name!r} run, this run trains {config.model.name!r}")
-    inference_only = {name: getattr(config.model, name) for name in INFERENCE_ONLY_OPTIONS}  # weights unchanged
-    if config_hash(replace(saved, **inference_only)) != config_hash(config.model):
+    if network_hash(saved) != network_hash(config.model):  # the inference-only options may differ
         raise ConfigError(f"{state_file} was trained with another model config (hash {config_hash(saved)})")
     model.load_state_dict(state["model"], strict=False)
     optimizer.load_state_dict(state["optimizer"])

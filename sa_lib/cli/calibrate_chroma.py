@@ -1,0 +1,76 @@
+"""`sa-calibrate-chroma CHECKPOINT`: fit a checkpoint's chroma gain on its profile's training photos and write it.
+
+    sa-calibrate-chroma checkpoints/demo-transfer.safetensors [--share 0.85] [--profile demo] [-o OUT.safetensors]
+
+Each training photo is colorized from its top-1 ranked reference (another photo), and the gain k that makes the
+outputs' mean colourfulness `--share` times their truths' is stored as the checkpoint's ColorizerConfig.chroma_gain
+(sa_lib.eval.chroma_calibration): every later use of the checkpoint multiplies its a*b* by k. The weights do not
+change; without -o the checkpoint is rewritten in place (atomically). `--dry-run` prints the gain and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from ..core.devices import resolve_device
+from ..data.pairs import PairsError
+from ..eval.chroma_calibration import DEFAULT_SHARE, calibrate, calibration_pairs
+from ..model.checkpoint import CheckpointError, load_checkpoint, resolve, rewrite_config
+from ..profiles import PROFILES, get_profile
+from .command import run_command
+
+PROG = "sa-calibrate-chroma"
+
+
+def share(text: str) -> float:
+    """An argparse type: a share of the truths' colourfulness, in (0, 2]."""
+    value = float(text)
+    if not 0.0 < value <= 2.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 2], got {text}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p.add_argument("checkpoint", help="a shipped name (demo-transfer) or a .safetensors path")
+    p.add_argument("--share", type=share, default=DEFAULT_SHARE,
+                   help=f"the wanted share of the truths' colourfulness (default {DEFAULT_SHARE})")
+    p.add_argument("--profile", default="demo", choices=sorted(PROFILES),
+                   help="whose training photos and ranked references (default demo)")
+    p.add_argument("-o", "--out", type=Path, help="write here instead of rewriting the checkpoint")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dry-run", action="store_true", help="print the gain, write nothing")
+    return p
+
+
+def run(args: argparse.Namespace) -> None:
+    source = resolve(args.checkpoint)
+    model = load_checkpoint(source, device=resolve_device(args.device))
+    pairs = calibration_pairs(get_profile(args.profile))
+
+    def progress(done: int, total: int) -> None:
+        if done % 50 == 0 or done == total:
+            print(f"{PROG}: {done}/{total} training photos colorized", file=sys.stderr, flush=True)
+
+    result = calibrate(model, pairs, args.share, progress=progress)
+    print(f"{PROG}: {source.name}: chroma_gain {result.gain:.4f} (was {model.config.chroma_gain:g}): "
+          f"{result.share_as_trained:.1%} of the truths' colourfulness as trained, {result.share:.0%} with the gain, "
+          f"on {result.pairs} training photos of profile {args.profile}")
+    if args.dry_run:
+        return
+    model.config = replace(model.config, chroma_gain=round(result.gain, 4))
+    out = args.out or source
+    rewrite_config(source, out, model, calibration={**asdict(result), "profile": args.profile})
+    print(f"{PROG}: wrote {out}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    run_command(PROG, lambda: run(args), failures=(CheckpointError, PairsError, FileNotFoundError))
+
+
+if __name__ == "__main__":
+    main()

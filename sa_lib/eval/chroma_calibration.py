@@ -1,0 +1,94 @@
+"""A checkpoint's chroma gain (ColorizerConfig.chroma_gain), calibrated on its profile's training photos.
+
+A network trained with a regression loss (eq. 6's SmoothL1) predicts a muted a*b* wherever it is unsure of the
+hue: its outputs are less colourful than photos. The chroma gain k multiplies the predicted a*b* at inference
+(sa_lib.model.predict.predict_ab). It is fitted here by bisection so that the outputs' mean colourfulness (Hasler
+and Suesstrunk, sa_lib.eval.metrics.colorfulness) on the profile's TRAINING photos, each colorized from its top-1
+ranked reference (another photo: the ranking excludes a target's own image), is `share` times their truths'.
+Only training photos are used, so the figures of sa-evaluate on the val photos stay held out. The default share,
+0.85, is issue 11's bar for "no muted output" (docs/transfer.md, run "gain").
+
+`sa-calibrate-chroma` (sa_lib.cli.calibrate_chroma) writes the gain into a checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import metrics
+from ..core.color import combine_l_ab
+from ..data.pairs import Pair
+from ..data.references import load_references, top1_references
+from ..model.colorizer import CHROMA_GAIN_RANGE, Colorizer
+from ..model.predict import predict_ab
+from ..profiles import EVAL_SIZE, Profile
+from .evaluate import load_pair_images
+
+DEFAULT_SHARE = 0.85  # of the truths' mean colourfulness: issue 11's "no muted output" bar
+BISECTION_STEPS = 16  # k to about 6e-5 of CHROMA_GAIN_RANGE
+
+
+def mean_colourfulness(rgb: np.ndarray | Sequence[np.ndarray]) -> float:
+    """The mean colourfulness of (H, W, 3) sRGB images in [0, 1]."""
+    return float(np.mean([metrics.colorfulness(image) for image in rgb]))
+
+
+def fit_gain(colourfulness_at: Callable[[float], float], wanted: float,
+             bounds: tuple[float, float] = CHROMA_GAIN_RANGE) -> float:
+    """The gain k in `bounds` for which `colourfulness_at(k)`, which grows with k, is `wanted` (bisection; a bound
+    when `wanted` is out of reach)."""
+    low, high = bounds
+    for _ in range(BISECTION_STEPS):
+        mid = (low + high) / 2
+        low, high = (mid, high) if colourfulness_at(mid) < wanted else (low, mid)
+    return (low + high) / 2
+
+
+def calibration_pairs(profile: Profile) -> list[Pair]:
+    """Every training photo of `profile` with its top-1 ranked reference, another training photo or a crop of one."""
+    photos = profile.photos
+    folder = photos.reference_dir()  # the train photos: targets and references alike
+    return [Pair(target, candidate.file_name, candidate.box, folder / target, folder / candidate.file_name)
+            for target, candidate, _ in top1_references(load_references(photos.references_file()),
+                                                        photos.dataset("train"))]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    gain: float  # the fitted chroma gain
+    share: float  # the share of the truths' colourfulness it was fitted to
+    share_as_trained: float  # the outputs' share with gain 1
+    pairs: int
+    truth_colourfulness: float
+
+
+def calibrate(model: Colorizer, pairs: Sequence[Pair], share: float = DEFAULT_SHARE, size: int = EVAL_SIZE,
+              progress: Callable[[int, int], None] | None = None) -> Calibration:
+    """Fit the chroma gain of `model` (as it runs: its flip average, its SLIC backend; its own chroma gain left
+    out) on `pairs` at `size` px. ValueError if `share` is not in (0, 2]."""
+    if not 0.0 < share <= 2.0:
+        raise ValueError(f"share {share} is not a share of the truths' colourfulness in (0, 2]")
+    device = next(model.parameters()).device
+    l_stars, abs_, truths = [], [], []
+    for number, pair in enumerate(pairs, start=1):
+        images = load_pair_images(pair, size)
+        l_star = torch.from_numpy(images.target_l)[None, None].to(device)  # (1, 1, S, S) L* in [0, 100]
+        reference = torch.from_numpy(images.reference).permute(2, 0, 1)[None].to(device)  # (1, 3, S, S) sRGB
+        ab, _ = predict_ab(model, l_star, reference, model.config.slic_backend, chroma_gain=1.0)  # (1, 2, S, S)
+        l_stars.append(l_star.cpu())
+        abs_.append(ab.cpu())
+        truths.append(images.truth)
+        if progress:
+            progress(number, len(pairs))
+    l_star, ab = torch.cat(l_stars), torch.cat(abs_)  # (N, 1, S, S), (N, 2, S, S)
+
+    def colourfulness_at(gain: float) -> float:
+        return mean_colourfulness(combine_l_ab(l_star, ab * gain).permute(0, 2, 3, 1).numpy())  # (N, S, S, 3)
+
+    truth = mean_colourfulness(truths)
+    return Calibration(fit_gain(colourfulness_at, share * truth), share, colourfulness_at(1.0) / truth, len(pairs),
+                       truth)
