@@ -59,6 +59,8 @@ def calibration_pairs(profile: Profile) -> list[Pair]:
 
 @dataclass(frozen=True)
 class Calibration:
+    """What `calibrate` found; sa-calibrate-chroma stores it in the checkpoint's sidecar."""
+
     gain: float  # the fitted chroma gain
     share: float  # the share of the truths' colourfulness it was fitted to
     share_as_trained: float  # the outputs' share with gain 1
@@ -73,18 +75,18 @@ def calibrate(model: Colorizer, pairs: Sequence[Pair], share: float = DEFAULT_SH
     if not 0.0 < share <= 2.0:
         raise ValueError(f"share {share} is not a share of the truths' colourfulness in (0, 2]")
     device = next(model.parameters()).device
-    l_stars, abs_, truths = [], [], []
+    l_stars, predicted, truths = [], [], []
     for number, pair in enumerate(pairs, start=1):
         images = load_pair_images(pair, size)
         l_star = torch.from_numpy(images.target_l)[None, None].to(device)  # (1, 1, S, S) L* in [0, 100]
         reference = torch.from_numpy(images.reference).permute(2, 0, 1)[None].to(device)  # (1, 3, S, S) sRGB
         ab, _ = predict_ab(model, l_star, reference, model.config.slic_backend, chroma_gain=1.0)  # (1, 2, S, S)
         l_stars.append(l_star.cpu())
-        abs_.append(ab.cpu())
+        predicted.append(ab.cpu())
         truths.append(images.truth)
         if progress:
             progress(number, len(pairs))
-    l_star, ab = torch.cat(l_stars), torch.cat(abs_)  # (N, 1, S, S), (N, 2, S, S)
+    l_star, ab = torch.cat(l_stars), torch.cat(predicted)  # (N, 1, S, S), (N, 2, S, S)
 
     def colourfulness_at(gain: float) -> float:
         return mean_colourfulness(combine_l_ab(l_star, ab * gain).permute(0, 2, 3, 1).numpy())  # (N, S, S, 3)
