@@ -47,7 +47,7 @@ def test_retrain_when_asked_or_hash_differs_or_files_missing(shipped, tmp_path):
     sidecar["config"]["widths"] = [8, 16, 32, 64]  # another network
     (shipped / "demo-super.json").write_text(json.dumps(sidecar))
     changed = plan_variant("demo", "super", runs_dir=runs, checkpoint_dir=shipped)
-    assert changed.retrain and "has config hash" in changed.reason
+    assert changed.retrain and "has network hash" in changed.reason
     assert plan_variant("demo", "none", runs_dir=runs, checkpoint_dir=shipped).retrain  # not shipped here
     assert plan_variant("paper", "super", checkpoint_dir=shipped).retrain  # no paper checkpoint ships
 

@@ -90,12 +90,12 @@ def plan_variant(profile: str, variant: str, retrain: bool = False, runs_dir: Pa
     if not weights.is_file() or found is None:
         return TrainingPlan(variant, True, f"no shipped checkpoint {weights.name}", config, run_log)
     if found != wanted:
-        return TrainingPlan(variant, True, f"{sidecar.name} has config hash {found}, the {profile} profile "
+        return TrainingPlan(variant, True, f"{sidecar.name} has network hash {found}, the {profile} profile "
                                            f"needs {wanted}", config, run_log)
     if not log.is_file():
         return TrainingPlan(variant, True, f"{weights.name} matches but its training log {log.name} is missing",
                             config, run_log)
-    return TrainingPlan(variant, False, f"shipped {weights.name} matches the {profile} config (hash {wanted})",
+    return TrainingPlan(variant, False, f"shipped {weights.name} matches the {profile} network (hash {wanted})",
                         config, log, weights)
 
 
