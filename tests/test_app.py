@@ -101,6 +101,31 @@ def test_colorize_keeps_the_target_size_and_one_model(service, pair):
     assert len(list(service.work_dir.glob("run-*"))) <= 3
 
 
+def chroma(png: Path) -> float:
+    """Mean a*b* magnitude of a written result."""
+    from skimage.color import rgb2lab
+
+    lab = rgb2lab(np.asarray(Image.open(png).convert("RGB")))
+    return float(np.hypot(lab[..., 1], lab[..., 2]).mean())
+
+
+def test_the_colour_strength_multiplies_the_checkpoints_own_chroma_gain(service, pair):
+    from sa_lib.model.checkpoint import read_config
+
+    target, reference = pair
+    own_gain = read_config("demo-transfer").chroma_gain
+    assert own_gain != 1.0  # calibrated by sa-calibrate-chroma
+    own = service.colorize(target, reference, "demo-transfer", "fast", 64)
+    assert own.chroma_gain == own_gain
+    muted = service.colorize(target, reference, "demo-transfer", "fast", 64, strength=0.5)
+    assert muted.chroma_gain == pytest.approx(own_gain / 2)
+    assert chroma(muted.result_png) == pytest.approx(chroma(own.result_png) / 2, rel=0.1)
+    for bad in (0.1, 4.0, float("nan"), "much"):  # gains 0.11 and 4.6 are outside the accepted range
+        with pytest.raises(A.AppError) as info:
+            service.colorize(target, reference, "demo-transfer", "fast", 64, strength=bad)
+        assert ("chroma" in str(info.value) or "strength" in str(info.value)) and "\n" not in str(info.value)
+
+
 def test_why_view_click_level_and_the_full_resolution_click(service, pair):
     target, reference = pair
     run = service.colorize(target, reference, "demo-super", "fast", 96)
@@ -216,7 +241,7 @@ def test_gradio_client_colorizes_a_pair_and_gets_the_error_of_a_bad_file(served,
     before, result, slider, download, status, why_target, why_reference, why_info = client.predict(
         handle_file(str(target)), handle_file(str(reference)), "demo-super", "fast", 64, 0, api_name="/colorize")
     assert Image.open(result).size == (120, 68) and Image.open(before).size == (120, 68)
-    assert len(slider) == 2 and "120x68 px with demo-super" in status
+    assert len(slider) == 2 and "120x68 px with demo-super (fast, chroma gain 1.00)" in status
     assert "superpixel" in why_info and "sa-swatch" in why_info and Image.open(why_reference).size[0] > 80
     runs = service.runs
 
@@ -228,9 +253,10 @@ def test_gradio_client_colorizes_a_pair_and_gets_the_error_of_a_bad_file(served,
     assert service.runs == runs  # refused before the model ran
 
     # The app keeps running: the next request works.
-    again = client.predict(handle_file(str(target)), handle_file(str(reference)), "demo-super", "fast", 64, 0,
-                           api_name="/colorize")
+    again = client.predict(handle_file(str(target)), handle_file(str(reference)), "demo-super", "fast", 64, 0, 1.5,
+                           api_name="/colorize")  # colour strength 1.5: demo-super's gain is 1
     assert Image.open(again[1]).size == (120, 68) and service.runs == runs + 1
+    assert "chroma gain 1.50" in again[4]  # the slider's gain, passed through the API
 
 
 def test_gradio_client_suggests_references_from_a_server_folder(served, pair, photos, tmp_path, monkeypatch):

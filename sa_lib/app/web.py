@@ -4,7 +4,8 @@ What it does, in the page:
 
 - inputs: a target and a reference (upload, paste, or one of the demo pairs below them);
 - options: the checkpoint (the shipped demo-* ones and any other .safetensors in checkpoints/), the mode
-  (fast/highres) and the working size (fast mode's long side);
+  (fast/highres), the working size (fast mode's long side) and the colour strength (a factor on the checkpoint's
+  own chroma gain, ColorizerConfig.chroma_gain: 1 runs it as shipped, as `sa-colorize` does);
 - output: the result at the target's full resolution beside the target's own L* (what the model sees), a
   before/after slider, and the PNG to download;
 - why this colour: click a point of the target (or of the result): the reference lit by that superpixel's
@@ -74,6 +75,7 @@ EXAMPLE_FILES = ("matched_pairs.csv", "eval_pairs.csv")  # the first that exists
 WORKING_SIZES = (64, 1024)  # range of the working-size slider, px
 VIEW_SIDE = 480  # px: the why-view's pictures are enlarged (nearest neighbour) to about this long side
 KEEP_RUNS = 32  # result folders kept on disk (oldest removed first)
+STRENGTHS = (0.25, 3.0)  # range of the colour-strength slider: a factor on the checkpoint's own chroma gain
 MAX_UPLOAD = "200mb"  # Gradio refuses larger uploads; pixels are limited by sa_lib.data.image_io (100 megapixels)
 
 
@@ -175,6 +177,7 @@ class Run:
     attention: PairAttention | None  # None for a checkpoint without super-attention
     checkpoint: str
     seconds: float
+    chroma_gain: float  # the a*b* were multiplied by it: the checkpoint's own times the page's colour strength
 
 
 @dataclass
@@ -231,20 +234,30 @@ class AppService:
 
     def colorize(self, target: str | Path | None, reference: str | Path | None, checkpoint: str = DEFAULT_CHECKPOINT,
                  mode: str = "fast", working_size: int = DEFAULT_WORKING_SIZE,
-                 progress: Callable[[float, str], None] | None = None) -> Run:
-        """Colorize an uploaded pair; the result and the gray target are written as PNGs in a new run folder."""
+                 progress: Callable[[float, str], None] | None = None, strength: float = 1.0) -> Run:
+        """Colorize an uploaded pair; the result and the gray target are written as PNGs in a new run folder.
+
+        `strength` multiplies the checkpoint's own chroma gain (its calibrated ColorizerConfig.chroma_gain): 1 runs
+        the checkpoint as `sa-colorize` does; the product must lie in CHROMA_GAIN_RANGE."""
         step = progress or (lambda fraction, text: None)
         start = time.perf_counter()
         if mode not in MODES:
             raise AppError(f"unknown mode {mode!r}; choose fast or highres")
+        try:
+            strength = float(strength)
+        except (TypeError, ValueError):
+            raise AppError(f"colour strength {strength!r} is not a number") from None
         step(0.05, "reading the images")
         target_rgb, reference_rgb = read_upload(target, "target"), read_upload(reference, "reference")
         with self._lock:
             step(0.15, f"loading {checkpoint}" if checkpoint != self.loaded else f"{checkpoint} is loaded")
             self._model(checkpoint)
+            own_gain = load_model(checkpoint, self.device).config.chroma_gain
+            gain = own_gain * strength  # NaN stays NaN: check_chroma_gain refuses it in one line
             step(0.3, f"colorizing ({mode}{f', {int(working_size)} px' if mode == 'fast' else ''})")
             try:
-                result = colorize_detailed(target_rgb, reference_rgb, checkpoint, self.device, mode, int(working_size))
+                result = colorize_detailed(target_rgb, reference_rgb, checkpoint, self.device, mode, int(working_size),
+                                           chroma_gain=None if strength == 1.0 else gain)
             except (UsageError, InsufficientMemory, DeviceError) as err:
                 raise AppError(str(err)) from None
             except (RuntimeError, MemoryError) as err:  # e.g. out of memory in highres mode
@@ -260,7 +273,8 @@ class AppService:
         except ImageOutputError as err:
             raise AppError(str(err)) from None
         attention = from_colorization(result, stem) if "target_superpixels" in result.intermediates else None
-        return Run(result_png, before_png, result.image.size, attention, checkpoint, time.perf_counter() - start)
+        return Run(result_png, before_png, result.image.size, attention, checkpoint, time.perf_counter() - start,
+                   gain)
 
     def _run_folder(self) -> Path:
         """A new folder for one run's files; the oldest beyond `keep_runs` are removed."""
@@ -416,13 +430,14 @@ def build_app(service: AppService, photos: str | Path | None = None, demo_pairs:
         view = AppService.why_view(why)
         return why, view.target, view.reference, f"<div class='sa-why-info'>{view.html}</div>"
 
-    def on_colorize(target, reference, checkpoint, mode, working_size, level, progress=gr.Progress()):
+    def on_colorize(target, reference, checkpoint, mode, working_size, level, strength=1.0, progress=gr.Progress()):
         try:
             run = service.colorize(target, reference, checkpoint, mode, working_size,
-                                   progress=lambda f, text: progress(f, desc=text))
+                                   progress=lambda f, text: progress(f, desc=text), strength=strength)
         except Exception as err:  # every failure becomes the page's one-line message
             raise fail(err) from None
-        status = (f"{run.size[0]}x{run.size[1]} px with {run.checkpoint} ({mode}) in {run.seconds:.1f} s. "
+        status = (f"{run.size[0]}x{run.size[1]} px with {run.checkpoint} ({mode}, chroma gain {run.chroma_gain:.2f}) "
+                  f"in {run.seconds:.1f} s. "
                   f"Click the target or the result to see why a region got its colour.")
         why = AppService.why_start(run, int(level))
         return (str(run.before_png), str(run.result_png), (str(run.before_png), str(run.result_png)),
@@ -495,6 +510,10 @@ def build_app(service: AppService, photos: str | Path | None = None, demo_pairs:
                                    info="fast: the network runs at the working size; highres: at full resolution")
                 size_in = gr.Slider(*WORKING_SIZES, value=DEFAULT_WORKING_SIZE, step=32, label="working size (px)",
                                     info="fast mode: the long side at which a*b* is predicted")
+                strength_in = gr.Slider(*STRENGTHS, value=1.0, step=0.05, label="colour strength",
+                                        elem_id="sa-strength",
+                                        info="times the checkpoint's own chroma gain; 1: as shipped (demo-transfer's "
+                                             "is calibrated to 85% of real photos' colourfulness)")
                 run_button = gr.Button("Colorize", variant="primary", elem_id="sa-run")
                 status = gr.Markdown(elem_id="sa-status")
         examples_gallery = gr.Gallery([(str(thumb), pair.name) for (_, _, thumb), pair in zip(examples, pairs)],
@@ -537,7 +556,7 @@ def build_app(service: AppService, photos: str | Path | None = None, demo_pairs:
         why_state, paths_state = gr.State(None), gr.State([])
 
         why_outs = [why_state, why_target, why_reference, why_info]
-        run_button.click(on_colorize, [target_in, reference_in, checkpoint_in, mode_in, size_in, level_in],
+        run_button.click(on_colorize, [target_in, reference_in, checkpoint_in, mode_in, size_in, level_in, strength_in],
                          [before_out, result_out, slider_out, download, status, *why_outs], api_name="colorize")
         why_target.select(on_click_view, [why_state], why_outs, api_name=False)
         for full in (before_out, result_out):
