@@ -12,8 +12,9 @@ it. Every checkpoint colorizes the matched pairs (data/demo/matched_pairs.csv) a
 (`sa_lib.eval.evaluate`). Then, for each share s in `--shares`, one global chroma gain k per checkpoint is
 fitted by bisection so that its outputs' mean colourfulness on the matched pairs is s times the truths':
 its a* and b* are multiplied by k and the image is rebuilt with the same L*. Both sets are scored with that
-k. A share may be a checkpoint's name, meaning that checkpoint's own share without a gain. k = 1 (the
-outputs as they are) is always in the table.
+k. A share may be a checkpoint's name, meaning that checkpoint's own share without a gain. k = 1 ("as
+shipped": the outputs as `sa-colorize` gives them, with the checkpoint's own flip average and chroma gain) is
+always in the table.
 
 Writes benchmarks/results/colourfulness_tradeoff.md and .json. A checkpoint is a shipped name or a
 .safetensors path, optionally labelled: `r224=runs/demo-transfer-r224/last.safetensors`. `--flip-average off`
@@ -46,7 +47,6 @@ from sa_lib.profiles import EVAL_SIZE
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PAIR_SETS = {"matched": DEMO_DIR / "matched_pairs.csv", "ranked": DEMO_DIR / "eval_pairs.csv"}
-GAIN_RANGE = (0.2, 4.0)  # the bisection's bounds on k
 
 
 def parse_checkpoints(text: str) -> dict[str, str]:
@@ -67,8 +67,9 @@ def with_gain(lab: torch.Tensor, gain: float) -> np.ndarray:
 
 
 def fit_lab_gain(lab: torch.Tensor, wanted: float) -> float:
-    """The k for which the mean colourfulness of `with_gain(lab, k)` is `wanted` (it grows with k)."""
-    return fit_gain(lambda k: mean_colourfulness(with_gain(lab, k)), wanted, GAIN_RANGE)
+    """The k for which the mean colourfulness of `with_gain(lab, k)` is `wanted` (it grows with k), bisected
+    within the chroma gains a checkpoint accepts (CHROMA_GAIN_RANGE)."""
+    return fit_gain(lambda k: mean_colourfulness(with_gain(lab, k)), wanted)
 
 
 def scores(rgb: np.ndarray, data, truth_colour: float) -> dict[str, float]:
@@ -121,7 +122,7 @@ def run(checkpoints: dict[str, str], shares: list[str | float], flip_average: bo
     labs = {label: {name: predict_lab(colorize, items) for name, items in data.items()}
             for label, colorize in colorizers.items()}
     native = {label: mean_colourfulness(with_gain(lab["matched"], 1.0)) / truth_colour for label, lab in labs.items()}
-    wanted: list[tuple[str, float | None]] = [("as trained", None)]
+    wanted: list[tuple[str, float | None]] = [("as shipped", None)]
     wanted += [(f"{share}'s ({native[share]:.0%})", native[share]) if isinstance(share, str) else
                (f"{share:.0%}", share) for share in shares]
     rows = []

@@ -89,14 +89,14 @@ def test_a_small_run_writes_its_table_and_the_as_trained_row_is_the_evaluators(t
     result = json.loads(out.with_suffix(".json").read_text())
     rows = {(r["checkpoint"], r["colourfulness"].split(":")[0]): r for r in result["rows"]}
     assert len(rows) == 6 and result["pairs"] == {"matched": 2, "ranked": 2}
-    super_share = rows[("demo-super", "as trained")]["matched"]["colourfulness_share"]
+    super_share = rows[("demo-super", "as shipped")]["matched"]["colourfulness_share"]
     for label in ("demo-none", "demo-super"):
-        assert rows[(label, "as trained")]["gain"] == 1.0
+        assert rows[(label, "as shipped")]["gain"] == 1.0
         assert rows[(label, "85%")]["matched"]["colourfulness_share"] == pytest.approx(0.85, abs=0.005)
         matched = next(r for key, r in rows.items() if key[0] == label and key[1].startswith("demo-super's"))
         assert matched["matched"]["colourfulness_share"] == pytest.approx(super_share, abs=0.005)
     # k = 1 scores what the evaluator scores for the checkpoint itself
     data = [load_pair_images(p, 224) for p in read_pairs(sets["matched"], DEMO_DIR / "images", DEMO_DIR / "images")]
     evaluated = evaluate_colorizer("demo-none", model_colorizer("demo-none", "cpu"), data).summary()
-    assert rows[("demo-none", "as trained")]["matched"]["psnr_ab"] == pytest.approx(evaluated["psnr_ab"], abs=0.02)
+    assert rows[("demo-none", "as shipped")]["matched"]["psnr_ab"] == pytest.approx(evaluated["psnr_ab"], abs=0.02)
     assert "| demo-super | 85%: 85% |" in out.with_suffix(".md").read_text()
