@@ -12,9 +12,9 @@ it. Every checkpoint colorizes the matched pairs (data/demo/matched_pairs.csv) a
 (`sa_lib.eval.evaluate`). Then, for each share s in `--shares`, one global chroma gain k per checkpoint is
 fitted by bisection so that its outputs' mean colourfulness on the matched pairs is s times the truths':
 its a* and b* are multiplied by k and the image is rebuilt with the same L*. Both sets are scored with that
-k. A share may be a checkpoint's name, meaning that checkpoint's own share without a gain. k = 1 ("as
-shipped": the outputs as `sa-colorize` gives them, with the checkpoint's own flip average and chroma gain) is
-always in the table.
+k. A share may be a checkpoint's name, meaning that checkpoint's own share without a gain. k = 1 is always in
+the table: "as shipped" (the outputs as `sa-colorize` gives them, with the checkpoint's own flip average and chroma
+gain), or "k = 1" when `--flip-average` or `--chroma-gain` forces an option.
 
 Writes benchmarks/results/colourfulness_tradeoff.md and .json. A checkpoint is a shipped name or a
 .safetensors path, optionally labelled: `r224=runs/demo-transfer-r224/last.safetensors`. `--flip-average off`
@@ -122,7 +122,8 @@ def run(checkpoints: dict[str, str], shares: list[str | float], flip_average: bo
     labs = {label: {name: predict_lab(colorize, items) for name, items in data.items()}
             for label, colorize in colorizers.items()}
     native = {label: mean_colourfulness(with_gain(lab["matched"], 1.0)) / truth_colour for label, lab in labs.items()}
-    wanted: list[tuple[str, float | None]] = [("as shipped", None)]
+    as_run = "as shipped" if flip_average is None and chroma_gain is None else "k = 1"  # options forced: not shipped
+    wanted: list[tuple[str, float | None]] = [(as_run, None)]
     wanted += [(f"{share}'s ({native[share]:.0%})", native[share]) if isinstance(share, str) else
                (f"{share:.0%}", share) for share in shares]
     rows = []

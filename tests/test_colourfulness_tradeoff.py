@@ -77,7 +77,7 @@ def test_bad_arguments_get_one_line_and_no_output(tmp_path, args, message):
 
 @pytest.mark.slow  # two checkpoints on four pairs
 @pytest.mark.timeout(300)
-def test_a_small_run_writes_its_table_and_the_as_trained_row_is_the_evaluators(tradeoff, tmp_path, monkeypatch):
+def test_a_small_run_writes_its_table_and_the_as_shipped_row_is_the_evaluators(tradeoff, tmp_path, monkeypatch):
     sets = {}
     for name, path in tradeoff.PAIR_SETS.items():
         lines = path.read_text().splitlines()
@@ -100,3 +100,6 @@ def test_a_small_run_writes_its_table_and_the_as_trained_row_is_the_evaluators(t
     evaluated = evaluate_colorizer("demo-none", model_colorizer("demo-none", "cpu"), data).summary()
     assert rows[("demo-none", "as shipped")]["matched"]["psnr_ab"] == pytest.approx(evaluated["psnr_ab"], abs=0.02)
     assert "| demo-super | 85%: 85% |" in out.with_suffix(".md").read_text()
+    # a forced option is not the checkpoint as shipped: its k = 1 row says so
+    tradeoff.main(["--checkpoints", "demo-none", "--chroma-gain", "1", "--shares", "0.85", "--out", str(out)])
+    assert [r["colourfulness"] for r in json.loads(out.with_suffix(".json").read_text())["rows"]] == ["k = 1", "85%"]
