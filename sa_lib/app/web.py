@@ -517,7 +517,7 @@ def build_app(service: AppService, photos: str | Path | None = None, demo_pairs:
                 run_button = gr.Button("Colorize", variant="primary", elem_id="sa-run")
                 status = gr.Markdown(elem_id="sa-status")
         examples_gallery = gr.Gallery([(str(thumb), pair.name) for (_, _, thumb), pair in zip(examples, pairs)],
-                                      label="demo pairs: a target and its ranked reference (click one to use it)",
+                                      label="demo pairs: a target and a colour reference (click one to use it)",
                                       columns=max(len(examples), 1), rows=1, height=190, allow_preview=False,
                                       object_fit="contain",
                                       visible=bool(examples), elem_id="sa-examples")
