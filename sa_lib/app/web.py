@@ -66,6 +66,7 @@ from ..data.references import DEFAULT_K
 from ..inference.colorize import DEFAULT_WORKING_SIZE, MODES, colorize_detailed, load_model
 from ..inference.memory import InsufficientMemory
 from ..model.checkpoint import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, PAPER_MODEL_CHECKPOINT, CheckpointError
+from ..model.colorizer import CHROMA_GAIN_RANGE, check_chroma_gain
 from .suggest import ReferenceSuggester, SuggestError, Suggestion, as_uint8, file_hash, thumbnail
 
 DEFAULT_HOST = "127.0.0.1"
@@ -253,7 +254,13 @@ class AppService:
             step(0.15, f"loading {checkpoint}" if checkpoint != self.loaded else f"{checkpoint} is loaded")
             self._model(checkpoint)
             own_gain = load_model(checkpoint, self.device).config.chroma_gain
-            gain = own_gain * strength  # NaN stays NaN: check_chroma_gain refuses it in one line
+            gain = own_gain * strength
+            try:
+                check_chroma_gain(gain)  # NaN included
+            except ValueError:
+                low, high = CHROMA_GAIN_RANGE
+                raise AppError(f"colour strength {strength:g} gives {checkpoint} a chroma gain of {gain:.3g} (its own "
+                               f"{own_gain:g} times {strength:g}), outside [{low:g}, {high:g}]") from None
             step(0.3, f"colorizing ({mode}{f', {int(working_size)} px' if mode == 'fast' else ''})")
             try:
                 result = colorize_detailed(target_rgb, reference_rgb, checkpoint, self.device, mode, int(working_size),
