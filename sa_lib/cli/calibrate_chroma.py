@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..core.devices import resolve_device
 from ..data.pairs import PairsError
-from ..eval.chroma_calibration import DEFAULT_SHARE, calibrate, calibration_pairs
+from ..eval.chroma_calibration import DEFAULT_SHARE, calibrate, calibration_pairs, check_share
 from ..model.checkpoint import CheckpointError, load_checkpoint, resolve, rewrite_config
 from ..profiles import PROFILES, get_profile
 from .command import run_command
@@ -26,11 +26,11 @@ PROG = "sa-calibrate-chroma"
 
 
 def share(text: str) -> float:
-    """An argparse type: a share of the truths' colourfulness, in (0, 2]."""
-    value = float(text)
-    if not 0.0 < value <= 2.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 2], got {text}")
-    return value
+    """An argparse type: a share of the truths' colourfulness (check_share)."""
+    try:
+        return check_share(float(text))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def parser() -> argparse.ArgumentParser:

@@ -30,6 +30,14 @@ from .evaluate import load_pair_images
 
 DEFAULT_SHARE = 0.85  # of the truths' mean colourfulness: issue 11's "no muted output" bar
 BISECTION_STEPS = 16  # k to about 6e-5 of CHROMA_GAIN_RANGE
+MAX_SHARE = 2.0  # a share asked for is in (0, MAX_SHARE]: more than twice the photos' colour is a typo
+
+
+def check_share(share: float) -> float:
+    """`share`, or a one-line ValueError if it is not a share of the truths' colourfulness in (0, MAX_SHARE]."""
+    if not 0.0 < share <= MAX_SHARE:  # NaN fails too
+        raise ValueError(f"share {share:g} is not a share of the truths' colourfulness in (0, {MAX_SHARE:g}]")
+    return share
 
 
 def mean_colourfulness(rgb: np.ndarray | Sequence[np.ndarray]) -> float:
@@ -71,9 +79,8 @@ class Calibration:
 def calibrate(model: Colorizer, pairs: Sequence[Pair], share: float = DEFAULT_SHARE, size: int = EVAL_SIZE,
               progress: Callable[[int, int], None] | None = None) -> Calibration:
     """Fit the chroma gain of `model` (as it runs: its flip average, its SLIC backend; its own chroma gain left
-    out) on `pairs` at `size` px. ValueError if `share` is not in (0, 2]."""
-    if not 0.0 < share <= 2.0:
-        raise ValueError(f"share {share} is not a share of the truths' colourfulness in (0, 2]")
+    out) on `pairs` at `size` px. ValueError if `share` is not in (0, MAX_SHARE]."""
+    check_share(share)
     device = next(model.parameters()).device
     l_stars, predicted, truths = [], [], []
     for number, pair in enumerate(pairs, start=1):
