@@ -293,6 +293,8 @@ def test_cli_refuses_in_one_line_before_serving(tmp_path, capsys, monkeypatch):
     assert code == 1 and "the port is taken" in err and err.count("\n") == 1
     code, err = run_cli(["--port", "70000"], capsys)
     assert code == 2 and "must be in 1..65535" in err
+    code, err = run_cli(["--port", "abc"], capsys)
+    assert code == 2 and "not a port number: 'abc'" in err and "_port" not in err
     code, err = run_cli(["--device", "gpu", "--port", free_port()], capsys)
     assert code == 2 and "unknown device" in err and err.count("\n") == 1
     import importlib.util

@@ -111,7 +111,7 @@ def test_cli_bad_inputs_one_line_exit_1_nothing_written(photos, checkpoints, tmp
         code, err = run([tmp_path / name, photos / "reference.jpg", "-o", out,
                          "--checkpoint", checkpoints / "super.safetensors"], capsys)
         assert code == 1 and message in err, (name, err)
-        assert err.count("\n") == 2 and "Traceback" not in err  # the error and the summary line
+        assert err.count("\n") == 1 and "Traceback" not in err  # one line: no "1 of 1 failed" summary
         assert not out.exists() and not list(tmp_path.glob(".out-*"))
 
 
@@ -133,6 +133,72 @@ def test_cli_output_path_errors_are_usage_errors(photos, checkpoints, tmp_path, 
     assert code == 2 and "does not exist" in err
     code, err = run([photos / "target.png", photos / "reference.jpg", "-o", tmp_path, *ckpt], capsys)
     assert code == 2 and "is a directory" in err
+
+
+def test_cli_never_overwrites_an_input_or_its_own_output(photos, checkpoints, tmp_path, capsys):
+    """-o or --explain naming the target, the reference or each other is a usage error, and every file is kept."""
+    ckpt = ["--checkpoint", checkpoints / "super.safetensors"]
+    target, reference = tmp_path / "t.png", tmp_path / "r.jpg"
+    target.write_bytes((photos / "target.png").read_bytes())
+    reference.write_bytes((photos / "reference.jpg").read_bytes())
+    before = {p: p.read_bytes() for p in (target, reference)}
+    out = tmp_path / "o.png"
+    for tail, message in ((["-o", target], "is the input photo"),
+                          (["-o", tmp_path / "." / "r.jpg"], "is the input photo"),
+                          (["-o", out, "--explain", out], "also the output image"),
+                          (["-o", out, "--explain", target], "--explain"),
+                          (["-o", out, "--explain", tmp_path / "no" / "why.png"], "does not exist"),
+                          (["-o", target / "o.png"], "is a file, not a folder")):
+        code, err = run([target, reference, *tail, *ckpt], capsys)
+        assert code == 2 and message in err and err.count("\n") == 1, (tail, err)
+        assert {p: p.read_bytes() for p in before} == before and not out.exists()
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(before[target])
+    code, err = run([folder, reference, "-o", folder, *ckpt], capsys)  # would write scans/a.png over itself
+    assert code == 2 and "is the input photo" in err and (folder / "a.png").read_bytes() == before[target]
+
+
+def test_cli_pairs_mode_refuses_a_stray_target_an_empty_file_and_an_image_name_as_folder(photos, checkpoints,
+                                                                                       tmp_path, capsys):
+    ckpt = ["--checkpoint", checkpoints / "super.safetensors"]
+    pairs, empty, header = photos / "pairs_one.csv", tmp_path / "empty.csv", tmp_path / "header.csv"
+    pairs.write_text("target.png,reference.jpg\n")
+    empty.write_text("")
+    header.write_text("target,reference\n")
+    for argv, message in (([photos / "target_colour.jpg", "--pairs", pairs, "-o", tmp_path / "a"], "--pairs replaces"),
+                          (["--pairs", empty, "-o", tmp_path / "b"], "no target,reference rows"),
+                          (["--pairs", header, "-o", tmp_path / "c"], "no target,reference rows"),
+                          (["--pairs", pairs, "-o", tmp_path / "d.png"], "named like an image file")):
+        code, err = run([*argv, *ckpt], capsys)
+        assert code == 2 and message in err, (argv, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.csv", "header.csv"]  # no output folder made
+
+
+def test_api_flip_average_words_and_bad_arguments(photos, checkpoints):
+    """The API takes the command line's words for flip_average ("off" is off, not a truthy string); a wrong type
+    of target, a non-finite array or a non-numeric gain raises a clear error, not a library's."""
+    from sa_lib.core.errors import UsageError
+    from sa_lib.data.image_io import ImageInputError
+
+    ckpt = checkpoints / "super.safetensors"
+    target, reference = photos / "target.png", photos / "reference.jpg"
+    off = np.asarray(colorize(target, reference, checkpoint=ckpt, flip_average=False))
+    on = np.asarray(colorize(target, reference, checkpoint=ckpt, flip_average=True))
+    assert not np.array_equal(on, off)
+    assert np.array_equal(np.asarray(colorize(target, reference, checkpoint=ckpt, flip_average="off")), off)
+    assert np.array_equal(np.asarray(colorize(str(target).encode(), reference, checkpoint=ckpt,
+                                              flip_average="on")), on)
+    with pytest.raises(UsageError, match="flip_average"):
+        colorize(target, reference, checkpoint=ckpt, flip_average="yes")
+    with pytest.raises(UsageError, match="chroma_gain must be a number"):
+        colorize(target, reference, checkpoint=ckpt, chroma_gain="abc")
+    with pytest.raises(UsageError, match="working size"):
+        colorize(target, reference, checkpoint=ckpt, working_size="big")
+    for bad, message in ((None, "got NoneType"), (5, "got int"), (np.full((64, 64, 3), np.nan), "NaN"),
+                         (np.full((64, 64), "a"), "must hold numbers")):
+        with pytest.raises(ImageInputError, match=message):
+            colorize(bad, reference, checkpoint=ckpt)
 
 
 def test_cli_folder_mode_goes_on_after_a_bad_file(photos, checkpoints, tmp_path, capsys):

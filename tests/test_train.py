@@ -10,6 +10,7 @@ import torch
 from sa_lib.model.checkpoint import load_checkpoint, trainable_state
 from sa_lib.model.colorizer import VARIANTS, build_model
 from sa_lib.train.batches import ResumableBatches
+from cli_run import run_main
 from sa_lib.train.config import ConfigError, TrainConfig, profile_config
 from sa_lib.train.loop import KILL_AT_STEP, train
 
@@ -119,6 +120,8 @@ def test_training_loss_is_logged_and_validation_runs(tmp_path):
     ({"later_stages": [(2, {"p_self": 1.5})]}, "p_self must be in"),
     ({"later_stages": [(0, {"lr": 1e-4})]}, "starts must be positive and increasing"),
     ({"later_stages": [(5, {"lr": 1e-4}), (3, {"lr": 1e-5})]}, "starts must be positive and increasing"),
+    ({"max_steps": -5}, r"number of steps \(max_steps, --steps\) must be at least 1, got -5"),
+    ({"epochs": 0}, "epochs must be at least 1, got 0"),
 ])
 def test_bad_configuration_fails_at_once(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -155,6 +158,20 @@ def test_cli_bad_configuration_is_one_line_exit_2(tmp_path):
                              "--out", str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "unknown variant" in result.stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--steps", "-5"], "--steps: must be >= 1, got -5"),
+    (["--export", "{tmp}/weights.txt"], "give a .safetensors file name"),
+    (["--export", "{tmp}/missing/weights.safetensors"], "does not exist"),
+])
+def test_cli_bad_steps_and_export_are_refused_before_training(tmp_path, capsys, argv, message):
+    from sa_lib.cli.train import main
+
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    code, _, err = run_main(main, ["--profile", "smoke", "--out", str(tmp_path / "run"), *argv], capsys)
+    assert code == 2 and message in err.strip().splitlines()[-1], err
+    assert not (tmp_path / "run").exists()  # nothing trained
 
 
 def torchrun_two_smoke_steps(out, variant: str, port: int) -> None:

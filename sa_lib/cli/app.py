@@ -23,7 +23,10 @@ class AppUnavailable(RuntimeError):
 
 
 def _port(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
     if not 0 < value < 65536:
         raise argparse.ArgumentTypeError(f"must be in 1..65535, got {value}")
     return value

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from ..figures.explain import explain_figure, other_methods
 from ..inference.colorize import (DEFAULT_WORKING_SIZE, FLIP_AVERAGE_CHOICES, MODES, SLIC_CHOICES,
                                   colorize_detailed, load_model, parse_chroma_gain, resolve_slic)
 from ..model.checkpoint import DEFAULT_CHECKPOINT, PAPER_MODEL_CHECKPOINT, CheckpointError
-from .command import fail, interrupted, one_line, report, run_command
+from .command import EXIT_FAILURE, fail, interrupted, one_line, report, run_command
 
 PROG = "sa-colorize"
 
@@ -51,10 +52,46 @@ def _unique_outputs(jobs: list[tuple[Path, Path, Path]]) -> list[tuple[Path, Pat
 
 
 def _output_folder(out: Path) -> Path:
-    """The output folder of folder and pairs mode: refused if it is a file; created later, once all is checked."""
+    """The output folder of folder and pairs mode: refused if it is a file or named like an image (the user
+    meant one output file); created later, once all is checked."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"output {out} is a file; folder and pairs mode write into a folder")
+    if not out.exists() and out.suffix.lower() in IMAGE_SUFFIXES:
+        raise UsageError(f"output {out} is named like an image file; folder and pairs mode write into a folder "
+                         f"(e.g. -o {out.with_suffix('')})")
     return out
+
+
+def _output_file(out: Path, what: str) -> Path:
+    """A single output file's path: refused if it is a folder or its folder does not exist."""
+    if out.is_dir():
+        raise UsageError(f"{what} is a directory: {out} (give a file name, e.g. {out / 'result.png'})")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise UsageError(f"{what} {out}: {out.parent} is a file, not a folder")
+    if not out.parent.is_dir():
+        raise UsageError(f"{what} folder does not exist: {out.parent}")
+    return out
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _no_overwritten_input(jobs: list[tuple[Path, Path | None, Path]], explain: Path | None,
+                          reference_folder: Path | None) -> None:
+    """Refuse an output (or the --explain figure) that would overwrite an input photo (a target, a reference or a
+    photo of --reference-from's folder) or the other output."""
+    photos = [p for target, reference, _ in jobs for p in (target, reference) if p is not None]
+    if reference_folder is not None and reference_folder.is_dir():
+        photos += [p for p in reference_folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+    inputs = {os.path.realpath(p): p for p in photos}
+    outputs = [("output", output) for *_, output in jobs] + ([("--explain", explain)] if explain is not None else [])
+    for label, output in outputs:
+        if os.path.realpath(output) in inputs:
+            raise UsageError(f"{label} {output} is the input photo {inputs[os.path.realpath(output)]}: it would be "
+                             "overwritten; write elsewhere")
+    if explain is not None and any(_same_file(explain, output) for *_, output in jobs):
+        raise UsageError(f"--explain {explain} is also the output image (-o); give the figure another name")
 
 
 def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path | None, Path]]:
@@ -65,6 +102,8 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path | None, Path]]:
     if args.reference_from and (args.pairs or args.reference is not None):
         raise UsageError("--reference-from replaces REFERENCE: give one or the other"
                          + (", and not with --pairs" if args.pairs else ""))
+    if args.pairs and (args.target is not None or args.reference is not None):
+        raise UsageError("--pairs replaces TARGET and REFERENCE: give one or the other")
     if args.pairs:
         _output_folder(out)
         pairs_file = Path(args.pairs)
@@ -74,6 +113,8 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path | None, Path]]:
             rows = [r for r in csv.reader(f) if r and not r[0].startswith("#")]
         if rows and rows[0][:2] == ["target", "reference"]:
             rows = rows[1:]
+        if not rows:
+            raise UsageError(f"{pairs_file}: no target,reference rows")
         for number, row in enumerate(rows, start=1):
             if len(row) < 2:
                 raise UsageError(f"{pairs_file}: row {number} needs target,reference")
@@ -93,11 +134,7 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path | None, Path]]:
         if not files:
             raise UsageError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {target}")
         return _unique_outputs([(f, reference, out / (f.stem + ".png")) for f in files])
-    if out.is_dir():
-        raise UsageError(f"output path is a directory: {out} (give a file name, e.g. {out / 'result.png'})")
-    if not out.parent.is_dir():
-        raise UsageError(f"output folder does not exist: {out.parent}")
-    return [(target, reference, out)]
+    return [(target, reference, _output_file(out, "output"))]
 
 
 EPILOG = """one example per mode:
@@ -157,6 +194,10 @@ def prepare(args: argparse.Namespace) -> tuple[list, ReferenceSuggester | None, 
         raise UsageError("--explain works for a single target")
     if args.explain and Path(args.explain).suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg"):
         raise UsageError(f"--explain {args.explain}: use a .png, .jpg, .pdf or .svg file name")
+    if args.explain:
+        _output_file(Path(args.explain), "--explain")
+    _no_overwritten_input(jobs, Path(args.explain) if args.explain else None,
+                          Path(args.reference_from) if args.reference_from else None)
     try:
         load_model(args.checkpoint, args.device)
     except CheckpointError as err:
@@ -200,21 +241,30 @@ def main(argv: list[str] | None = None) -> None:
                                         failures=(CheckpointError, OSError, RuntimeError, AssetUnavailable))
     failures = 0
     progress = tqdm(total=len(jobs), unit="image", desc="colorize") if len(jobs) > 1 else None
+
+    def report_failure(message: object) -> None:  # on its own line, not glued onto the progress bar
+        if progress is None:
+            report(PROG, message)
+        else:
+            progress.write(f"{PROG}: error: {one_line(message)}", file=sys.stderr)
+
     for target, reference, output in jobs:
         try:
             colorize_one(args, target, reference, output, suggester, scan)
         except (ImageInputError, ImageOutputError, UsageError, DeviceError) as err:
             failures += 1
-            report(PROG, err)
+            report_failure(err)
         except (RuntimeError, MemoryError) as err:  # e.g. out of memory in highres mode
             failures += 1
-            report(PROG, f"{target}: {one_line(err)[:200]}")
+            report_failure(f"{target}: {one_line(err)[:200]}")
         except KeyboardInterrupt:
             interrupted(PROG, f"interrupted at {target}; finished outputs are complete, none is half-written")
         if progress is not None:
             progress.update(1)
     if progress is not None:
         progress.close()
+    if failures and len(jobs) == 1:
+        sys.exit(EXIT_FAILURE)  # its one error line is already printed
     if failures:
         fail(PROG, f"{failures} of {len(jobs)} image(s) failed")
 

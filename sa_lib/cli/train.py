@@ -11,14 +11,16 @@ import argparse
 import json
 import os
 from dataclasses import replace
+from pathlib import Path
 
+from ..core.errors import UsageError
 from ..model.checkpoint import CheckpointError
 from ..profiles import PROFILES
 from ..superpixels.pyramid import SLIC_BACKENDS
 from ..train.config import PRECISIONS, profile_config
 from ..train.loop import train
 from ..train.state import export_run
-from .command import run_command
+from .command import positive_int, run_command
 
 PROG = "sa-train"
 
@@ -29,8 +31,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", default="super", help="super | standard | none | transfer (docs/transfer.md)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
     p.add_argument("--out", help="run folder (default runs/PROFILE-VARIANT)")
-    p.add_argument("--steps", type=int, dest="max_steps", help="stop after this many steps")
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--steps", type=positive_int, dest="max_steps", help="stop after this many steps")
+    p.add_argument("--batch-size", type=positive_int)
     p.add_argument("--image-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--workers", type=int, dest="num_workers")
@@ -49,6 +51,10 @@ def parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> dict:
     overrides = {k: v for k, v in vars(args).items()
                  if v is not None and k not in ("profile", "variant", "resume", "export", "slic_backend")}
+    if args.export and Path(args.export).suffix != ".safetensors":  # checked before hours of training, not after
+        raise UsageError(f"--export {args.export}: give a .safetensors file name")
+    if args.export and not Path(args.export).parent.is_dir():
+        raise UsageError(f"--export {args.export}: folder {Path(args.export).parent} does not exist")
     config = profile_config(args.profile, args.variant, **overrides)
     if args.slic_backend is not None:
         config.model = replace(config.model, slic_backend=args.slic_backend)

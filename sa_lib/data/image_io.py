@@ -176,7 +176,7 @@ def _not_an_image_message(path: str | os.PathLike, who: str) -> str:
 def _too_large_message(who: str, size: tuple[int, int] | None) -> str:
     limit = f"the limit is {MAX_PIXELS // 1_000_000} megapixels"
     if size is not None:
-        return f"{who} is {size[0]}x{size[1]} px ({size[0] * size[1] / 1e6:.1f} megapixels); {limit}"
+        return f"{who} is {size[0]}x{size[1]} px ({size[0] * size[1] / 1e6:.2f} megapixels); {limit}"
     # Raised by Pillow itself at 2 * Image.MAX_IMAGE_PIXELS, before we could see the size.
     bomb = 2 * (Image.MAX_IMAGE_PIXELS or 0)
     return f"{who} is larger than {bomb / 1e6:.0f} megapixels; {limit}"

@@ -15,6 +15,7 @@ network's a*b* as they are) multiplies the a*b*. The command `sa-colorize` (sa_l
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,15 @@ MODES = ("fast", "highres")
 SLIC_CHOICES = ("auto", *SLIC_BACKENDS)
 DEFAULT_WORKING_SIZE = 256
 FLIP_AVERAGE_CHOICES = {"auto": None, "on": True, "off": False}  # command-line words -> flip_average
+
+
+def parse_flip_average(value: bool | str | None) -> bool | None:
+    """The API's flip_average: None, True or False, or the command line's words auto, on and off; else UsageError."""
+    if value is None or isinstance(value, (bool, np.bool_)):
+        return None if value is None else bool(value)
+    if isinstance(value, str) and value in FLIP_AVERAGE_CHOICES:
+        return FLIP_AVERAGE_CHOICES[value]
+    raise UsageError(f"flip_average must be None, True, False, 'auto', 'on' or 'off', got {value!r}")
 
 
 def parse_chroma_gain(text: str) -> float | None:
@@ -80,12 +90,20 @@ def load_model(checkpoint: str = DEFAULT_CHECKPOINT, device: str = "auto") -> Co
 
 def as_rgb_array(image: str | Path | Image.Image | np.ndarray, role: str) -> np.ndarray:
     """Paths, PIL images or arrays (H, W) / (H, W, 3|4), uint8 or float in [0, 1] -> (H, W, 3) float32."""
-    if isinstance(image, (str, Path)):
+    if isinstance(image, bytes):  # a path as bytes, as os.fsencode gives it
+        image = os.fsdecode(image)
+    if isinstance(image, (str, os.PathLike)):
         return read_image(image, role=role)
     if isinstance(image, Image.Image):
         array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
     else:
+        if not isinstance(image, (np.ndarray, list, tuple)) and not hasattr(image, "__array__"):
+            raise ImageInputError(f"{role} must be a path, a PIL image or an array, got {type(image).__name__}")
         array = np.asarray(image)
+        if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+            raise ImageInputError(f"{role} array must hold numbers, got dtype {array.dtype}")
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            raise ImageInputError(f"{role} array contains NaN or infinite values")
         if array.ndim == 2:
             array = np.repeat(array[..., None], 3, axis=2)
         if array.ndim != 3 or array.shape[2] not in (3, 4):
@@ -131,14 +149,19 @@ def colorize_detailed(target, reference, checkpoint: str = DEFAULT_CHECKPOINT, d
                       slic: str = "auto", flip_average: bool | None = None,
                       chroma_gain: float | None = None) -> Colorization:
     """colorize(), also returning the attention maps and superpixels (for --explain and notebooks)."""
+    flip_average = parse_flip_average(flip_average)
     if mode not in MODES:
         raise UsageError(f"unknown mode {mode!r}; choose fast or highres")
+    if isinstance(working_size, bool) or not isinstance(working_size, (int, np.integer)):
+        raise UsageError(f"working size must be a whole number of pixels, got {working_size!r}")
     if working_size < 32:
         raise UsageError(f"working size must be at least 32 px, got {working_size}")
     resolve_slic(slic, resolve_device(device))
     if chroma_gain is not None:
+        if isinstance(chroma_gain, bool) or not isinstance(chroma_gain, (int, float, np.number)):
+            raise UsageError(f"chroma_gain must be a number or None, got {chroma_gain!r}")
         try:
-            check_chroma_gain(chroma_gain)
+            check_chroma_gain(float(chroma_gain))
         except ValueError as err:
             raise UsageError(str(err)) from None
     model = load_model(str(checkpoint), device)
@@ -169,8 +192,8 @@ def colorize(target, reference, checkpoint: str = DEFAULT_CHECKPOINT, device: st
              flip_average: bool | None = None, chroma_gain: float | None = None) -> Image.Image:
     """Colorize `target` (path, PIL image or array; colour targets are used through their L*) from
     `reference`. Returns an RGB PIL image of the target's size. `slic`: superpixel backend (auto, skimage,
-    opencv or torch; see sa_lib.superpixels.pyramid). `flip_average`: True or False overrides the checkpoint's
-    test-time flip average (None keeps it). `chroma_gain`: a number overrides the checkpoint's chroma gain (1: the
+    opencv or torch; see sa_lib.superpixels.pyramid). `flip_average`: True or False (or "on", "off") overrides the
+    checkpoint's test-time flip average (None or "auto" keeps it). `chroma_gain`: a number overrides the checkpoint's chroma gain (1: the
     network's colours as they are; None keeps it)."""
     return colorize_detailed(target, reference, checkpoint, device, mode, working_size, slic, flip_average,
                              chroma_gain).image

@@ -130,8 +130,10 @@ class TrainConfig:
             raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
         if self.image_size < 32:
             raise ConfigError(f"image size must be at least 32, got {self.image_size}")
-        if self.epochs < 1 or (self.max_steps is not None and self.max_steps < 1):
-            raise ConfigError("epochs and max_steps must be positive")
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"the number of steps (max_steps, --steps) must be at least 1, got {self.max_steps}")
         if not 0.0 <= self.p_self <= 1.0:
             raise ConfigError(f"p_self must be in [0, 1], got {self.p_self}")
         if self.data not in PHOTO_SOURCES:
