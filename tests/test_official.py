@@ -246,6 +246,7 @@ def test_trapped_pickle_is_refused_and_never_run(tmp_path, capsys):
 def test_bad_inputs_give_one_line_and_non_zero_exit(files, tmp_path, capsys):
     out = tmp_path / "out.safetensors"
     (tmp_path / "not-torch.pt").write_bytes(b"hello")
+    (tmp_path / "bad-pickle.pt").write_bytes(b"\x80\x02garbage")
     torch.save({"model": {}}, tmp_path / "no-state-dict.pt")
     state = _authors_state(official.official_model())
     state.pop("gen2.0.bias")
@@ -256,7 +257,8 @@ def test_bad_inputs_give_one_line_and_non_zero_exit(files, tmp_path, capsys):
         ([files / "checkpoint.pt", "-o", tmp_path / "out.pt", *vgg], 2, "must end in .safetensors"),
         ([files / "checkpoint.pt", "-o", tmp_path / "no" / "out.safetensors", *vgg], 2, "folder does not exist"),
         ([files / "checkpoint.pt", "-o", out, "--download", *vgg], 2, "one of them"),
-        ([tmp_path / "not-torch.pt", "-o", out, *vgg], 1, "not a readable torch file"),
+        ([tmp_path / "not-torch.pt", "-o", out, *vgg], 1, "is not a torch file"),
+        ([tmp_path / "bad-pickle.pt", "-o", out, *vgg], 1, "needs more than tensors to load;"),
         ([tmp_path / "no-state-dict.pt", "-o", out, *vgg], 1, "not the authors' checkpoint"),
         ([tmp_path / "missing-key.pt", "-o", out, *vgg], 1, "(first: gen2.0.bias)"),
         ([files / "checkpoint.pt", "-o", out, "--vgg19-bn", files / "checkpoint.pt"], 1,

@@ -233,7 +233,7 @@ def test_cli_usage_and_one_line_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         references_cli.main(["--encoder", "resnet", "--out", str(tmp_path / "r.json")])
     err = capsys.readouterr().err
-    assert info.value.code == 1 and err.count("\n") == 1 and "unknown encoder" in err and "Traceback" not in err
+    assert info.value.code == 2 and err.count("\n") == 1 and "unknown encoder" in err and "Traceback" not in err
 
 
 @pytest.mark.slow

@@ -27,6 +27,7 @@ imported by `build_app` and `launch`. Analytics are off and no share link is eve
 # No `from __future__ import annotations` here: Gradio reads its handlers' annotations (evt: gr.SelectData) at
 # run time to know which ones want the click's data.
 import ipaddress
+import math
 import os
 import shutil
 import sys
@@ -201,6 +202,17 @@ class WhyView:
     label: int
 
 
+def whole_number(value: object, what: str) -> int:
+    """A page's number (Gradio gives floats) as an int; AppError if it is not a finite whole number."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise AppError(f"{what} {value!r} is not a number") from None
+    if not math.isfinite(number) or number != int(number):
+        raise AppError(f"{what} must be a whole number, got {value!r}")
+    return int(number)
+
+
 class AppService:
     """The app without its page: one model in memory, results written under `work_dir`, folders to rank.
 
@@ -248,6 +260,7 @@ class AppService:
             strength = float(strength)
         except (TypeError, ValueError):
             raise AppError(f"colour strength {strength!r} is not a number") from None
+        working_size = whole_number(working_size, "working size")
         step(0.05, "reading the images")
         target_rgb, reference_rgb = read_upload(target, "target"), read_upload(reference, "reference")
         with self._lock:
@@ -367,13 +380,16 @@ class AppService:
     def suggest(self, target: str | Path | None, folder: str | Path, k: int = DEFAULT_K,
                 progress: bool = False) -> tuple[list[Suggestion], list[str]]:
         """The k photos of `folder` nearest to the uploaded target, and the lines about unreadable photos."""
+        k = whole_number(k, "the number of suggestions")
+        if k < 1:
+            raise AppError(f"the number of suggestions must be at least 1, got {k}")
         path = self.allowed_folder(folder)
         target_rgb = read_upload(target, "target")
         try:
             scan = self.suggester.scan(path, progress=progress)
+            return self.suggester.rank(target_rgb, scan, k, target_hash=file_hash(target)), scan.skipped
         except SuggestError as err:
             raise AppError(str(err)) from None
-        return self.suggester.rank(target_rgb, scan, int(k), target_hash=file_hash(target)), scan.skipped
 
     def as_reference(self, photo: str | Path) -> Path:
         """A copy of a suggested photo in the work folder, where the page may serve it as the reference."""

@@ -56,6 +56,9 @@ def _port_free(host: str, port: int) -> bool:
 
 def start(args: argparse.Namespace) -> tuple[AppService, object]:
     """Check the command line and the machine, then build the service and the page (nothing served yet)."""
+    if ":" in args.host:  # Gradio builds http://HOST:PORT without brackets, which httpx rejects for IPv6
+        raise UsageError(f"--host {args.host}: IPv6 addresses are not supported by the app; use 127.0.0.1 (this "
+                         "machine) or 0.0.0.0 (the network)")
     if importlib.util.find_spec("gradio") is None:
         raise AppUnavailable("gradio is not installed: install the app extra (pip install -e '.[app]', or make setup)")
     if args.photos is not None and not args.photos.is_dir():

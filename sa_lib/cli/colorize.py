@@ -109,8 +109,11 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path | None, Path]]:
         pairs_file = Path(args.pairs)
         if not pairs_file.is_file():
             raise UsageError(f"pairs file not found: {pairs_file}")
-        with open(pairs_file, newline="") as f:
-            rows = [r for r in csv.reader(f) if r and not r[0].startswith("#")]
+        try:
+            with open(pairs_file, newline="", encoding="utf-8") as f:
+                rows = [r for r in csv.reader(f) if r and not r[0].startswith("#")]
+        except (UnicodeDecodeError, csv.Error) as err:
+            raise UsageError(f"{pairs_file}: not a UTF-8 CSV file ({err})") from None
         if rows and rows[0][:2] == ["target", "reference"]:
             rows = rows[1:]
         if not rows:

@@ -19,12 +19,13 @@ from pathlib import Path
 import torch
 
 from ..core.devices import resolve_device
+from ..core.errors import UsageError
 from ..core.hub import AssetUnavailable
 from ..data.reference_index import DEFAULT_MEMORY_GB, build_references_faiss
 from ..data.references import (DEFAULT_K, FEATURE_LEVEL, build_references, default_batch_size,
                                ranking_feature_fn, write_eval_pairs, write_references)
 from ..profiles import get_profile, ranking_profiles
-from .command import positive_int, run_command
+from .command import non_negative_int, positive_float, positive_int, run_command
 
 PROG = "sa-references"
 ENGINES = ("torch", "faiss")
@@ -44,7 +45,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int,
                    help="crops per encoder batch (default: 32 on a GPU, 4 on a CPU, where small batches "
                         "measured faster: 18 ms/crop at 4 against 37 at 32 with effnet_lite0 on 2 cores)")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=non_negative_int, default=None,
                    help="image-decoding processes (0: in this process; default 0, 8 with --engine faiss)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
@@ -59,10 +60,21 @@ def parser() -> argparse.ArgumentParser:
                         "disk searched exactly with faiss in bounded memory, resumable (default of the COCO profiles)")
     p.add_argument("--features-dir", type=Path,
                    help="faiss engine: folder of the feature shards (default: beside --out, <out stem>-features)")
-    p.add_argument("--memory-gb", type=float, default=DEFAULT_MEMORY_GB,
+    p.add_argument("--memory-gb", type=positive_float, default=DEFAULT_MEMORY_GB,
                    help=f"faiss engine: memory for one block of targets and one candidate shard (default "
                         f"{DEFAULT_MEMORY_GB:g})")
     return p
+
+
+def check_outputs(out: Path, eval_out: Path) -> None:
+    """The references file and the pairs file: two different files, neither a folder (UsageError otherwise)."""
+    if os.path.realpath(out) == os.path.realpath(eval_out):
+        raise UsageError(f"--out and --eval-pairs are the same file ({out}); one would overwrite the other")
+    for flag, path in (("--out", out), ("--eval-pairs", eval_out)):
+        if path.is_dir():
+            raise UsageError(f"{flag} {path} is a folder; give a file name")
+        if path.parent.exists() and not path.parent.is_dir():
+            raise UsageError(f"{flag} {path}: {path.parent} is a file, not a folder")
 
 
 def rank(args: argparse.Namespace) -> None:
@@ -72,15 +84,19 @@ def rank(args: argparse.Namespace) -> None:
     engine = args.engine or profile.ranking_engine
     workers = args.workers if args.workers is not None else (min(8, os.cpu_count() or 1) if engine == "faiss" else 0)
     device = resolve_device(args.device or "auto")
-    # The encoder first: an unknown name or missing VGG weights fail before any data is read.
-    feature_fn = ranking_feature_fn(encoder_name, device, pretrained=profile.pretrained)
-    # The pool is the train photos and their objects, so no val photo's colours are ever shown during training;
-    # every photo (train and val) is a target, val ones draw train references (the evaluation pairs).
     photos = profile.photos
-    train, val = photos.dataset("train"), photos.dataset("val")
-    pool, targets = [train], [train, val]
     out = args.out or photos.references_file()
     eval_out = args.eval_pairs or photos.pairs_file()
+    check_outputs(Path(out), Path(eval_out))  # before the ranking's minutes (hours on COCO)
+    # The encoder first: an unknown name or missing VGG weights fail before any data is read.
+    try:
+        feature_fn = ranking_feature_fn(encoder_name, device, pretrained=profile.pretrained)
+    except ValueError as err:  # an unknown encoder name: a usage error, as in sa-suggest
+        raise UsageError(str(err)) from None
+    # The pool is the train photos and their objects, so no val photo's colours are ever shown during training;
+    # every photo (train and val) is a target, val ones draw train references (the evaluation pairs).
+    train, val = photos.dataset("train"), photos.dataset("val")
+    pool, targets = [train], [train, val]
     start = time.perf_counter()
     print(f"[references] profile {args.profile}, encoder {encoder_name} (level {FEATURE_LEVEL}"
           f"{', normalized' if normalize else ''}), "

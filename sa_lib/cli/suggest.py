@@ -8,13 +8,14 @@ that could not be read go to stderr. The folder's features are cached, so later 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from ..app.suggest import ReferenceSuggester, contact_sheet, file_hash, list_photos
 from ..core.errors import UsageError
 from ..core.hub import AssetUnavailable
-from ..data.image_io import ImageInputError, read_image
+from ..data.image_io import IMAGE_SUFFIXES, ImageInputError, read_image
 from ..data.references import DEFAULT_K
 from ..profiles import ranking_profiles
 from .command import positive_int, run_command
@@ -47,14 +48,26 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def check_sheet(sheet: Path | None) -> None:
-    """--contact-sheet: a picture file name in an existing folder (UsageError otherwise)."""
+def check_sheet(sheet: Path | None, target: Path, folder: Path) -> None:
+    """--contact-sheet: a picture file name in an existing folder, not one of the photos it shows (UsageError
+    otherwise: writing it would overwrite the user's photo)."""
     if sheet is None:
         return
     if sheet.suffix.lower() not in SHEET_SUFFIXES:
         raise UsageError(f"--contact-sheet {sheet}: use a {', '.join(SHEET_SUFFIXES)} file name")
     if sheet.is_dir() or not sheet.parent.is_dir():
         raise UsageError(f"--contact-sheet {sheet}: {'is a folder' if sheet.is_dir() else 'its folder does not exist'}")
+    if os.path.realpath(sheet) == os.path.realpath(target):
+        raise UsageError(f"--contact-sheet {sheet} is the target photo: it would be overwritten; write elsewhere")
+    if sheet.is_file() and os.path.realpath(sheet.parent) == os.path.realpath(folder) \
+            and sheet.suffix.lower() in IMAGE_SUFFIXES:
+        raise UsageError(f"--contact-sheet {sheet} is one of the photos of {folder}: it would be overwritten; "
+                         "write elsewhere")
+
+
+def check_cache_dir(cache_dir: Path | None) -> None:
+    if cache_dir is not None and cache_dir.exists() and not cache_dir.is_dir():
+        raise UsageError(f"--cache-dir {cache_dir} is a file, not a folder")
 
 
 def suggest(args: argparse.Namespace):
@@ -74,7 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     """One line on stderr per problem: exit 2 for usage errors, 1 when the target or the encoder fails."""
     args = parser().parse_args(argv)
     sheet = Path(args.contact_sheet) if args.contact_sheet else None
-    run_command(PROG, lambda: check_sheet(sheet))
+    run_command(PROG, lambda: (check_sheet(sheet, Path(args.target), Path(args.folder)),
+                               check_cache_dir(args.cache_dir)))
     target, scan, suggestions = run_command(PROG, lambda: suggest(args),
                                             failures=(ImageInputError, AssetUnavailable, OSError, RuntimeError),
                                             on_interrupt="interrupted; the cache keeps what was written before")

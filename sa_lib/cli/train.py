@@ -20,7 +20,7 @@ from ..superpixels.pyramid import SLIC_BACKENDS
 from ..train.config import PRECISIONS, profile_config
 from ..train.loop import train
 from ..train.state import export_run
-from .command import positive_int, run_command
+from .command import non_negative_int, positive_float, positive_int, run_command
 
 PROG = "sa-train"
 
@@ -34,8 +34,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=positive_int, dest="max_steps", help="stop after this many steps")
     p.add_argument("--batch-size", type=positive_int)
     p.add_argument("--image-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--workers", type=int, dest="num_workers")
+    p.add_argument("--lr", type=positive_float)
+    p.add_argument("--workers", type=non_negative_int, dest="num_workers")
     p.add_argument("--seed", type=int)
     p.add_argument("--precision", choices=tuple(PRECISIONS),
                    help="fp32 (default, the paper's), or bf16 / fp16 autocast (fp16: CUDA only); the attention's "
@@ -51,6 +51,8 @@ def parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> dict:
     overrides = {k: v for k, v in vars(args).items()
                  if v is not None and k not in ("profile", "variant", "resume", "export", "slic_backend")}
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out} is a file; give a run folder")
     if args.export and Path(args.export).suffix != ".safetensors":  # checked before hours of training, not after
         raise UsageError(f"--export {args.export}: give a .safetensors file name")
     if args.export and not Path(args.export).parent.is_dir():

@@ -74,8 +74,11 @@ def read_pairs(pairs_csv: Path | str, target_dir: Path | str, reference_dir: Pat
     pairs_csv = Path(pairs_csv)
     if not pairs_csv.is_file():
         raise PairsError(f"pairs file not found: {pairs_csv}")
-    with open(pairs_csv, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with open(pairs_csv, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise PairsError(f"{pairs_csv}: not a UTF-8 CSV file ({err})") from None
     if not rows or not {"target", "reference"} <= set(rows[0]):
         raise PairsError(f"{pairs_csv}: needs a header with target,reference columns and at least one row")
     pairs = []

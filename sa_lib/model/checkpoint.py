@@ -79,7 +79,14 @@ def save_checkpoint(path: Path | str, model: Colorizer, step: int = 0, metrics: 
 def read_sidecar(path: Path | str) -> dict:
     """The .json sidecar of a checkpoint, with "training" set to None where it was written without the run's
     TrainConfig (every sidecar before it was recorded)."""
-    sidecar = json.loads(Path(path).with_suffix(".json").read_text())
+    file = Path(path).with_suffix(".json")
+    try:
+        sidecar = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"checkpoint sidecar {file} is not valid JSON ({err}); restore it or delete it") from None
+    if not isinstance(sidecar, dict):
+        raise CheckpointError(f"checkpoint sidecar {file} holds a {type(sidecar).__name__}, not a JSON object; "
+                              "restore it or delete it")
     sidecar.setdefault("training", None)
     return sidecar
 

@@ -154,13 +154,18 @@ def _load_tensors(path: Path, what: str) -> object:
     """torch.load(weights_only=True) with one-line errors; the file's code never runs."""
     if not path.is_file():
         raise ConversionError(f"{what} not found: {path}")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):  # torch's zip format, or a legacy pickle
+        raise ConversionError(f"{path} is not a torch file (neither torch.save's zip format nor a pickle)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle.UnpicklingError (refused), RuntimeError / EOFError (not a torch file)...
         reason = " ".join(str(err).split())
         if "weights_only" in reason or "Unsupported global" in reason or "Unsupported operand" in reason:
             first = reason.split(". ")[0].removeprefix("Weights only load failed")[:160].strip(" :.")
-            raise ConversionError(f"{path}: refused, it needs more than tensors to load ({first}); the authors' "
+            raise ConversionError(f"{path}: refused, it needs more than tensors to load{f' ({first})' if first else ''};"
+                                  " the authors' "
                                   "file holds tensors only, so this one is another file or was tampered with; "
                                   "nothing in it was run") from None
         raise ConversionError(f"{path} is not a readable torch file ({type(err).__name__}: {reason[:160]})") from None

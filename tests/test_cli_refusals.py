@@ -1,0 +1,110 @@
+"""Every command refuses a bad argument before its work starts: one line on stderr, exit 2, and no user file
+written or overwritten (an output naming an input, two outputs naming one file, a number out of range)."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from PIL import Image
+
+from cli_run import run_main
+from sa_lib.cli import app, calibrate_chroma, evaluate, references, suggest, train
+from sa_lib.data.demo_data import load_split
+from sa_lib.data.pairs import PairsError, read_pairs
+from sa_lib.model.checkpoint import CheckpointError, read_sidecar, save_checkpoint
+from sa_lib.model.colorizer import build_model
+
+
+def refused(main, argv, capsys, message):
+    code, _, err = run_main(main, argv, capsys)
+    assert code == 2 and message in err.strip().splitlines()[-1], err
+    assert "Traceback" not in err
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for path in load_split("val")[:2]:
+        Image.open(path).convert("RGB").resize((96, 64)).save(folder / f"{path.stem}.jpg")
+    return folder
+
+
+def test_sa_suggest_never_writes_its_contact_sheet_over_a_photo(photos, tmp_path, capsys):
+    target, photo = sorted(photos.iterdir())
+    before = {p: p.read_bytes() for p in (target, photo)}
+    refused(suggest.main, [target, photos, "--contact-sheet", target], capsys, "is the target photo")
+    refused(suggest.main, [target, photos, "--contact-sheet", photo], capsys, "is one of the photos of")
+    refused(suggest.main, [target, photos, "--cache-dir", photo], capsys, "is a file, not a folder")
+    assert {p: p.read_bytes() for p in before} == before
+
+
+@pytest.fixture
+def small_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "model.safetensors"
+    save_checkpoint(path, build_model("none"))
+    return path
+
+
+def test_sa_calibrate_chroma_checks_its_output_before_calibrating(small_checkpoint, tmp_path, capsys):
+    sidecar = small_checkpoint.with_suffix(".json").read_text()
+    refused(calibrate_chroma.main, [small_checkpoint, "-o", small_checkpoint.with_suffix(".json")], capsys,
+            "give a .safetensors file name")
+    refused(calibrate_chroma.main, [small_checkpoint, "-o", tmp_path], capsys, "give a .safetensors file name")
+    (tmp_path / "folder.safetensors").mkdir()
+    refused(calibrate_chroma.main, [small_checkpoint, "-o", tmp_path / "folder.safetensors"], capsys, "is a folder")
+    assert small_checkpoint.with_suffix(".json").read_text() == sidecar
+
+
+@pytest.mark.parametrize("text, message", [("[1, 2]", "holds a list, not a JSON object"), ("{broken", "not valid JSON")])
+def test_a_broken_sidecar_is_named_in_one_line(small_checkpoint, text, message):
+    small_checkpoint.with_suffix(".json").write_text(text)
+    with pytest.raises(CheckpointError, match=message) as info:
+        read_sidecar(small_checkpoint)
+    assert str(small_checkpoint.with_suffix(".json")) in str(info.value)
+
+
+def test_sa_references_checks_its_outputs_and_numbers_before_ranking(tmp_path, capsys):
+    same = tmp_path / "same.csv"
+    refused(references.main, ["--out", same, "--eval-pairs", same], capsys, "are the same file")
+    refused(references.main, ["--out", tmp_path, "--eval-pairs", tmp_path / "p.csv"], capsys, "is a folder")
+    refused(references.main, ["--encoder", "nope", "--out", tmp_path / "r.json", "--eval-pairs", same], capsys,
+            "unknown encoder")
+    refused(references.main, ["--workers", "-1"], capsys, "must be >= 0")
+    for bad in ("nan", "0", "-5"):
+        refused(references.main, ["--memory-gb", bad], capsys, "must be a finite number above 0")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sa_evaluate_and_sa_train_refuse_bad_numbers_and_a_file_as_folder(tmp_path, capsys):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    refused(evaluate.main, ["--profile", "smoke", "--workers", "-1"], capsys, "must be >= 0")
+    refused(evaluate.main, ["--profile", "smoke", "--out", a_file], capsys, "is a file; give a folder")
+    refused(train.main, ["--profile", "smoke", "--lr", "nan"], capsys, "must be a finite number above 0")
+    refused(train.main, ["--profile", "smoke", "--workers", "-1"], capsys, "must be >= 0")
+    refused(train.main, ["--profile", "smoke", "--out", a_file], capsys, "is a file; give a run folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_sa_app_refuses_an_ipv6_host_in_one_line(capsys):
+    refused(app.main, ["--host", "::1"], capsys, "IPv6 addresses are not supported")
+
+
+def test_a_pairs_file_that_is_not_text_is_named(tmp_path):
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_bytes(bytes(range(128, 256)) * 4)
+    with pytest.raises(PairsError, match="not a UTF-8 CSV file") as info:
+        read_pairs(pairs, tmp_path, tmp_path)
+    assert str(pairs) in str(info.value)
+
+
+def test_app_service_numbers_from_the_page_must_be_whole(tmp_path):
+    from sa_lib.app.web import AppError, whole_number
+
+    assert whole_number(256.0, "working size") == 256
+    for bad, message in ((float("nan"), "whole number"), ("abc", "not a number"), (200.5, "whole number")):
+        with pytest.raises(AppError, match=message):
+            whole_number(bad, "working size")
