@@ -132,7 +132,7 @@ def test_cli_output_path_errors_are_usage_errors(photos, checkpoints, tmp_path, 
     code, err = run([photos / "target.png", photos / "reference.jpg", "-o", tmp_path / "no" / "o.png", *ckpt], capsys)
     assert code == 2 and "does not exist" in err
     code, err = run([photos / "target.png", photos / "reference.jpg", "-o", tmp_path, *ckpt], capsys)
-    assert code == 2 and "is a directory" in err
+    assert code == 2 and "is a folder; give a file name" in err
 
 
 def test_cli_never_overwrites_an_input_or_its_own_output(photos, checkpoints, tmp_path, capsys):

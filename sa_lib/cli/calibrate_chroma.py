@@ -16,12 +16,12 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from ..core.devices import resolve_device
+from ..core.errors import UsageError
 from ..data.pairs import PairsError
 from ..eval.chroma_calibration import DEFAULT_SHARE, calibrate, calibration_pairs, check_share
-from ..core.errors import UsageError
 from ..model.checkpoint import CheckpointError, load_checkpoint, read_sidecar, resolve, rewrite_config
 from ..profiles import PROFILES, get_profile
-from .command import run_command
+from .command import check_output_file, run_command
 
 PROG = "sa-calibrate-chroma"
 
@@ -47,22 +47,19 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def check_out(out: Path | None, source: Path) -> None:
+def check_out(out: Path | None) -> None:
     """-o: a .safetensors file name (its sidecar is OUT with .json), not a folder; checked before the
     calibration's minutes."""
     if out is None:
         return
     if out.suffix != ".safetensors":
         raise UsageError(f"-o {out}: give a .safetensors file name")
-    if out.is_dir():
-        raise UsageError(f"-o {out} is a folder; give a .safetensors file name")
-    if out.parent.exists() and not out.parent.is_dir():
-        raise UsageError(f"-o {out}: {out.parent} is a file, not a folder")
+    check_output_file(out, "-o")
 
 
 def run(args: argparse.Namespace) -> None:
     source = resolve(args.checkpoint)
-    check_out(args.out, source)
+    check_out(args.out)
     model = load_checkpoint(source, device=resolve_device(args.device))
     try:
         read_sidecar(source)  # a broken sidecar is told now, not after the calibration

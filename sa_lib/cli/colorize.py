@@ -36,7 +36,7 @@ from ..figures.explain import explain_figure, other_methods
 from ..inference.colorize import (DEFAULT_WORKING_SIZE, FLIP_AVERAGE_CHOICES, MODES, SLIC_CHOICES,
                                   colorize_detailed, load_model, parse_chroma_gain, resolve_slic)
 from ..model.checkpoint import DEFAULT_CHECKPOINT, PAPER_MODEL_CHECKPOINT, CheckpointError
-from .command import EXIT_FAILURE, fail, interrupted, one_line, report, run_command
+from .command import EXIT_FAILURE, check_output_file, fail, interrupted, one_line, report, run_command
 
 PROG = "sa-colorize"
 
@@ -63,11 +63,8 @@ def _output_folder(out: Path) -> Path:
 
 
 def _output_file(out: Path, what: str) -> Path:
-    """A single output file's path: refused if it is a folder or its folder does not exist."""
-    if out.is_dir():
-        raise UsageError(f"{what} is a directory: {out} (give a file name, e.g. {out / 'result.png'})")
-    if out.parent.exists() and not out.parent.is_dir():
-        raise UsageError(f"{what} {out}: {out.parent} is a file, not a folder")
+    """A single output file's path: refused if it is a folder, lies under a file or its folder does not exist."""
+    check_output_file(out, what)
     if not out.parent.is_dir():
         raise UsageError(f"{what} folder does not exist: {out.parent}")
     return out

@@ -25,7 +25,7 @@ from ..data.reference_index import DEFAULT_MEMORY_GB, build_references_faiss
 from ..data.references import (DEFAULT_K, FEATURE_LEVEL, build_references, default_batch_size,
                                ranking_feature_fn, write_eval_pairs, write_references)
 from ..profiles import get_profile, ranking_profiles
-from .command import non_negative_int, positive_float, positive_int, run_command
+from .command import check_output_file, non_negative_int, positive_float, positive_int, run_command
 
 PROG = "sa-references"
 ENGINES = ("torch", "faiss")
@@ -70,11 +70,8 @@ def check_outputs(out: Path, eval_out: Path) -> None:
     """The references file and the pairs file: two different files, neither a folder (UsageError otherwise)."""
     if os.path.realpath(out) == os.path.realpath(eval_out):
         raise UsageError(f"--out and --eval-pairs are the same file ({out}); one would overwrite the other")
-    for flag, path in (("--out", out), ("--eval-pairs", eval_out)):
-        if path.is_dir():
-            raise UsageError(f"{flag} {path} is a folder; give a file name")
-        if path.parent.exists() and not path.parent.is_dir():
-            raise UsageError(f"{flag} {path}: {path.parent} is a file, not a folder")
+    check_output_file(out, "--out")
+    check_output_file(eval_out, "--eval-pairs")
 
 
 def rank(args: argparse.Namespace) -> None:
