@@ -1,9 +1,6 @@
 """Every command refuses a bad argument before its work starts: one line on stderr, exit 2, and no user file
 written or overwritten (an output naming an input, two outputs naming one file, a number out of range)."""
 
-import json
-import shutil
-
 import pytest
 import torch
 from PIL import Image
@@ -58,7 +55,8 @@ def test_sa_calibrate_chroma_checks_its_output_before_calibrating(small_checkpoi
     assert small_checkpoint.with_suffix(".json").read_text() == sidecar
 
 
-@pytest.mark.parametrize("text, message", [("[1, 2]", "holds a list, not a JSON object"), ("{broken", "not valid JSON")])
+@pytest.mark.parametrize("text, message", [("[1, 2]", "holds a list, not a JSON object"),
+                                           ("{broken", "not valid JSON")])
 def test_a_broken_sidecar_is_named_in_one_line(small_checkpoint, text, message):
     small_checkpoint.with_suffix(".json").write_text(text)
     with pytest.raises(CheckpointError, match=message) as info:

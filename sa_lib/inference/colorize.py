@@ -193,7 +193,7 @@ def colorize(target, reference, checkpoint: str = DEFAULT_CHECKPOINT, device: st
     """Colorize `target` (path, PIL image or array; colour targets are used through their L*) from
     `reference`. Returns an RGB PIL image of the target's size. `slic`: superpixel backend (auto, skimage,
     opencv or torch; see sa_lib.superpixels.pyramid). `flip_average`: True or False (or "on", "off") overrides the
-    checkpoint's test-time flip average (None or "auto" keeps it). `chroma_gain`: a number overrides the checkpoint's chroma gain (1: the
-    network's colours as they are; None keeps it)."""
+    checkpoint's test-time flip average (None or "auto" keeps it). `chroma_gain`: a number overrides the
+    checkpoint's chroma gain (1: the network's colours as they are; None keeps it)."""
     return colorize_detailed(target, reference, checkpoint, device, mode, working_size, slic, flip_average,
                              chroma_gain).image
