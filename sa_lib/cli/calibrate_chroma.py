@@ -21,7 +21,7 @@ from ..data.pairs import PairsError
 from ..eval.chroma_calibration import DEFAULT_SHARE, calibrate, calibration_pairs, check_share
 from ..model.checkpoint import CheckpointError, load_checkpoint, read_sidecar, resolve, rewrite_config
 from ..profiles import PROFILES, get_profile
-from .command import check_output_file, run_command
+from .command import CommandParser, check_output_file, run_command
 
 PROG = "sa-calibrate-chroma"
 
@@ -35,7 +35,7 @@ def share(text: str) -> float:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p = CommandParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("checkpoint", help="a shipped name (demo-transfer) or a .safetensors path")
     p.add_argument("--share", type=share, default=DEFAULT_SHARE,
                    help=f"the wanted share of the truths' colourfulness (default {DEFAULT_SHARE})")

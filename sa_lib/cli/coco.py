@@ -9,13 +9,13 @@ from pathlib import Path
 
 from ..core import hub
 from ..data.coco import SPLITS, download_coco
-from .command import run_command
+from .command import CommandParser, run_command
 
 PROG = "python -m sa_lib.cli.coco"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="COCO 2017 for superattn.")
+    p = CommandParser(prog=PROG, description="COCO 2017 for superattn.")
     commands = p.add_subparsers(dest="command", required=True)
     download = commands.add_parser("download", help="download, verify and extract COCO 2017")
     download.add_argument("--splits", nargs="+", choices=SPLITS, default=["val"],

@@ -36,7 +36,8 @@ from ..figures.explain import explain_figure, other_methods
 from ..inference.colorize import (DEFAULT_WORKING_SIZE, FLIP_AVERAGE_CHOICES, MODES, SLIC_CHOICES,
                                   colorize_detailed, load_model, parse_chroma_gain, resolve_slic)
 from ..model.checkpoint import DEFAULT_CHECKPOINT, PAPER_MODEL_CHECKPOINT, CheckpointError
-from .command import EXIT_FAILURE, check_output_file, fail, interrupted, one_line, report, run_command
+from .command import (EXIT_FAILURE, CommandParser, check_output_file, fail, interrupted, one_line, report,
+                      run_command)
 
 PROG = "sa-colorize"
 
@@ -155,7 +156,7 @@ def chroma_gain_argument(text: str) -> float | None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0], epilog=EPILOG,
+    p = CommandParser(prog=PROG, description=__doc__.splitlines()[0], epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", nargs="?", help="gray (or colour) target image, or a folder of them")
     p.add_argument("reference", nargs="?", help="colour reference image")

@@ -27,6 +27,14 @@ UNEXPECTED = (OSError, RuntimeError, ValueError, KeyError)
 T = TypeVar("T")
 
 
+class CommandParser(argparse.ArgumentParser):
+    """argparse's parser with one-line errors: `prog: error: message (see prog --help)` and exit 2, without the
+    usage block that argparse prints first (`--help` still shows it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
 def positive_int(text: str) -> int:
     """An argparse type: an integer of at least 1 (argparse reports anything else as a usage error)."""
     value = int(text)

@@ -3,18 +3,17 @@ and print it as one JSON line (the child process of sa_lib.eval.complexity.run_c
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from ..eval.complexity import METHODS, PARTS, RESULT_TAG
 from ..eval.complexity_point import measure_one
-from .command import run_command
+from .command import CommandParser, run_command
 
 PROG = "python -m sa_lib.cli.complexity_point"
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog=PROG, description="Measure one point of the complexity benchmark (the child).")
+    parser = CommandParser(prog=PROG, description="Measure one point of the complexity benchmark (the child).")
     parser.add_argument("part", choices=PARTS)
     parser.add_argument("method", choices=METHODS)
     parser.add_argument("size", type=int)

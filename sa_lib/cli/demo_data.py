@@ -3,12 +3,11 @@ data/demo/ATTRIBUTION.tsv, or write it to data/demo/split.json (sa_lib.data.demo
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from ..core.files import atomic_write
 from ..data import demo_data
-from .command import run_command
+from .command import CommandParser, run_command
 
 PROG = "python -m sa_lib.cli.demo_data"
 
@@ -25,7 +24,7 @@ def split(write: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser = CommandParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help=f"write {demo_data.DEMO_DIR / 'split.json'}")
     args = parser.parse_args(argv)
     run_command(PROG, lambda: split(args.write))

@@ -25,14 +25,15 @@ from ..data.reference_index import DEFAULT_MEMORY_GB, build_references_faiss
 from ..data.references import (DEFAULT_K, FEATURE_LEVEL, build_references, default_batch_size,
                                ranking_feature_fn, write_eval_pairs, write_references)
 from ..profiles import get_profile, ranking_profiles
-from .command import check_output_file, non_negative_int, positive_float, positive_int, run_command
+from .command import (CommandParser, check_output_file, non_negative_int, positive_float, positive_int,
+                      run_command)
 
 PROG = "sa-references"
 ENGINES = ("torch", "faiss")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p = CommandParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("--profile", choices=ranking_profiles(), default="demo",
                    help="demo: offline photos + effnet_lite0; paper: COCO 2017 + vgg19; paper-smoke: paper's ranking "
                         "with a random vgg19 on a miniature COCO made from demo photos")

@@ -18,7 +18,7 @@ from ..core.hub import AssetUnavailable
 from ..data.image_io import IMAGE_SUFFIXES, ImageInputError, read_image
 from ..data.references import DEFAULT_K
 from ..profiles import ranking_profiles
-from .command import positive_int, run_command
+from .command import CommandParser, positive_int, run_command
 
 PROG = "sa-suggest"
 SHEET_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
@@ -30,7 +30,7 @@ EPILOG = """examples:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0], epilog=EPILOG,
+    p = CommandParser(prog=PROG, description=__doc__.splitlines()[0], epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", help="the photo to colorize (gray or colour)")
     p.add_argument("folder", help="a folder of colour photos (its own files only, not subfolders)")

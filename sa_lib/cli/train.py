@@ -20,16 +20,16 @@ from ..superpixels.pyramid import SLIC_BACKENDS
 from ..train.config import PRECISIONS, profile_config
 from ..train.loop import train
 from ..train.state import export_run
-from .command import non_negative_int, positive_float, positive_int, run_command
+from .command import CommandParser, non_negative_int, positive_float, positive_int, run_command
 
 PROG = "sa-train"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p = CommandParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("--profile", default="demo", choices=list(PROFILES))
     p.add_argument("--variant", default="super", help="super | standard | none | transfer (docs/transfer.md)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.state.pt (the weights, the optimiser and the step)")
     p.add_argument("--out", help="run folder (default runs/PROFILE-VARIANT)")
     p.add_argument("--steps", type=positive_int, dest="max_steps", help="stop after this many steps")
     p.add_argument("--batch-size", type=positive_int)

@@ -373,7 +373,7 @@ def write_references(path: Path | str, references: References) -> None:
     head = {
         "format": FORMAT,
         # the committed references.json's words (the command's first name): kept, so it regenerates as is
-        "description": ("Ranked reference candidates (paper section 4), written by `python -m sa_lib.references`. "
+        "description": ("Ranked reference candidates (paper section 4), written by `sa-references` (sa_lib.cli.references). "
                         "candidates: whole images (box null) and object crops (box [x, y, w, h] in pixels); "
                         "targets: image id -> [[candidate index, L2 distance between the flattened deepest "
                         "feature maps (unit-norm ones if normalized)], ...], nearest first, candidates of the "
