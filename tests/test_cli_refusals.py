@@ -106,3 +106,15 @@ def test_app_service_numbers_from_the_page_must_be_whole(tmp_path):
     for bad, message in ((float("nan"), "whole number"), ("abc", "not a number"), (200.5, "whole number")):
         with pytest.raises(AppError, match=message):
             whole_number(bad, "working size")
+
+
+@pytest.mark.parametrize("main, argv", [
+    (suggest.main, ["t.jpg", "photos", "-k", "zero"]),
+    (references.main, ["--engine", "annoy"]),
+    (train.main, ["--profile", "nope"]),
+    (app.main, ["--port", "abc"]),
+])
+def test_argument_errors_are_one_line_without_the_usage_block(main, argv, capsys):
+    """argparse's own errors (a bad choice or type) print one line, like every other error (CommandParser)."""
+    code, _, err = run_main(main, argv, capsys)
+    assert code == 2 and err.count("\n") == 1 and "usage:" not in err and "--help" in err, err
