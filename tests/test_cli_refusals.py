@@ -110,6 +110,8 @@ def test_app_service_numbers_from_the_page_must_be_whole(tmp_path):
 
 @pytest.mark.parametrize("main, argv", [
     (suggest.main, ["t.jpg", "photos", "-k", "zero"]),
+    (train.main, ["--lr", "abc"]),
+    (train.main, ["--workers", "two"]),
     (references.main, ["--engine", "annoy"]),
     (train.main, ["--profile", "nope"]),
     (app.main, ["--port", "abc"]),
@@ -118,3 +120,4 @@ def test_argument_errors_are_one_line_without_the_usage_block(main, argv, capsys
     """argparse's own errors (a bad choice or type) print one line, like every other error (CommandParser)."""
     code, _, err = run_main(main, argv, capsys)
     assert code == 2 and err.count("\n") == 1 and "usage:" not in err and "--help" in err, err
+    assert "invalid positive_int value" not in err and "_port" not in err  # no function name in the message
