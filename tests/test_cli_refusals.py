@@ -29,11 +29,14 @@ def photos(tmp_path):
 
 
 def test_sa_suggest_never_writes_its_contact_sheet_over_a_photo(photos, tmp_path, capsys):
-    target, photo = sorted(photos.iterdir())
+    photo = sorted(photos.iterdir())[0]
+    target = tmp_path / "target.jpg"  # outside the folder: the sheet may be neither it nor a photo of the folder
+    target.write_bytes(photo.read_bytes())
     before = {p: p.read_bytes() for p in (target, photo)}
-    refused(suggest.main, [target, photos, "--contact-sheet", target], capsys, "is the target photo")
-    refused(suggest.main, [target, photos, "--contact-sheet", photo], capsys, "is one of the photos of")
-    refused(suggest.main, [target, photos, "--cache-dir", photo], capsys, "is a file, not a folder")
+    refused(suggest.main, [target, photos, "--contact-sheet", target], capsys, f"is the input {target}")
+    refused(suggest.main, [target, photos, "--contact-sheet", photos / ".." / "photos" / photo.name], capsys,
+            f"is the input {photo}")
+    refused(suggest.main, [target, photos, "--cache-dir", photo], capsys, "is a file; give a folder")
     assert {p: p.read_bytes() for p in before} == before
 
 
@@ -48,8 +51,8 @@ def small_checkpoint(tmp_path):
 def test_sa_calibrate_chroma_checks_its_output_before_calibrating(small_checkpoint, tmp_path, capsys):
     sidecar = small_checkpoint.with_suffix(".json").read_text()
     refused(calibrate_chroma.main, [small_checkpoint, "-o", small_checkpoint.with_suffix(".json")], capsys,
-            "give a .safetensors file name")
-    refused(calibrate_chroma.main, [small_checkpoint, "-o", tmp_path], capsys, "give a .safetensors file name")
+            "must end in .safetensors")
+    refused(calibrate_chroma.main, [small_checkpoint, "-o", tmp_path], capsys, "must end in .safetensors")
     (tmp_path / "folder.safetensors").mkdir()
     refused(calibrate_chroma.main, [small_checkpoint, "-o", tmp_path / "folder.safetensors"], capsys, "is a folder")
     assert small_checkpoint.with_suffix(".json").read_text() == sidecar
@@ -83,7 +86,7 @@ def test_sa_evaluate_and_sa_train_refuse_bad_numbers_and_a_file_as_folder(tmp_pa
     refused(evaluate.main, ["--profile", "smoke", "--out", a_file], capsys, "is a file; give a folder")
     refused(train.main, ["--profile", "smoke", "--lr", "nan"], capsys, "must be a finite number above 0")
     refused(train.main, ["--profile", "smoke", "--workers", "-1"], capsys, "must be >= 0")
-    refused(train.main, ["--profile", "smoke", "--out", a_file], capsys, "is a file; give a run folder")
+    refused(train.main, ["--profile", "smoke", "--out", a_file], capsys, "is a file; give a folder")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 

@@ -143,9 +143,9 @@ def test_cli_never_overwrites_an_input_or_its_own_output(photos, checkpoints, tm
     reference.write_bytes((photos / "reference.jpg").read_bytes())
     before = {p: p.read_bytes() for p in (target, reference)}
     out = tmp_path / "o.png"
-    for tail, message in ((["-o", target], "is the input photo"),
-                          (["-o", tmp_path / "." / "r.jpg"], "is the input photo"),
-                          (["-o", out, "--explain", out], "also the output image"),
+    for tail, message in ((["-o", target], "is the input"),
+                          (["-o", tmp_path / "." / "r.jpg"], "is the input"),
+                          (["-o", out, "--explain", out], "is the output image"),
                           (["-o", out, "--explain", target], "--explain"),
                           (["-o", out, "--explain", tmp_path / "no" / "why.png"], "does not exist"),
                           (["-o", target / "o.png"], "is a file, not a folder")):
@@ -156,7 +156,7 @@ def test_cli_never_overwrites_an_input_or_its_own_output(photos, checkpoints, tm
     folder.mkdir()
     (folder / "a.png").write_bytes(before[target])
     code, err = run([folder, reference, "-o", folder, *ckpt], capsys)  # would write scans/a.png over itself
-    assert code == 2 and "is the input photo" in err and (folder / "a.png").read_bytes() == before[target]
+    assert code == 2 and "is the input" in err and (folder / "a.png").read_bytes() == before[target]
 
 
 def test_cli_pairs_mode_refuses_a_stray_target_an_empty_file_and_an_image_name_as_folder(photos, checkpoints,

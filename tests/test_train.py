@@ -162,7 +162,7 @@ def test_cli_bad_configuration_is_one_line_exit_2(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["--steps", "-5"], "--steps: must be >= 1, got -5"),
-    (["--export", "{tmp}/weights.txt"], "give a .safetensors file name"),
+    (["--export", "{tmp}/weights.txt"], "must end in .safetensors"),
     (["--export", "{tmp}/missing/weights.safetensors"], "does not exist"),
 ])
 def test_cli_bad_steps_and_export_are_refused_before_training(tmp_path, capsys, argv, message):

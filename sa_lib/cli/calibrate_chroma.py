@@ -16,12 +16,11 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from ..core.devices import resolve_device
-from ..core.errors import UsageError
 from ..data.pairs import PairsError
 from ..eval.chroma_calibration import DEFAULT_SHARE, calibrate, calibration_pairs, check_share
 from ..model.checkpoint import CheckpointError, load_checkpoint, read_sidecar, resolve, rewrite_config
 from ..profiles import PROFILES, get_profile
-from .command import CommandParser, check_output_file, run_command
+from .command import CommandParser, check_checkpoint_output, run_command
 
 PROG = "sa-calibrate-chroma"
 
@@ -47,19 +46,10 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def check_out(out: Path | None) -> None:
-    """-o: a .safetensors file name (its sidecar is OUT with .json), not a folder; checked before the
-    calibration's minutes."""
-    if out is None:
-        return
-    if out.suffix != ".safetensors":
-        raise UsageError(f"-o {out}: give a .safetensors file name")
-    check_output_file(out, "-o")
-
-
 def run(args: argparse.Namespace) -> None:
     source = resolve(args.checkpoint)
-    check_out(args.out)
+    if args.out is not None:  # a missing folder is created; the rest is checked before the calibration's minutes
+        check_checkpoint_output(args.out, "-o", folder_must_exist=False)
     model = load_checkpoint(source, device=resolve_device(args.device))
     try:
         read_sidecar(source)  # a broken sidecar is told now, not after the calibration

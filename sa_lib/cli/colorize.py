@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import sys
 from pathlib import Path
 
@@ -36,8 +35,8 @@ from ..figures.explain import explain_figure, other_methods
 from ..inference.colorize import (DEFAULT_WORKING_SIZE, FLIP_AVERAGE_CHOICES, MODES, SLIC_CHOICES,
                                   colorize_detailed, load_model, parse_chroma_gain, resolve_slic)
 from ..model.checkpoint import DEFAULT_CHECKPOINT, PAPER_MODEL_CHECKPOINT, CheckpointError
-from .command import (EXIT_FAILURE, CommandParser, check_output_file, fail, interrupted, one_line, report,
-                      run_command)
+from .command import (EXIT_FAILURE, CommandParser, check_not_overwritten, check_output_file,
+                      check_output_folder, fail, interrupted, one_line, report, run_command)
 
 PROG = "sa-colorize"
 
@@ -55,24 +54,11 @@ def _unique_outputs(jobs: list[tuple[Path, Path, Path]]) -> list[tuple[Path, Pat
 def _output_folder(out: Path) -> Path:
     """The output folder of folder and pairs mode: refused if it is a file or named like an image (the user
     meant one output file); created later, once all is checked."""
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"output {out} is a file; folder and pairs mode write into a folder")
+    check_output_folder(out, "output (folder and pairs mode)")
     if not out.exists() and out.suffix.lower() in IMAGE_SUFFIXES:
         raise UsageError(f"output {out} is named like an image file; folder and pairs mode write into a folder "
                          f"(e.g. -o {out.with_suffix('')})")
     return out
-
-
-def _output_file(out: Path, what: str) -> Path:
-    """A single output file's path: refused if it is a folder, lies under a file or its folder does not exist."""
-    check_output_file(out, what)
-    if not out.parent.is_dir():
-        raise UsageError(f"{what} folder does not exist: {out.parent}")
-    return out
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def _no_overwritten_input(jobs: list[tuple[Path, Path | None, Path]], explain: Path | None,
@@ -82,14 +68,10 @@ def _no_overwritten_input(jobs: list[tuple[Path, Path | None, Path]], explain: P
     photos = [p for target, reference, _ in jobs for p in (target, reference) if p is not None]
     if reference_folder is not None and reference_folder.is_dir():
         photos += [p for p in reference_folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
-    inputs = {os.path.realpath(p): p for p in photos}
-    outputs = [("output", output) for *_, output in jobs] + ([("--explain", explain)] if explain is not None else [])
-    for label, output in outputs:
-        if os.path.realpath(output) in inputs:
-            raise UsageError(f"{label} {output} is the input photo {inputs[os.path.realpath(output)]}: it would be "
-                             "overwritten; write elsewhere")
-    if explain is not None and any(_same_file(explain, output) for *_, output in jobs):
-        raise UsageError(f"--explain {explain} is also the output image (-o); give the figure another name")
+    outputs = [("output", output) for *_, output in jobs]
+    check_not_overwritten(outputs + ([("--explain", explain)] if explain is not None else []), photos)
+    if explain is not None:  # the figure would replace the colorized image
+        check_not_overwritten([("--explain", explain)], [output for _, output in outputs], "the output image")
 
 
 def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path | None, Path]]:
@@ -135,7 +117,7 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path | None, Path]]:
         if not files:
             raise UsageError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {target}")
         return _unique_outputs([(f, reference, out / (f.stem + ".png")) for f in files])
-    return [(target, reference, _output_file(out, "output"))]
+    return [(target, reference, check_output_file(out, "output", folder_must_exist=True))]
 
 
 EPILOG = """one example per mode:
@@ -196,7 +178,7 @@ def prepare(args: argparse.Namespace) -> tuple[list, ReferenceSuggester | None, 
     if args.explain and Path(args.explain).suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg"):
         raise UsageError(f"--explain {args.explain}: use a .png, .jpg, .pdf or .svg file name")
     if args.explain:
-        _output_file(Path(args.explain), "--explain")
+        check_output_file(Path(args.explain), "--explain", folder_must_exist=True)
     _no_overwritten_input(jobs, Path(args.explain) if args.explain else None,
                           Path(args.reference_from) if args.reference_from else None)
     try:

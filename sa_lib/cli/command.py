@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
@@ -69,13 +70,40 @@ def positive_float(text: str) -> float:
     return value
 
 
-def check_output_file(path: Path, flag: str) -> Path:
-    """An output file's path on a command line: refused (UsageError) if it is a folder or lies under a file."""
+def check_output_file(path: Path, flag: str, folder_must_exist: bool = False) -> Path:
+    """An output file's path on a command line: refused (UsageError) if it is a folder, lies under a file, or
+    (`folder_must_exist`) lies in a folder that does not exist."""
     if path.is_dir():
         raise UsageError(f"{flag} {path} is a folder; give a file name")
     if path.parent.exists() and not path.parent.is_dir():
         raise UsageError(f"{flag} {path}: {path.parent} is a file, not a folder")
+    if folder_must_exist and not path.parent.is_dir():
+        raise UsageError(f"{flag} {path}: its folder does not exist ({path.parent})")
     return path
+
+
+def check_checkpoint_output(path: Path, flag: str, folder_must_exist: bool = True) -> Path:
+    """A checkpoint to write: a .safetensors file name (its sidecar is the same name with .json), and
+    check_output_file's rules; checked before the command's work, not after it."""
+    if path.suffix != ".safetensors":
+        raise UsageError(f"{flag} {path} must end in .safetensors")
+    return check_output_file(path, flag, folder_must_exist)
+
+
+def check_output_folder(path: Path | None, flag: str) -> None:
+    """An output folder on a command line (created later if missing): refused (UsageError) if it is a file."""
+    if path is not None and path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path} is a file; give a folder")
+
+
+def check_not_overwritten(outputs: Iterable[tuple[str, Path]], files: Iterable[Path], what: str = "the input") -> None:
+    """Refuse (UsageError) an output, given as (flag, path), that is one of `files` (the command's inputs, or its
+    other output): writing it would overwrite that file. Paths are compared after resolving links and `..`."""
+    by_real_path = {os.path.realpath(p): p for p in files}
+    for flag, output in outputs:
+        same = by_real_path.get(os.path.realpath(output))
+        if same is not None:
+            raise UsageError(f"{flag} {output} is {what} {same}: it would be overwritten; write elsewhere")
 
 
 def one_line(text: object) -> str:

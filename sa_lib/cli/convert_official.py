@@ -22,7 +22,7 @@ from safetensors import safe_open
 
 from ..core.errors import UsageError
 from ..model.official import ConversionError, convert, download_authors_checkpoint, sha256_of
-from .command import CommandParser, run_command
+from .command import CommandParser, check_checkpoint_output, run_command
 
 PROG = "sa-convert-official"
 
@@ -51,11 +51,7 @@ def check(args: argparse.Namespace) -> None:
     """The command line's files, before anything is read (UsageError)."""
     if (args.checkpoint is None) == (not args.download):
         raise UsageError("give CHECKPOINT.pt or --download (one of them)")
-    output = Path(args.output)
-    if output.suffix != ".safetensors":
-        raise UsageError(f"output {output} must end in .safetensors")
-    if not output.parent.is_dir():
-        raise UsageError(f"output folder does not exist: {output.parent}")
+    check_checkpoint_output(Path(args.output), "output")
     if args.vgg19_bn is not None and not Path(args.vgg19_bn).is_file():
         raise UsageError(f"--vgg19-bn file not found: {args.vgg19_bn}")
     if not args.download and not Path(args.checkpoint).is_file():

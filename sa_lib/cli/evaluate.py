@@ -22,7 +22,7 @@ from ..eval.evaluate import RESERVED_NAMES, EvaluationError, run
 from ..model.checkpoint import CheckpointError
 from ..profiles import PROFILES
 from ..superpixels.pyramid import SLIC_BACKENDS
-from .command import CommandParser, non_negative_int, run_command
+from .command import CommandParser, check_output_folder, non_negative_int, run_command
 
 PROG = "sa-evaluate"
 INTERRUPTED = ("interrupted; tables are written only once both are computed, each file atomically, so any table "
@@ -69,9 +69,8 @@ def evaluate(args: argparse.Namespace) -> list[Path]:
     repeated = next((name for name in names if names.count(name) > 1), None)
     if repeated is not None:
         raise UsageError(f"{repeated!r} is given more than once (--method, --checkpoint); give each NAME once")
-    for flag, folder in (("--out", args.out), ("--per-pair", args.per_pair)):
-        if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
-            raise UsageError(f"{flag} {folder} is a file; give a folder")
+    check_output_folder(args.out, "--out")
+    check_output_folder(args.per_pair, "--per-pair")
     return run(args.profile, args.out, args.pairs, dict(methods), args.device, per_pair_dir=args.per_pair,
                checkpoints=dict(models), slic=args.slic, workers=args.workers)
 

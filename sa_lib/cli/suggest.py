@@ -8,7 +8,6 @@ that could not be read go to stderr. The folder's features are cached, so later 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -18,7 +17,8 @@ from ..core.hub import AssetUnavailable
 from ..data.image_io import IMAGE_SUFFIXES, ImageInputError, read_image
 from ..data.references import DEFAULT_K
 from ..profiles import ranking_profiles
-from .command import CommandParser, positive_int, run_command
+from .command import (CommandParser, check_not_overwritten, check_output_file, check_output_folder,
+                      positive_int, run_command)
 
 PROG = "sa-suggest"
 SHEET_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
@@ -55,19 +55,9 @@ def check_sheet(sheet: Path | None, target: Path, folder: Path) -> None:
         return
     if sheet.suffix.lower() not in SHEET_SUFFIXES:
         raise UsageError(f"--contact-sheet {sheet}: use a {', '.join(SHEET_SUFFIXES)} file name")
-    if sheet.is_dir() or not sheet.parent.is_dir():
-        raise UsageError(f"--contact-sheet {sheet}: {'is a folder' if sheet.is_dir() else 'its folder does not exist'}")
-    if os.path.realpath(sheet) == os.path.realpath(target):
-        raise UsageError(f"--contact-sheet {sheet} is the target photo: it would be overwritten; write elsewhere")
-    if sheet.is_file() and os.path.realpath(sheet.parent) == os.path.realpath(folder) \
-            and sheet.suffix.lower() in IMAGE_SUFFIXES:
-        raise UsageError(f"--contact-sheet {sheet} is one of the photos of {folder}: it would be overwritten; "
-                         "write elsewhere")
-
-
-def check_cache_dir(cache_dir: Path | None) -> None:
-    if cache_dir is not None and cache_dir.exists() and not cache_dir.is_dir():
-        raise UsageError(f"--cache-dir {cache_dir} is a file, not a folder")
+    check_output_file(sheet, "--contact-sheet", folder_must_exist=True)
+    photos = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES] if folder.is_dir() else []
+    check_not_overwritten([("--contact-sheet", sheet)], [target, *photos])
 
 
 def suggest(args: argparse.Namespace):
@@ -88,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     sheet = Path(args.contact_sheet) if args.contact_sheet else None
     run_command(PROG, lambda: (check_sheet(sheet, Path(args.target), Path(args.folder)),
-                               check_cache_dir(args.cache_dir)))
+                               check_output_folder(args.cache_dir, "--cache-dir")))
     target, scan, suggestions = run_command(PROG, lambda: suggest(args),
                                             failures=(ImageInputError, AssetUnavailable, OSError, RuntimeError),
                                             on_interrupt="interrupted; the cache keeps what was written before")

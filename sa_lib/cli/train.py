@@ -13,14 +13,14 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from ..core.errors import UsageError
 from ..model.checkpoint import CheckpointError
 from ..profiles import PROFILES
 from ..superpixels.pyramid import SLIC_BACKENDS
 from ..train.config import PRECISIONS, profile_config
 from ..train.loop import train
 from ..train.state import export_run
-from .command import CommandParser, non_negative_int, positive_float, positive_int, run_command
+from .command import (CommandParser, check_checkpoint_output, check_output_folder, non_negative_int,
+                      positive_float, positive_int, run_command)
 
 PROG = "sa-train"
 
@@ -29,7 +29,8 @@ def parser() -> argparse.ArgumentParser:
     p = CommandParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("--profile", default="demo", choices=list(PROFILES))
     p.add_argument("--variant", default="super", help="super | standard | none | transfer (docs/transfer.md)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.state.pt (the weights, the optimiser and the step)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/last.state.pt (the weights, the optimiser and the step)")
     p.add_argument("--out", help="run folder (default runs/PROFILE-VARIANT)")
     p.add_argument("--steps", type=positive_int, dest="max_steps", help="stop after this many steps")
     p.add_argument("--batch-size", type=positive_int)
@@ -51,12 +52,9 @@ def parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> dict:
     overrides = {k: v for k, v in vars(args).items()
                  if v is not None and k not in ("profile", "variant", "resume", "export", "slic_backend")}
-    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
-        raise UsageError(f"--out {args.out} is a file; give a run folder")
-    if args.export and Path(args.export).suffix != ".safetensors":  # checked before hours of training, not after
-        raise UsageError(f"--export {args.export}: give a .safetensors file name")
-    if args.export and not Path(args.export).parent.is_dir():
-        raise UsageError(f"--export {args.export}: folder {Path(args.export).parent} does not exist")
+    check_output_folder(Path(args.out) if args.out else None, "--out")
+    if args.export:  # checked before hours of training, not after
+        check_checkpoint_output(Path(args.export), "--export")
     config = profile_config(args.profile, args.variant, **overrides)
     if args.slic_backend is not None:
         config.model = replace(config.model, slic_backend=args.slic_backend)
