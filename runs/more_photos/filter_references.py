@@ -1,5 +1,6 @@
-"""Run after `sa-references --profile demo --k 30` on runs/more_photos/demo. Drop, from each target's ranked references, every candidate that shares a background photo with it
-(a composite and the train photo it was pasted on, or two composites on one photo), then keep the first 4.
+"""Run after `sa-references --profile demo --k 30` on runs/more_photos/demo. Drop, from each target's ranked
+references, every candidate that shares a background photo with it (a composite and the train photo it was pasted
+on, or two composites on one photo), then keep the first 4.
 
     python runs/more_photos/filter_references.py    # rewrites runs/more_photos/demo/references.json
 """

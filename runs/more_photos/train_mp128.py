@@ -1,7 +1,8 @@
 """Run mp128 (issue 11, lever 'more photos'): make train-demo's transfer recipe at 128 px, v6's size, on data/demo's
 214 train photos plus the 215 of runs/more_photos/build_data.py (references filtered by filter_references.py).
 Compare with v6 (the same recipe at 128 px on the 214; docs/transfer.md) and its two data-order draws.
-Resumable: run it again and it continues from runs/more_photos/mp128/last.state.pt. About 110 min on the 2-core CPU.
+Resumable: run it again and it continues from runs/more_photos/mp128/last.state.pt. It took 83 min on the
+2-core CPU (start to last checkpoint, some of it beside scoring scripts).
 
     python runs/more_photos/build_data.py PACKAGES_DIR && \\
     SUPERATTN_DEMO_DIR=runs/more_photos/demo python -m sa_lib.cli.references --profile demo --k 30 \\
