@@ -196,7 +196,10 @@ def test_smoke_profile_writes_both_tables(tmp_path):
     assert sorted(p.name for p in written) == ["table1_ablation.csv", "table1_ablation.md",
                                                "table2_comparison.csv", "table2_comparison.md"]
     t1 = list(csv.DictReader((tmp_path / "out" / "table1_ablation.csv").read_text().splitlines()))
-    assert [r["reference"] for r in t1] == [TOP1] * 4 + [GTREF] * 4  # none, standard, super, transfer
+    # none, standard, super, transfer; a --pairs file's reference is the one its row names, ranked or not
+    assert [r["reference"] for r in t1] == [evaluate.NAMED] * 4 + [GTREF] * 4
+    t2 = list(csv.DictReader((tmp_path / "out" / "table2_comparison.csv").read_text().splitlines()))
+    assert {r["reference"] for r in t2} == {evaluate.NAMED}
     assert all(0.0 < float(r["ssim"]) <= 1.0 for r in t1)
     for key, net in (("lpips", "alex"), ("lpips_vgg", "vgg")):  # two LPIPS columns, each measured or named
         offline = not metrics.LPIPSMetric(net=net).available()

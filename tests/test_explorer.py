@@ -11,7 +11,9 @@ from PIL import Image
 from test_attention_maps import synthetic_pair
 
 from sa_lib.figures import attention_maps as am
+from sa_lib.data.image_io import ImageInputError
 from sa_lib.figures.explorer import AttentionExplorer, parse_point
+from sa_lib.model.checkpoint import DEFAULT_CHECKPOINT
 
 PAIRS = [am.Pair("a.jpg", "b.jpg", None, Path("a.jpg"), Path("b.jpg")),
          am.Pair("c.jpg", "d.jpg", (0, 0, 4, 4), Path("c.jpg"), Path("d.jpg"))]
@@ -104,8 +106,46 @@ def test_rejects_out_of_range_picks(explorer):
 
 def test_parse_point():
     assert parse_point(" 12, 7 ") == (12, 7) and parse_point("3 4") == (3, 4)
-    with pytest.raises(ValueError):
-        parse_point("12")
+    for text in ("12", "inf, 3", "1e999, 3", "nan, 3", "a, b"):
+        with pytest.raises(ValueError):
+            parse_point(text)
+
+
+def test_a_pair_that_cannot_be_read_is_named_in_the_info_box_and_the_explorer_stays_put(explorer):
+    def compute(pair):
+        if pair is PAIRS[1]:
+            raise ImageInputError("reference not found: d.jpg")
+        return synthetic_pair(seed=1)
+
+    e = AttentionExplorer(PAIRS, compute=compute)
+    e.select_superpixel(2)
+    shown = (e.target_html.value, e.reference_image.value)
+    e.pair_dropdown.value = 1  # as a person picking the broken pair: the observer runs select_pair
+    assert "reference not found: d.jpg" in e.info.value
+    assert e.pair_index == 0 and e.pair_dropdown.value == 0 and e.label == 2  # the menu is back on the pair shown
+    assert (e.target_html.value, e.reference_image.value) == shown
+    e.superpixel_slider.value = 3  # every control still works
+    assert e.label == 3 and "not found" not in e.info.value
+    with pytest.raises(ImageInputError):  # called as a method, it raises, and changes nothing
+        e.select_pair(1)
+    assert e.pair_index == 0
+
+
+def test_a_typed_position_that_is_not_one_is_named_and_clearing_the_box_drops_the_message(explorer):
+    label, point = explorer.label, explorer.point
+    for text in ("inf, 3", "1e999, 3", "nan, 3", "a,b"):
+        explorer.point_box.value = text
+        assert "type a pixel position" in explorer.info.value, text
+        assert (explorer.label, explorer.point) == (label, point)
+    explorer.point_box.value = ""
+    assert "type a pixel position" not in explorer.info.value
+    assert explorer.point_box.value == f"{point[1]}, {point[0]}"
+
+
+def test_the_demo_profile_shows_each_pair_once():
+    pairs = am.profile_settings("demo").pairs
+    assert len({(p.target, p.reference, p.box) for p in pairs}) == len(pairs)
+    assert len({p.name for p in pairs}) == len(pairs)  # the menu's labels tell them apart
 
 
 def test_explorer_for_the_smoke_profile_with_the_real_model():
@@ -125,7 +165,7 @@ def test_the_pair_is_shown_beside_the_other_methods_once_per_pair():
         return {"paper's super": np.zeros_like(pa.colour), "[17]": np.ones_like(pa.colour)}
 
     e = AttentionExplorer(PAIRS, compute=lambda pair: synthetic_pair(seed=1), compare=compare)
-    assert list(e.comparison) == ["this model", "paper's super", "[17]"]
+    assert list(e.comparison) == [f"this model ({DEFAULT_CHECKPOINT})", "paper's super", "[17]"]
     assert e.compare_html.value.count("<img") == 3 and "[17]" in e.compare_html.value
     e.select_superpixel(1)
     e.select_level(1)

@@ -75,8 +75,9 @@ def test_main_writes_the_extras_and_timings(tmp_path):
           "--executed", str(tmp_path / "ex")])
     assert Image.open(tmp_path / "fig" / "superpixel_levels.png").size[0] > 500
     table = (tmp_path / "fig" / "model_summary.md").read_text()
-    for variant in ("| none |", "| standard |", "| super |"):
+    for variant in ("| none |", "| standard |", "| super |", "| transfer |"):  # demo's Table 1 has transfer
         assert variant in table
+    assert "transfer: one pass" in table
     assert "| 00_zero |" in (tmp_path / "ex" / "timings.md").read_text()
 
 

@@ -59,6 +59,7 @@ from ..profiles import EVAL_SIZE, Profile, get_profile
 from ..superpixels.pyramid import resolve_backend
 
 TOP1, GTREF = "top-1", "ground truth"  # the two kinds of reference: the pair's ranked one, the target itself
+NAMED = "the pair's"  # how the tables call TOP1 for a --pairs file: the reference its row names, ranked or not
 
 ColorizerFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -598,7 +599,8 @@ def run_method(setup: Setup, method: str, colorizer: ColorizerFn | Callable[[], 
         fn = colorizer() if lazy else colorizer
         result = evaluate_colorizer(method, fn, setup.data, setup.lpips, reference, setup.lpips_vgg)
         setup.results[key] = result
-        setup.log(f"[evaluate] {method} ({reference} reference): {len(result.rows)} pairs, {result.seconds:.1f} s")
+        setup.log(f"[evaluate] {method} ({reference_cell(setup, reference)} reference): {len(result.rows)} pairs, "
+                  f"{result.seconds:.1f} s")
     return setup.results[key]
 
 
@@ -634,7 +636,7 @@ def checkpoint_rows(setup: Setup, reference: str = TOP1) -> list[dict[str, str]]
         result = run_method(setup, CHECKPOINT_PREFIX + name,
                             lambda p=path: model_colorizer(p, setup.device, setup.slic), reference, lazy=True)
         official = read_config(path).extra.get("preset") == "official"
-        rows.append({"method": f"{name} (`{path}`)", "reference": reference,
+        rows.append({"method": f"{name} (`{path}`)", "reference": reference_cell(setup, reference),
                      **measured_cells(result, setup.lpips, setup.lpips_vgg),
                      **(published_cells("super") if official and reference == TOP1 else published_cells(None))})
     return rows
@@ -660,13 +662,23 @@ def _torch_device(setup: Setup) -> str:
     return str(resolve_device(setup.device))
 
 
+def _own_pairs(setup: Setup) -> bool:
+    """True when the pairs are the profile's own (each target with its top-1 ranked reference), not --pairs."""
+    return setup.pairs_file.resolve() == default_pairs(setup.profile)[0].resolve()
+
+
+def reference_cell(setup: Setup, reference: str) -> str:
+    """A row's "reference" cell: GTREF, or TOP1 as "top-1" on the profile's own pairs and NAMED on a --pairs file."""
+    return NAMED if reference == TOP1 and not _own_pairs(setup) else reference
+
+
 def _intro(setup: Setup, what: str) -> list[str]:
     try:
         shown = setup.pairs_file.resolve().relative_to(REPO_ROOT)
     except ValueError:
         shown = setup.pairs_file
     n, size = len(setup.data), setup.profile.eval_size
-    own = setup.pairs_file.resolve() == default_pairs(setup.profile)[0].resolve()
+    own = _own_pairs(setup)
     command = f"sa-evaluate --profile {setup.profile.name}" + ("" if own else f" --pairs {shown}")
     which = "its top-1 ranked reference" if own else "the reference its row names"
     return [f"{what} Measured by `{command}` on {n} pairs of `{shown}` "
@@ -679,7 +691,8 @@ def _notes(setup: Setup, extra: Iterable[str] = ()) -> list[str]:
     data = setup.data
     his_ref = data.his_ref() if isinstance(data, PairStream) else np.mean([d.scoring_context(TOP1)[2] for d in data])
     vgg = setup.lpips_vgg
-    notes = [f"- HIS_ref = mean HIS(ground truth, top-1 reference) over these pairs = {his_ref:.3f} "
+    which = "top-1 reference" if _own_pairs(setup) else "the pair's reference"
+    notes = [f"- HIS_ref = mean HIS(ground truth, {which}) over these pairs = {his_ref:.3f} "
              f"(the paper's is {PUBLISHED_HIS_REF} on its COCO pairs); ΔHIS = |HIS(pred, ref) - HIS_ref|.",
              "- LPIPS is the `lpips` package, v0.1, inputs in [-1, 1]: AlexNet (the main figure) and VGG16 beside "
              "it; the paper does not say which backbone it scored with. "
@@ -713,7 +726,8 @@ def ablation_table(setup: Setup) -> Table:
         for variant in setup.profile.eval_models:
             result = variant_result(setup, variant, reference)
             rows.append({"method": f"{VARIANT_NAMES[variant]} (`{setup.checkpoint(variant)}`)",
-                         "reference": reference, **measured_cells(result, setup.lpips, setup.lpips_vgg),
+                         "reference": reference_cell(setup, reference),
+                         **measured_cells(result, setup.lpips, setup.lpips_vgg),
                          **(published_cells(variant) if reference == TOP1 else {})})
         rows += checkpoint_rows(setup, reference)
     demo = setup.profile.ships_checkpoints  # the demo checkpoints, trained on this CPU
@@ -748,7 +762,7 @@ def comparison_table(setup: Setup, folders: dict[str, Path] | None = None) -> Ta
     check_method_names(folders)
     rows, extra_notes = [], []
     for key, (name, factory) in baseline_colorizers(setup).items():
-        rows.append({"method": name, "reference": TOP1,
+        rows.append({"method": name, "reference": reference_cell(setup, TOP1),
                      **measured_cells(run_method(setup, key, factory, lazy=True), setup.lpips, setup.lpips_vgg),
                      **published_cells(None)})
     names = {**EXTERNAL_METHODS, **{k: k for k in folders if k not in EXTERNAL_METHODS}}
@@ -760,12 +774,14 @@ def comparison_table(setup: Setup, folders: dict[str, Path] | None = None) -> Ta
                 setup.log(f"[evaluate] {line}")
                 extra_notes.append(f"- {line}")
             name = f"{name} (outputs in `{folders[key]}`)"
-        rows.append({"method": name, "reference": TOP1, **measured_cells(result, setup.lpips, setup.lpips_vgg),
+        rows.append({"method": name, "reference": reference_cell(setup, TOP1),
+                     **measured_cells(result, setup.lpips, setup.lpips_vgg),
                      **published_cells(key if key in EXTERNAL_METHODS else None)})
     rows += checkpoint_rows(setup)
     for model in ("super", "transfer"):
         if model in setup.profile.eval_models:
-            rows.append({"method": f"{VARIANT_NAMES[model]} (`{setup.checkpoint(model)}`)", "reference": TOP1,
+            rows.append({"method": f"{VARIANT_NAMES[model]} (`{setup.checkpoint(model)}`)",
+                         "reference": reference_cell(setup, TOP1),
                          **measured_cells(variant_result(setup, model), setup.lpips, setup.lpips_vgg),
                          **published_cells(model)})
     notes = _notes(setup, [

@@ -59,6 +59,10 @@ def profile_settings(profile: str) -> AttentionSettings:
     photos = settings.photos
     pairs = [pair for name in settings.attention_pair_files
              for pair in read_pairs(photos.root() / name, photos.target_dir(), photos.reference_dir())]
+    unique: dict[tuple, Pair] = {}  # a pair in both files (same target, reference and crop) is shown once, first
+    for pair in pairs:
+        unique.setdefault((pair.target, pair.reference, pair.box), pair)
+    pairs = list(unique.values())
     if settings.attention_targets:
         pairs = [next(p for p in pairs if p.target == target) for target in settings.attention_targets]
     figure = next((i for i, p in enumerate(pairs) if p.target == settings.attention_figure_target), 0)
@@ -81,6 +85,7 @@ class PairAttention:
     target_labels: dict[int, np.ndarray]  # level -> (h_l, w_l) ints in [0, S_T)
     reference_labels: dict[int, np.ndarray]  # level -> (h'_l, w'_l) ints in [0, S_R)
     name: str = ""
+    model: str = ""  # the checkpoint that computed it (its name, or its file's name), for titles
     _pixel_labels: dict = field(default_factory=dict, repr=False)  # cache of labels upsampled to pixels
 
     @property
@@ -130,7 +135,9 @@ def compute_pair_attention(pair: Pair, checkpoint: str = DEFAULT_CHECKPOINT, dev
     """Colorize one pair with a super-attention checkpoint and keep its attention maps and superpixels."""
     target, reference = load_full_pair(pair)
     result = colorize_detailed(target, reference, checkpoint, device, "fast", working_size)
-    return from_colorization(result, pair.name)
+    pa = from_colorization(result, pair.name)
+    pa.model = Path(checkpoint).name if str(checkpoint).endswith(".safetensors") else str(checkpoint)
+    return pa
 
 
 # ------------------------------------------------------------------------------------ one attention row
@@ -289,7 +296,8 @@ def fig3_attention(pa: PairAttention, figures_dir: str | Path, point: tuple[int,
         ax_row[2].yaxis.set_major_locator(MaxNLocator(integer=True))
         for ax in ax_row[:2]:
             ax.axis("off")
-    fig.suptitle(f"Super-attention guidance (paper Fig. 3): {pa.name}\nthe same target point at the three "
+    model = f" (model: {pa.model})" if pa.model else ""
+    fig.suptitle(f"Super-attention guidance (paper Fig. 3): {pa.name}{model}\nthe same target point at the three "
                  "levels; matrix rows scaled to their maximum", fontsize=10)
     fig.tight_layout()
     path = output_dir(figures_dir) / filename

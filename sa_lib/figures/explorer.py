@@ -30,7 +30,8 @@ import ipywidgets as widgets
 import numpy as np
 from PIL import Image
 
-from ..model.checkpoint import DEFAULT_CHECKPOINT
+from ..data.pairs import PairsError
+from ..model.checkpoint import DEFAULT_CHECKPOINT, CheckpointError
 from .explain import other_methods
 
 from .attention_maps import (
@@ -52,6 +53,9 @@ from .attention_maps import (
     target_view,
 )
 
+# What a control's change can fail with and the explorer shows in its info box, its state left as it was: a pair
+# whose image cannot be read (ImageInputError is a ValueError), a pairs file, a checkpoint.
+SHOWN_ERRORS = (ValueError, PairsError, CheckpointError)
 VIEW_WIDTH = 320  # px on screen of the target and reference views
 MATRIX_SIDE = 300  # the attention matrix is drawn at least this many px on its longer side
 # The target <img>'s onclick: click position -> image pixels -> "x, y" into this explorer's point box.
@@ -69,11 +73,14 @@ def png_bytes(image: np.ndarray) -> bytes:
 
 
 def parse_point(text: str) -> tuple[int, int]:
-    """'x, y' (or 'x y') -> (x, y) integers; ValueError otherwise."""
+    """'x, y' (or 'x y') -> (x, y) integers; ValueError otherwise (also for inf and nan)."""
     parts = text.replace(",", " ").split()
     if len(parts) != 2:
         raise ValueError(f"type a pixel position as 'x, y', got {text!r}")
-    return int(float(parts[0])), int(float(parts[1]))
+    try:
+        return int(float(parts[0])), int(float(parts[1]))
+    except (ValueError, OverflowError):
+        raise ValueError(f"type a pixel position as two numbers 'x, y', got {text!r}") from None
 
 
 class AttentionExplorer:
@@ -85,6 +92,7 @@ class AttentionExplorer:
         if not pairs:
             raise ValueError("the explorer needs at least one pair")
         self.pairs = list(pairs)
+        self.checkpoint = str(checkpoint)
         self._compute = compute or (lambda pair: compute_pair_attention(pair, checkpoint, device, working_size))
         self._cache: dict[int, PairAttention] = {}
         self._compare = compare
@@ -150,12 +158,16 @@ class AttentionExplorer:
 
     # ------------------------------------------------------------------------------- state, plain Python
 
+    def attention_of(self, index: int) -> PairAttention:
+        """The attention of pair `index`, computed on first use and then cached."""
+        if index not in self._cache:
+            self._cache[index] = self._compute(self.pairs[index])
+        return self._cache[index]
+
     @property
     def current(self) -> PairAttention:
-        """The attention of the selected pair, computed on first use and then cached."""
-        if self.pair_index not in self._cache:
-            self._cache[self.pair_index] = self._compute(self.pairs[self.pair_index])
-        return self._cache[self.pair_index]
+        """The attention of the selected pair."""
+        return self.attention_of(self.pair_index)
 
     @property
     def highlight_mask(self) -> np.ndarray:
@@ -168,9 +180,11 @@ class AttentionExplorer:
         return attention_row(self.current, self.level, self.label)
 
     def select_pair(self, index: int) -> None:
-        """Show pair `index`, starting at the centre of its target."""
+        """Show pair `index`, starting at the centre of its target. A pair that cannot be computed (an image
+        that cannot be read...) raises before anything changes: the explorer stays on the pair it showed."""
         if not 0 <= index < len(self.pairs):
             raise ValueError(f"pair index {index} is not in 0..{len(self.pairs) - 1}")
+        self.attention_of(index)
         self.pair_index = index
         self.point = default_point(self.current)
         self._pick_at_point()
@@ -182,7 +196,8 @@ class AttentionExplorer:
         if self._compare is None:
             return {}
         if self.pair_index not in self._compared:
-            self._compared[self.pair_index] = {"this model": self.current.colour,
+            self._compared[self.pair_index] = {f"this model ({self.current.model or self.checkpoint})":
+                                               self.current.colour,
                                                **self._compare(self.current)}
         return self._compared[self.pair_index]
 
@@ -217,13 +232,10 @@ class AttentionExplorer:
         self._pick_at_point()
 
     def _typed_point(self, text: str) -> None:
-        if not text.strip():
+        if not text.strip():  # the box cleared: show the picked point again (and drop an earlier error)
+            self._render()
             return
-        try:
-            x, y = parse_point(text)
-        except ValueError as err:
-            self.info.value = f"<span style='color:#b00'>{html.escape(str(err))}</span>"
-            return
+        x, y = parse_point(text)  # a ValueError is shown in the info box by _from_widget
         self.select_point(x, y)
 
     def _pick_at_point(self) -> None:
@@ -231,9 +243,16 @@ class AttentionExplorer:
         self._render()
 
     def _from_widget(self, method: Callable, value) -> None:
-        """A widget changed: run the state method, unless the explorer itself is setting that widget."""
-        if not self._syncing:
+        """A widget changed: run the state method, unless the explorer itself is setting that widget. What it
+        fails with (SHOWN_ERRORS) is shown in one line in the info box, every control back on the state shown:
+        a widget callback's exception would only reach the browser's log."""
+        if self._syncing:
+            return
+        try:
             method(value)
+        except SHOWN_ERRORS as err:
+            self._render()
+            self.info.value = f"<span style='color:#b00'>{html.escape(str(err))}</span>"
 
     # ---------------------------------------------------------------------------------------- drawing
 

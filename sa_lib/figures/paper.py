@@ -66,14 +66,16 @@ def superpixel_figure(photos: list[Path], out: Path, size: int = 224) -> None:
 
 
 def model_summary(config: ColorizerConfig, photos: list[Path], out: Path, size: int = 224,
-                  repeats: int = 3, device: str = "auto", pretrained: bool = True) -> None:
-    """Markdown table: parameters and forward time (batch 1, inference) of each variant, measured here
+                  repeats: int = 3, device: str = "auto", pretrained: bool = True,
+                  variants: tuple[str, ...] = VARIANTS) -> None:
+    """Markdown table: parameters and forward time (batch 1, inference) of each of `variants` (build_model's
+    names: the paper's three, and "transfer" where the profile's Table 1 has it), measured here
     (`pretrained=False`: random colour encoder weights, nothing downloaded; the same parameters and time)."""
     device = resolve_device(device).type
     target, reference = load_photo(photos[0], size).to(device), load_photo(photos[1], size).to(device)
     target_l = rgb_to_lab(target)[:, :1]
     rows = []
-    for variant in VARIANTS:
+    for variant in variants:
         model = build_model(variant, encoder=config.encoder, config=config, pretrained=pretrained).to(device).eval()
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
@@ -93,7 +95,9 @@ def model_summary(config: ColorizerConfig, photos: list[Path], out: Path, size: 
     atomic_write(out, lambda tmp: tmp.write_text("\n".join([
         f"# Model summary ({config.encoder} colour encoder, widths {config.widths})", "",
         f"Measured {date.today()} on {machine} by `python -m sa_lib.cli.paper --profile ...`: one {size}x{size} "
-        f"target and reference (demo photos), inference mode, best of {repeats} runs, SLIC included.", "",
+        f"target and reference (demo photos), inference mode, best of {repeats} runs, SLIC included"
+        + ("; transfer: one pass, where `sa-colorize` runs two with its test-time flip average." if "transfer" in
+           variants else "."), "",
         "| variant | trainable | frozen (phi) | forward | attention maps (S_T, S_R) |",
         "|---|---|---|---|---|", *rows, ""])))
 
@@ -192,7 +196,7 @@ def write_extras(profile: str, out: Path, device: str = "auto") -> None:
     superpixel_figure(photos, out / "superpixel_levels.png")
     settings = get_profile(profile)
     model_summary(settings.model, photos, out / "model_summary.md", size=settings.eval_size, device=device,
-                  pretrained=settings.pretrained)
+                  pretrained=settings.pretrained, variants=settings.eval_models)
 
 
 def write_timings(profile: str, timings: list[tuple[str, float]], total: float, executed_dir: Path) -> Path:
