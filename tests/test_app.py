@@ -232,7 +232,7 @@ def served(tmp_path_factory):
 
 
 @pytest.mark.slow  # measured above 4 s of CPU time
-def test_gradio_client_colorizes_a_pair_and_gets_the_error_of_a_bad_file(served, pair, tmp_path):
+def test_gradio_client_colorizes_a_pair_and_gets_the_error_of_a_bad_file(served, pair, tmp_path, capfd):
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
@@ -248,17 +248,23 @@ def test_gradio_client_colorizes_a_pair_and_gets_the_error_of_a_bad_file(served,
     runs = service.runs
 
     (tmp_path / "notes.png").write_text("not an image")
+    capfd.readouterr()
     with pytest.raises(AppError) as info:
         client.predict(handle_file(str(tmp_path / "notes.png")), handle_file(str(reference)), "demo-super", "fast",
                        64, 0, api_name="/colorize")
     assert "target image 'notes.png' is not a readable image" in str(info.value)
     assert service.runs == runs  # refused before the model ran
+    assert "Traceback" not in capfd.readouterr().err  # a user's mistake is no bug: the server log stays quiet
 
     # The app keeps running: the next request works.
     again = client.predict(handle_file(str(target)), handle_file(str(reference)), "demo-super", "fast", 64, 0, 1.5,
                            api_name="/colorize")  # colour strength 1.5: demo-super's gain is 1
     assert Image.open(again[1]).size == (120, 68) and service.runs == runs + 1
     assert "chroma gain 1.50" in again[4]  # the slider's gain, passed through the API
+    assert "Click the target" in again[4]
+    plain = client.predict(handle_file(str(target)), handle_file(str(reference)), "demo-none", "fast", 64, 0,
+                           api_name="/colorize")
+    assert "no super-attention" in plain[4] and "Click the target" not in plain[4]  # nothing to click for
 
 
 def test_gradio_client_suggests_references_from_a_server_folder(served, pair, photos, tmp_path, monkeypatch):

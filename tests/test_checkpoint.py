@@ -56,3 +56,13 @@ def test_config_hash_ignores_provenance_only():
     a = ColorizerConfig()
     assert config_hash(a) == config_hash(ColorizerConfig(extra={"profile": "demo"}))
     assert config_hash(a) != config_hash(ColorizerConfig(widths=(8, 16, 32, 64)))
+
+
+def test_a_missing_official_checkpoint_names_the_command_that_makes_it(tmp_path):
+    """By name (sa-colorize --checkpoint official) or by path (sa-evaluate --checkpoint official=FILE)."""
+    for given in ("official", tmp_path / "official.safetensors"):
+        with pytest.raises(CheckpointError, match="make official"):
+            resolve(given)
+    with pytest.raises(CheckpointError) as info:
+        resolve(tmp_path / "mine.safetensors")
+    assert "make official" not in str(info.value)

@@ -124,3 +124,21 @@ def test_argument_errors_are_one_line_without_the_usage_block(main, argv, capsys
     code, _, err = run_main(main, argv, capsys)
     assert code == 2 and err.count("\n") == 1 and "usage:" not in err and "--help" in err, err
     assert "invalid positive_int value" not in err and "_port" not in err  # no function name in the message
+
+
+COMMANDS = ["app", "calibrate_chroma", "colorize", "compare", "convert_official", "demo_annotations", "demo_data",
+            "evaluate", "model_card", "paper", "references", "suggest", "train"]
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_help_describes_the_command_in_whole_sentences(name, capsys):
+    """--help's description is the module docstring's whole first paragraph, not its first line cut mid-sentence."""
+    import importlib
+
+    module = importlib.import_module(f"sa_lib.cli.{name}")
+    with pytest.raises(SystemExit) as info:
+        module.main(["--help"])
+    assert info.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    first_paragraph = " ".join(module.__doc__.strip().split("\n\n")[0].split())
+    assert first_paragraph in out and first_paragraph.rstrip(")").endswith((".", ":")), first_paragraph

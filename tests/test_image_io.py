@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import struct
 import zlib
@@ -148,6 +149,19 @@ def test_float_tiff(tmp_path):
 
     np.testing.assert_allclose(rgb[3, 3], 0.25)
     assert rgb[0, :3, 0].tolist() == [1.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("name, values, message", [
+    ("f255.tif", np.full(SIZE[::-1], 200.0, np.float32), "floating-point values from 200 to 200"),
+    ("i8.tif", np.full(SIZE[::-1], 200, np.int32), "all lie in 0-255"),
+    ("i32.tif", np.full(SIZE[::-1], 4_000_000, np.int32), "32-bit integers from 4e+06"),
+])
+def test_32_bit_and_float_data_on_another_scale_is_refused_not_guessed(tmp_path, name, values, message):
+    """8-bit values in a float or 32-bit file would read as white or black: refused in one line."""
+    path = _save(tmp_path, name, Image.fromarray(values))
+    with pytest.raises(ImageInputError, match=re.escape(message)) as info:
+        read_image(path, role="reference")
+    assert str(info.value).startswith(f"reference image {str(path)!r}") and "\n" not in str(info.value)
 
 
 def _rgb16_sample() -> np.ndarray:

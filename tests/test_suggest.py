@@ -174,6 +174,19 @@ def test_cli_prints_top_k_with_distances_and_writes_a_contact_sheet(folder, tmp_
     assert code == 0 and out2 == out and "0 features computed, 6 from the cache" in err
 
 
+def test_a_cache_that_cannot_be_written_is_named_once_and_the_answer_is_the_same(folder, tmp_path, capsys,
+                                                                                 monkeypatch):
+    monkeypatch.setenv("SUPERATTN_DATA", str(tmp_path / "data"))
+    code, out, err = run([tmp_path / "target.png", folder, "-k", "2", "--device", "cpu"], capsys)
+    assert code == 0 and "warning" not in err, err
+    (tmp_path / "afile").write_text("x")  # a cache folder below a file cannot be made (even by root)
+    code, out2, err = run([tmp_path / "target.png", folder, "-k", "2", "--device", "cpu", "--cache-dir",
+                           tmp_path / "afile" / "cache"], capsys)
+    assert code == 0 and out2 == out
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "feature cache could not be written" in warnings[0], err
+
+
 @pytest.mark.parametrize("args, code, message", [
     (["{target}", "{tmp}/missing"], 2, "does not exist"),
     (["{tmp}/nope.png", "{folder}"], 1, "target image"),

@@ -86,6 +86,7 @@ class FolderFeatures:
     skipped: list[str] = field(default_factory=list)  # one line per file that could not be used
     computed: int = 0  # features computed by this scan (0: everything came from the cache)
     seconds: float = 0.0  # wall time of the scan (listing, hashing, cache, encoding)
+    cache_error: str = ""  # why the cache could not be written ("" when it was, or did not need to be)
 
 
 def file_hash(path: Path | str) -> str:
@@ -176,7 +177,9 @@ class ReferenceSuggester:
         return index, {h: features[row] for row, h in enumerate(hashes)}
 
     def _save_cache(self, path: Path, names: list[str], stats: list[tuple[int, int]], hashes: list[str],
-                    features: torch.Tensor) -> None:
+                    features: torch.Tensor) -> str:
+        """Write the cache file; returns "" or, when it cannot be written, why (the answer is the same, the next
+        query on the folder only slower)."""
         arrays = {"format": np.array(CACHE_FORMAT), "encoder": np.array(self.cache_name),
                   "names": np.array(names, dtype=str), "sizes": np.array([s for s, _ in stats], dtype=np.int64),
                   "mtimes": np.array([m for _, m in stats], dtype=np.int64), "hashes": np.array(hashes, dtype=str),
@@ -185,8 +188,9 @@ class ReferenceSuggester:
         np.savez(buffer, **arrays)
         try:
             atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
-        except OSError:
-            pass  # a cache that cannot be written costs time next query, never the answer
+        except OSError as err:  # a cache that cannot be written costs time next query, never the answer
+            return f"the feature cache could not be written to {path.parent} ({err.strerror or err})"
+        return ""
 
     # ---------------------------------------------------------------------------------------- features
 
@@ -243,11 +247,13 @@ class ReferenceSuggester:
             raise SuggestError(f"no readable photo in {folder} ({len(skipped)} could not be read)")
         features = torch.stack([computed[h] if h in computed else torch.from_numpy(cached[h]) for _, _, h in rows])
         names = [p.name for p, _, _ in rows]
+        cache_error = ""
         if self.cache and (computed or set(index) != set(names)
                            or any(index[n][:2] != s for n, (_, s, _) in zip(names, rows))):
-            self._save_cache(cache_path, names, [s for _, s, _ in rows], [h for _, _, h in rows], features)
+            cache_error = self._save_cache(cache_path, names, [s for _, s, _ in rows], [h for _, _, h in rows],
+                                           features)
         return FolderFeatures(folder, [p for p, _, _ in rows], [h for _, _, h in rows], features, skipped,
-                              len(computed), time.perf_counter() - start)
+                              len(computed), time.perf_counter() - start, cache_error)
 
     # ---------------------------------------------------------------------------------------- ranking
 

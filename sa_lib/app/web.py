@@ -440,10 +440,11 @@ def build_app(service: AppService, photos: str | Path | None = None, demo_pairs:
 
     def fail(err: Exception) -> gr.Error:
         """The page's error box: the one-line message; a bug also goes, with its traceback, to the server log."""
-        if isinstance(err, (AppError, AssetUnavailable, ImageInputError)):
-            return gr.Error(" ".join(str(err).split()), duration=None)
-        traceback.print_exc()
-        return gr.Error(f"internal error: {type(err).__name__}: {' '.join(str(err).split())[:200]}", duration=None)
+        if isinstance(err, (AppError, AssetUnavailable, ImageInputError)):  # the user's mistake: no server traceback
+            return gr.Error(" ".join(str(err).split()), duration=None, print_exception=False)
+        traceback.print_exc()  # once, here: Gradio would print the gr.Error's own, which says nothing more
+        return gr.Error(f"internal error: {type(err).__name__}: {' '.join(str(err).split())[:200]}", duration=None,
+                        print_exception=False)
 
     def why_outputs(why: Why | None):
         if why is None:
@@ -459,10 +460,11 @@ def build_app(service: AppService, photos: str | Path | None = None, demo_pairs:
                                    progress=lambda f, text: progress(f, desc=text), strength=strength)
         except Exception as err:  # every failure becomes the page's one-line message
             raise fail(err) from None
+        why = AppService.why_start(run, int(level))
         status = (f"{run.size[0]}x{run.size[1]} px with {run.checkpoint} ({mode}, chroma gain {run.chroma_gain:.2f}) "
                   f"in {run.seconds:.1f} s. "
-                  f"Click the target or the result to see why a region got its colour.")
-        why = AppService.why_start(run, int(level))
+                  + ("Click the target or the result to see why a region got its colour." if why is not None else
+                     "This checkpoint has no super-attention, so there is no attention to show for a click."))
         return (str(run.before_png), str(run.result_png), (str(run.before_png), str(run.result_png)),
                 gr.DownloadButton(value=str(run.result_png), interactive=True), status, *why_outputs(why))
 

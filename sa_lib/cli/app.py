@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..app.web import DEFAULT_HOST, DEFAULT_PORT, AppService, build_app, is_loopback, launch, offline_environment
 from ..core.errors import UsageError
-from .command import CommandParser, fail, one_line, run_command
+from .command import CommandParser, fail, one_line, run_command, summary
 
 PROG = "sa-app"
 
@@ -33,7 +33,7 @@ def _port(text: str) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = CommandParser(prog=PROG, description=__doc__.splitlines()[0],
+    p = CommandParser(prog=PROG, description=summary(__doc__),
                                 epilog="example: sa-app --photos ~/Pictures   then open http://127.0.0.1:7860")
     p.add_argument("--host", default=DEFAULT_HOST,
                    help="address to serve on (default 127.0.0.1: this machine only; 0.0.0.0 serves the network)")

@@ -20,7 +20,7 @@ from ..data.pairs import PairsError
 from ..eval.chroma_calibration import DEFAULT_SHARE, calibrate, calibration_pairs, check_share
 from ..model.checkpoint import CheckpointError, load_checkpoint, read_sidecar, resolve, rewrite_config
 from ..profiles import PROFILES, get_profile
-from .command import CommandParser, check_checkpoint_output, run_command
+from .command import CommandParser, check_checkpoint_output, run_command, summary
 
 PROG = "sa-calibrate-chroma"
 
@@ -34,7 +34,7 @@ def share(text: str) -> float:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = CommandParser(prog=PROG, description=__doc__.splitlines()[0])
+    p = CommandParser(prog=PROG, description=summary(__doc__))
     p.add_argument("checkpoint", help="a shipped name (demo-transfer) or a .safetensors path")
     p.add_argument("--share", type=share, default=DEFAULT_SHARE,
                    help=f"the wanted share of the truths' colourfulness (default {DEFAULT_SHARE})")

@@ -4,7 +4,7 @@ or a pairs file.
     sa-colorize TARGET REFERENCE -o OUT.png [--checkpoint demo-transfer] [--mode fast|highres] [--explain F.png]
                 [--slic auto|skimage|opencv|torch] [--flip-average auto|on|off] [--chroma-gain auto|K]
     sa-colorize TARGET_DIR REFERENCE -o OUT_DIR          # every image of a folder, one reference
-    sa-colorize --pairs PAIRS.csv -o OUT_DIR             # CSV rows: target,reference
+    sa-colorize --pairs PAIRS.csv -o OUT_DIR             # CSV rows: target,reference[,ref_x,ref_y,ref_w,ref_h]
     sa-colorize TARGET --reference-from PHOTOS_DIR -o OUT.png   # the reference: the top-1 of sa-suggest
 
 Any size and aspect ratio; the output has the target's size, orientation and detail (its own L*). `fast`
@@ -20,34 +20,48 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from ..app.suggest import ReferenceSuggester, file_hash
-from ..core.devices import DeviceError, resolve_device
+from ..core.devices import DeviceError
 from ..core.errors import UsageError
 from ..core.hub import AssetUnavailable
-from ..data.image_io import IMAGE_SUFFIXES, ImageInputError, ImageOutputError, read_image, write_image_atomic
-from ..data.pairs import PairsError, output_keys
+from ..data.image_io import (IMAGE_SUFFIXES, WRITE_FORMATS, ImageInputError, ImageOutputError, read_image,
+                             write_image_atomic)
+from ..data.pairs import Box, PairsError, crop_reference, output_keys, read_pair_rows
 from ..figures.explain import explain_figure, other_methods
-from ..inference.colorize import (DEFAULT_WORKING_SIZE, FLIP_AVERAGE_CHOICES, MODES, SLIC_CHOICES,
-                                  colorize_detailed, load_model, parse_chroma_gain, resolve_slic)
+from ..inference.colorize import (DEFAULT_WORKING_SIZE, FLIP_AVERAGE_CHOICES, MODES, SLIC_CHOICES, check_settings,
+                                  colorize_detailed, load_model, parse_chroma_gain)
 from ..model.checkpoint import DEFAULT_CHECKPOINT, PAPER_MODEL_CHECKPOINT, CheckpointError
 from .command import (EXIT_FAILURE, CommandParser, check_not_overwritten, check_output_file,
-                      check_output_folder, fail, interrupted, one_line, report, run_command)
+                      check_output_folder, fail, interrupted, one_line, report, run_command, summary)
 
 PROG = "sa-colorize"
+IMAGES_FOLDER = "images"  # a pairs file's names are found beside it, else in this folder beside it (data/demo's)
 
 
-def _unique_outputs(jobs: list[tuple[Path, Path, Path]]) -> list[tuple[Path, Path, Path]]:
+@dataclass(frozen=True)
+class Job:
+    """One image to colorize: the target, its reference (None with --reference-from: picked when it runs) and
+    the reference's box (x, y, w, h) from a pairs file's ref_x..ref_h columns, as the evaluator crops it."""
+
+    target: Path
+    reference: Path | None
+    output: Path
+    box: Box | None = None
+
+
+def _unique_outputs(jobs: list[Job]) -> list[Job]:
     """Refuse two targets that would write the same output file (e.g. x.jpg and x.png)."""
     seen: dict[Path, Path] = {}
-    for target, _, output in jobs:
-        if output in seen:
-            raise UsageError(f"{seen[output]} and {target} would both be written to {output}; rename one")
-        seen[output] = target
+    for job in jobs:
+        if job.output in seen:
+            raise UsageError(f"{seen[job.output]} and {job.target} would both be written to {job.output}; rename one")
+        seen[job.output] = job.target
     return jobs
 
 
@@ -61,21 +75,54 @@ def _output_folder(out: Path) -> Path:
     return out
 
 
-def _no_overwritten_input(jobs: list[tuple[Path, Path | None, Path]], explain: Path | None,
-                          reference_folder: Path | None) -> None:
+def _no_overwritten_input(jobs: list[Job], explain: Path | None, reference_folder: Path | None) -> None:
     """Refuse an output (or the --explain figure) that would overwrite an input photo (a target, a reference or a
     photo of --reference-from's folder) or the other output."""
-    photos = [p for target, reference, _ in jobs for p in (target, reference) if p is not None]
+    photos = [p for job in jobs for p in (job.target, job.reference) if p is not None]
     if reference_folder is not None and reference_folder.is_dir():
         photos += [p for p in reference_folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
-    outputs = [("output", output) for *_, output in jobs]
+    outputs = [("output", job.output) for job in jobs]
     check_not_overwritten(outputs + ([("--explain", explain)] if explain is not None else []), photos)
     if explain is not None:  # the figure would replace the colorized image
         check_not_overwritten([("--explain", explain)], [output for _, output in outputs], "the output image")
 
 
-def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path | None, Path]]:
-    """(target, reference, output) triples from the command line; usage mistakes raise UsageError.
+def _pair_rows(pairs_file: Path) -> list[tuple[str, str, Box | None]]:
+    """(target, reference, box) rows of a pairs file: with a target,reference header, the evaluator's reader
+    (its ref_x..ref_h box columns included, as `sa-references` writes them); without one, target,reference rows
+    (lines starting with # skipped). Usage mistakes raise UsageError."""
+    if not pairs_file.is_file():
+        raise UsageError(f"pairs file not found: {pairs_file}")
+    try:
+        with open(pairs_file, newline="", encoding="utf-8") as f:
+            rows = [r for r in csv.reader(f) if r and not r[0].startswith("#")]
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise UsageError(f"{pairs_file}: not a UTF-8 CSV file ({err})") from None
+    header = bool(rows) and rows[0][:2] == ["target", "reference"]
+    if len(rows) <= header:
+        raise UsageError(f"{pairs_file}: no target,reference rows")
+    if header:
+        try:
+            return read_pair_rows(pairs_file)
+        except PairsError as err:
+            raise UsageError(str(err)) from None
+    for number, row in enumerate(rows, start=1):
+        if len(row) < 2:
+            raise UsageError(f"{pairs_file}: row {number} needs target,reference")
+    return [(row[0], row[1], None) for row in rows]
+
+
+def _located(name: str, base: Path) -> Path:
+    """A pairs file's image: relative to the file, else in the images/ folder beside it (the layout of data/demo,
+    whose pairs files name photos of data/demo/images); a name found in neither is reported when it runs."""
+    for candidate in (base / name, base / IMAGES_FOLDER / name):
+        if candidate.exists():
+            return candidate
+    return base / name
+
+
+def _jobs(args: argparse.Namespace) -> list[Job]:
+    """The jobs of the command line; usage mistakes raise UsageError.
 
     The reference is None with --reference-from: each target's top-1 is picked when it is colorized."""
     out = Path(args.output)
@@ -87,26 +134,14 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path | None, Path]]:
     if args.pairs:
         _output_folder(out)
         pairs_file = Path(args.pairs)
-        if not pairs_file.is_file():
-            raise UsageError(f"pairs file not found: {pairs_file}")
+        rows = _pair_rows(pairs_file)
         try:
-            with open(pairs_file, newline="", encoding="utf-8") as f:
-                rows = [r for r in csv.reader(f) if r and not r[0].startswith("#")]
-        except (UnicodeDecodeError, csv.Error) as err:
-            raise UsageError(f"{pairs_file}: not a UTF-8 CSV file ({err})") from None
-        if rows and rows[0][:2] == ["target", "reference"]:
-            rows = rows[1:]
-        if not rows:
-            raise UsageError(f"{pairs_file}: no target,reference rows")
-        for number, row in enumerate(rows, start=1):
-            if len(row) < 2:
-                raise UsageError(f"{pairs_file}: row {number} needs target,reference")
-        base = pairs_file.parent
-        try:
-            keys = output_keys([(r[0], r[1]) for r in rows])
+            keys = output_keys([(target, reference) for target, reference, _ in rows])
         except PairsError as err:
             raise UsageError(f"{pairs_file}: {err}") from None
-        return _unique_outputs([(base / r[0], base / r[1], out / (key + ".png")) for r, key in zip(rows, keys)])
+        base = pairs_file.parent
+        return _unique_outputs([Job(_located(target, base), _located(reference, base), out / (key + ".png"), box)
+                                for (target, reference, box), key in zip(rows, keys)])
     if args.target is None or (args.reference is None and not args.reference_from):
         raise UsageError("give TARGET and REFERENCE, TARGET and --reference-from FOLDER, or --pairs FILE")
     target = Path(args.target)
@@ -116,8 +151,12 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path | None, Path]]:
         files = sorted(p for p in target.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise UsageError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {target}")
-        return _unique_outputs([(f, reference, out / (f.stem + ".png")) for f in files])
-    return [(target, reference, check_output_file(out, "output", folder_must_exist=True))]
+        return _unique_outputs([Job(f, reference, out / (f.stem + ".png")) for f in files])
+    output = check_output_file(out, "output", folder_must_exist=True)
+    if output.suffix.lower() not in WRITE_FORMATS:
+        got = f"extension '{output.suffix}'" if output.suffix else "no extension"
+        raise UsageError(f"output {output} has {got}; use one of {', '.join(WRITE_FORMATS)}")
+    return [Job(target, reference, output)]
 
 
 EPILOG = """one example per mode:
@@ -138,13 +177,15 @@ def chroma_gain_argument(text: str) -> float | None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = CommandParser(prog=PROG, description=__doc__.splitlines()[0], epilog=EPILOG,
+    p = CommandParser(prog=PROG, description=summary(__doc__), epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", nargs="?", help="gray (or colour) target image, or a folder of them")
     p.add_argument("reference", nargs="?", help="colour reference image")
     p.add_argument("-o", "--output", required=True,
                    help="output image (or folder for folder/pairs input; created if missing)")
-    p.add_argument("--pairs", help="CSV file of target,reference rows (paths relative to the file)")
+    p.add_argument("--pairs", help="CSV file of target,reference rows (paths relative to the file, or to an images/ "
+                                  "folder beside it); a header's ref_x,ref_y,ref_w,ref_h columns crop the reference, "
+                                  "as sa-evaluate does")
     p.add_argument("--reference-from", metavar="FOLDER",
                    help="use the photo of FOLDER that sa-suggest ranks first for each target (demo profile's "
                         "ranking; features cached per folder)")
@@ -164,7 +205,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--chroma-gain", default="auto", type=chroma_gain_argument, metavar="auto|K",
                    help="multiply the predicted a*b* by K (auto: the checkpoint's gain, calibrated by "
                         "sa-calibrate-chroma for demo-transfer; 1: the network's colours as predicted)")
-    p.add_argument("--explain", help="also write a figure of where the colours came from (single pair)")
+    p.add_argument("--explain", help="also write a figure of where the colours came from (single pair; a "
+                                    "super-attention checkpoint)")
     return p
 
 
@@ -172,7 +214,8 @@ def prepare(args: argparse.Namespace) -> tuple[list, ReferenceSuggester | None, 
     """Check the whole command line before any image is colorized: (jobs, suggester, folder scan)."""
     suggester, scan = None, None
     jobs = _jobs(args)
-    resolve_slic(args.slic, resolve_device(args.device))
+    check_settings(args.mode, args.working_size, args.slic, args.device, FLIP_AVERAGE_CHOICES[args.flip_average],
+                   args.chroma_gain)
     if args.explain and len(jobs) != 1:
         raise UsageError("--explain works for a single target")
     if args.explain and Path(args.explain).suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg"):
@@ -182,25 +225,34 @@ def prepare(args: argparse.Namespace) -> tuple[list, ReferenceSuggester | None, 
     _no_overwritten_input(jobs, Path(args.explain) if args.explain else None,
                           Path(args.reference_from) if args.reference_from else None)
     try:
-        load_model(args.checkpoint, args.device)
+        model = load_model(args.checkpoint, args.device)
     except CheckpointError as err:
         if str(err).startswith("unknown checkpoint"):
             raise UsageError(str(err)) from None
         raise
+    if args.explain and model.config.variant != "super":
+        raise UsageError(f"--explain needs a super-attention checkpoint (variant 'super'); {args.checkpoint} is "
+                         f"'{model.config.variant}'")
+    if not args.pairs and Path(args.target).is_dir() and args.reference is not None:
+        read_image(args.reference, role="reference")  # one reference for the whole folder: a bad one fails once
     if args.reference_from:
         suggester = ReferenceSuggester("demo", device=args.device)
         scan = suggester.scan(args.reference_from)
         for line in scan.skipped:
             print(f"{PROG}: skipped: {line}", file=sys.stderr)
+        if scan.cache_error:
+            print(f"{PROG}: warning: {scan.cache_error}", file=sys.stderr)
     if args.pairs or Path(args.target).is_dir():
         Path(args.output).mkdir(parents=True, exist_ok=True)
     return jobs, suggester, scan
 
 
-def colorize_one(args: argparse.Namespace, target: Path, reference: Path | None, output: Path,
-                 suggester: ReferenceSuggester | None, scan) -> None:
+def colorize_one(args: argparse.Namespace, job: Job, suggester: ReferenceSuggester | None, scan) -> None:
     """One job: pick the reference (--reference-from), colorize, write the output (and --explain's figure)."""
+    target, reference, output = job.target, job.reference, job.output
     source = target  # a path, or the target already read to rank the folder for it
+    if job.box is not None:  # the pairs file's crop of the reference, as sa-evaluate cuts it
+        reference = crop_reference(read_image(reference, role="reference"), job.box)
     if suggester is not None:
         source = read_image(target, role="target")
         best = suggester.rank(source, scan, 1, target_hash=file_hash(target))
@@ -220,8 +272,8 @@ def colorize_one(args: argparse.Namespace, target: Path, reference: Path | None,
 def main(argv: list[str] | None = None) -> None:
     """`sa-colorize`: one line on stderr per problem; exit 2 for usage errors, 1 if any image failed."""
     args = parser().parse_args(argv)
-    jobs, suggester, scan = run_command(PROG, lambda: prepare(args),
-                                        failures=(CheckpointError, OSError, RuntimeError, AssetUnavailable))
+    jobs, suggester, scan = run_command(PROG, lambda: prepare(args), failures=(CheckpointError, OSError, RuntimeError,
+                                                                        AssetUnavailable, ImageInputError))
     failures = 0
     progress = tqdm(total=len(jobs), unit="image", desc="colorize") if len(jobs) > 1 else None
 
@@ -231,9 +283,10 @@ def main(argv: list[str] | None = None) -> None:
         else:
             progress.write(f"{PROG}: error: {one_line(message)}", file=sys.stderr)
 
-    for target, reference, output in jobs:
+    for job in jobs:
+        target = job.target
         try:
-            colorize_one(args, target, reference, output, suggester, scan)
+            colorize_one(args, job, suggester, scan)
         except (ImageInputError, ImageOutputError, UsageError, DeviceError) as err:
             failures += 1
             report_failure(err)

@@ -36,6 +36,11 @@ class CommandParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
 
 
+def summary(doc: str | None) -> str:
+    """A command module's docstring's first paragraph as one line: its --help description."""
+    return " ".join((doc or "").strip().split("\n\n")[0].split())
+
+
 def _whole_number(text: str) -> int:
     try:
         return int(text)

@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..eval.paired_difference import paired_differences
-from .command import CommandParser, positive_int, run_command
+from .command import CommandParser, positive_int, run_command, summary
 
 PROG = "python -m sa_lib.cli.compare"
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = CommandParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser = CommandParser(prog=PROG, description=summary(__doc__))
     parser.add_argument("a", type=Path, help="per-pair CSV of method A (sa-evaluate's per_pair/NAME.csv)")
     parser.add_argument("b", type=Path, help="per-pair CSV of method B, on the same pairs")
     parser.add_argument("--draws", type=positive_int, default=5000, help="bootstrap draws (default 5000)")

@@ -22,7 +22,7 @@ from safetensors import safe_open
 
 from ..core.errors import UsageError
 from ..model.official import ConversionError, convert, download_authors_checkpoint, sha256_of
-from .command import CommandParser, check_checkpoint_output, run_command
+from .command import CommandParser, check_checkpoint_output, run_command, summary
 
 PROG = "sa-convert-official"
 
@@ -38,7 +38,7 @@ def _up_to_date(output: Path, source_sha256: str) -> bool:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = CommandParser(prog=PROG, description=__doc__.splitlines()[0])
+    p = CommandParser(prog=PROG, description=summary(__doc__))
     p.add_argument("checkpoint", nargs="?", help="the authors' checkpoint.pt")
     p.add_argument("-o", "--output", required=True, help="the project checkpoint to write (.safetensors)")
     p.add_argument("--vgg19-bn", help="torchvision's vgg19_bn state_dict (default: the download registry)")

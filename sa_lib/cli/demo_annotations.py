@@ -8,7 +8,7 @@ from pathlib import Path
 from ..data.datasets import OBJECT_MIN_AREA_FRACTION
 from ..data.demo_annotations import build_annotations, write_annotations
 from ..data.demo_data import DEMO_DIR
-from .command import CommandParser, run_command
+from .command import CommandParser, run_command, summary
 
 PROG = "python -m sa_lib.cli.demo_annotations"
 
@@ -27,7 +27,7 @@ def annotate(images: Path, out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = CommandParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser = CommandParser(prog=PROG, description=summary(__doc__))
     parser.add_argument("--images", type=Path, default=DEMO_DIR / "images", help="folder of photos")
     parser.add_argument("--out", type=Path, default=DEMO_DIR / "annotations.json", help="COCO file to write")
     args = parser.parse_args(argv)

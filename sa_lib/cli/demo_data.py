@@ -7,7 +7,7 @@ import json
 
 from ..core.files import atomic_write
 from ..data import demo_data
-from .command import CommandParser, run_command
+from .command import CommandParser, run_command, summary
 
 PROG = "python -m sa_lib.cli.demo_data"
 
@@ -24,7 +24,7 @@ def split(write: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = CommandParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser = CommandParser(prog=PROG, description=summary(__doc__))
     parser.add_argument("--write", action="store_true", help=f"write {demo_data.DEMO_DIR / 'split.json'}")
     args = parser.parse_args(argv)
     run_command(PROG, lambda: split(args.write))

@@ -22,7 +22,7 @@ from ..eval.evaluate import RESERVED_NAMES, EvaluationError, run
 from ..model.checkpoint import CheckpointError
 from ..profiles import PROFILES
 from ..superpixels.pyramid import SLIC_BACKENDS
-from .command import CommandParser, check_output_folder, non_negative_int, run_command
+from .command import CommandParser, check_output_folder, non_negative_int, run_command, summary
 
 PROG = "sa-evaluate"
 INTERRUPTED = ("interrupted; tables are written only once both are computed, each file atomically, so any table "
@@ -38,7 +38,7 @@ def named_path(text: str, option: str = "--method", what: str = "FOLDER") -> tup
 
 
 def parser() -> argparse.ArgumentParser:
-    p = CommandParser(prog=PROG, description=__doc__.splitlines()[0])
+    p = CommandParser(prog=PROG, description=summary(__doc__))
     p.add_argument("--profile", default="demo", choices=tuple(PROFILES))
     p.add_argument("--out", type=Path, default=None,
                    help="folder of the tables (default: figures/, or figures/<pairs stem>/ with --pairs)")

@@ -8,13 +8,13 @@ from pathlib import Path
 from ..core.files import CHECKPOINT_DIR
 from ..figures.model_card import write_model_card
 from ..model.checkpoint import CheckpointError
-from .command import CommandParser, run_command
+from .command import CommandParser, run_command, summary
 
 PROG = "python -m sa_lib.cli.model_card"
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = CommandParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser = CommandParser(prog=PROG, description=summary(__doc__))
     parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR / "MODEL_CARD.md")
     args = parser.parse_args(argv)
     out = run_command(PROG, lambda: write_model_card(args.out), failures=(CheckpointError, FileNotFoundError))

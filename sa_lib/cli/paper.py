@@ -19,13 +19,13 @@ from ..core.hub import AssetUnavailable
 from ..figures.paper import (BUILD_NOTEBOOKS, NOTEBOOKS, NotebookFailed, run_notebooks, save_snapshots, write_extras,
                              write_timings)
 from ..profiles import PROFILES
-from .command import CommandParser, run_command
+from .command import CommandParser, run_command, summary
 
 PROG = "python -m sa_lib.cli.paper"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = CommandParser(prog=PROG, description=__doc__.splitlines()[0])
+    p = CommandParser(prog=PROG, description=summary(__doc__))
     p.add_argument("--profile", choices=sorted(name for name, profile in PROFILES.items() if profile.notebooks),
                    default="demo")
     p.add_argument("--out", type=Path, default=FIGURES_DIR, help="folder for figures and tables (default figures/)")

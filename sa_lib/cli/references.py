@@ -26,14 +26,14 @@ from ..data.references import (DEFAULT_K, FEATURE_LEVEL, build_references, defau
                                ranking_feature_fn, write_eval_pairs, write_references)
 from ..profiles import get_profile, ranking_profiles
 from .command import (CommandParser, check_output_file, non_negative_int, positive_float, positive_int,
-                      run_command)
+                      run_command, summary)
 
 PROG = "sa-references"
 ENGINES = ("torch", "faiss")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = CommandParser(prog=PROG, description=__doc__.splitlines()[0])
+    p = CommandParser(prog=PROG, description=summary(__doc__))
     p.add_argument("--profile", choices=ranking_profiles(), default="demo",
                    help="demo: offline photos + effnet_lite0; paper: COCO 2017 + vgg19; paper-smoke: paper's ranking "
                         "with a random vgg19 on a miniature COCO made from demo photos")

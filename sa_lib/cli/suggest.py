@@ -18,7 +18,7 @@ from ..data.image_io import IMAGE_SUFFIXES, ImageInputError, read_image
 from ..data.references import DEFAULT_K
 from ..profiles import ranking_profiles
 from .command import (CommandParser, check_not_overwritten, check_output_file, check_output_folder,
-                      positive_int, run_command)
+                      positive_int, run_command, summary)
 
 PROG = "sa-suggest"
 SHEET_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
@@ -30,7 +30,7 @@ EPILOG = """examples:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = CommandParser(prog=PROG, description=__doc__.splitlines()[0], epilog=EPILOG,
+    p = CommandParser(prog=PROG, description=summary(__doc__), epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", help="the photo to colorize (gray or colour)")
     p.add_argument("folder", help="a folder of colour photos (its own files only, not subfolders)")
@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> None:
                                             on_interrupt="interrupted; the cache keeps what was written before")
     for line in scan.skipped:
         print(f"{PROG}: skipped: {line}", file=sys.stderr)
+    if scan.cache_error:
+        print(f"{PROG}: warning: {scan.cache_error}; the next query on this folder computes its features again",
+              file=sys.stderr)
     for s in suggestions:
         print(f"{s.distance:.4f}\t{s.path}")
     print(f"{PROG}: {len(scan.paths)} photos, {scan.computed} features computed, "

@@ -20,13 +20,13 @@ from ..train.config import PRECISIONS, profile_config
 from ..train.loop import train
 from ..train.state import export_run
 from .command import (CommandParser, check_checkpoint_output, check_output_folder, non_negative_int,
-                      positive_float, positive_int, run_command)
+                      positive_float, positive_int, run_command, summary)
 
 PROG = "sa-train"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = CommandParser(prog=PROG, description=__doc__.splitlines()[0])
+    p = CommandParser(prog=PROG, description=summary(__doc__))
     p.add_argument("--profile", default="demo", choices=list(PROFILES))
     p.add_argument("--variant", default="super", help="super | standard | none | transfer (docs/transfer.md)")
     p.add_argument("--resume", action="store_true",

@@ -82,7 +82,10 @@ def read_image(path: str | os.PathLike, role: str = "target") -> np.ndarray:
 
     role ("target", "reference", ...) only words the error messages. Raises ImageInputError.
     48-bit RGB files come through Pillow at 8-bit precision (Pillow keeps the high byte); 16-bit
-    grayscale keeps its full precision. Float (mode F) data is taken as [0, 1] and clipped.
+    grayscale keeps its full precision. Float (mode F) data is read as [0, 1] and 32-bit integer (mode I) data as
+    16-bit, a few values beyond clipped; data on another scale (floats beyond [-1, 2], integers beyond twice
+    65535, or 32-bit integers that all lie in 0-255: 8-bit data that would read as a black 16-bit image) is
+    refused rather than guessed.
     """
     who = f"{role} image {_shown(path)}"
     _check_regular_file(path, who)
@@ -120,6 +123,8 @@ def read_image(path: str | os.PathLike, role: str = "target") -> np.ndarray:
             pass
         try:
             return _to_float_rgb(image)
+        except PixelRangeError as exc:
+            raise ImageInputError(f"{who} {exc}") from exc
         except ValueError as exc:
             raise ImageInputError(f"{who} has an unsupported colour mode {image.mode}") from exc
 
@@ -209,11 +214,32 @@ def _header_orientation(image: Image.Image) -> int | None:
         return None
 
 
+class PixelRangeError(ValueError):
+    """A 32-bit integer or float image whose values do not say how to read them (read_image's docstring)."""
+
+
+def _check_pixel_range(data: np.ndarray, mode: str) -> None:
+    finite = data[np.isfinite(data)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    if mode == "F" and (low < -1.0 or high > 2.0):
+        raise PixelRangeError(f"holds floating-point values from {low:g} to {high:g}; floats are read as [0, 1]: "
+                              "scale it to [0, 1] or save it as an 8- or 16-bit image")
+    if mode == "I" and (low < -65535 or high > 2 * 65535):
+        raise PixelRangeError(f"holds 32-bit integers from {low:g} to {high:g}; they are read as 16-bit data "
+                              "(0-65535): save it as an 8- or 16-bit image")
+    if mode == "I" and 0 < high <= 255:
+        raise PixelRangeError("holds 32-bit integers that all lie in 0-255: 8-bit data in a 32-bit file, which "
+                              "would read as a black 16-bit image; save it as an 8-bit image")
+
+
 def _to_float_rgb(image: Image.Image) -> np.ndarray:
-    """Any decoded Pillow image -> (H, W, 3) float32 sRGB in [0, 1]. ValueError if the mode is unknown."""
+    """Any decoded Pillow image -> (H, W, 3) float32 sRGB in [0, 1]. ValueError if the mode is unknown,
+    PixelRangeError if a mode I or F image's values cannot be read unambiguously."""
     mode = image.mode
     if mode.startswith("I;16") or mode in ("I", "F"):
         data = np.asarray(image).astype(np.float32)
+        if mode in ("I", "F"):
+            _check_pixel_range(np.asarray(image), mode)
         if mode != "F":  # I;16*: 16-bit. I: 32-bit container holding 16-bit data (old Pillow's 16-bit PNG)
             data = data / 65535.0
         gray = np.clip(np.nan_to_num(data, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)

@@ -67,10 +67,9 @@ def output_keys(rows: list[tuple[str, str]]) -> list[str]:
     return keys
 
 
-def read_pairs(pairs_csv: Path | str, target_dir: Path | str, reference_dir: Path | str,
-               limit: int | None = None) -> list[Pair]:
-    """The pairs of a CSV (the first `limit`); a target may appear in several rows with different references
-    (its outputs are then told apart by the reference's name: `output_keys`)."""
+def read_pair_rows(pairs_csv: Path | str, limit: int | None = None) -> list[tuple[str, str, Box | None]]:
+    """(target, reference, box) as written in a CSV with a target,reference[,ref_x,ref_y,ref_w,ref_h] header
+    (the first `limit` rows); PairsError, one line, for a file that is not one."""
     pairs_csv = Path(pairs_csv)
     if not pairs_csv.is_file():
         raise PairsError(f"pairs file not found: {pairs_csv}")
@@ -81,7 +80,7 @@ def read_pairs(pairs_csv: Path | str, target_dir: Path | str, reference_dir: Pat
         raise PairsError(f"{pairs_csv}: not a UTF-8 CSV file ({err})") from None
     if not rows or not {"target", "reference"} <= set(rows[0]):
         raise PairsError(f"{pairs_csv}: needs a header with target,reference columns and at least one row")
-    pairs = []
+    out = []
     for number, row in enumerate(rows[:limit] if limit else rows, start=2):
         if not row.get("target") or not row.get("reference"):
             raise PairsError(f"{pairs_csv}: line {number} lacks a target or a reference")
@@ -89,9 +88,18 @@ def read_pairs(pairs_csv: Path | str, target_dir: Path | str, reference_dir: Pat
             box = tuple(int(row[k]) for k in ("ref_x", "ref_y", "ref_w", "ref_h")) if row.get("ref_w") else None
         except (TypeError, ValueError):
             raise PairsError(f"{pairs_csv}: line {number} has a malformed reference box") from None
-        pairs.append(Pair(row["target"], row["reference"], box,
-                          _locate(row["target"], Path(target_dir), pairs_csv.parent),
-                          _locate(row["reference"], Path(reference_dir), pairs_csv.parent)))
+        out.append((row["target"], row["reference"], box))
+    return out
+
+
+def read_pairs(pairs_csv: Path | str, target_dir: Path | str, reference_dir: Path | str,
+               limit: int | None = None) -> list[Pair]:
+    """The pairs of a CSV (the first `limit`); a target may appear in several rows with different references
+    (its outputs are then told apart by the reference's name: `output_keys`)."""
+    pairs_csv = Path(pairs_csv)
+    pairs = [Pair(target, reference, box, _locate(target, Path(target_dir), pairs_csv.parent),
+                  _locate(reference, Path(reference_dir), pairs_csv.parent))
+             for target, reference, box in read_pair_rows(pairs_csv, limit)]
     try:
         keys = output_keys([(p.target, p.reference) for p in pairs])
     except PairsError as err:

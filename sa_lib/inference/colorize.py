@@ -32,7 +32,7 @@ from ..model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from ..model.colorizer import AUTHORS_PREPROCESSING, Colorizer, check_chroma_gain
 from ..model.predict import predict_rgb
 from ..superpixels.pyramid import SLIC_BACKENDS, resolve_backend
-from .memory import check_highres_memory
+from .memory import check_memory
 
 MODES = ("fast", "highres")
 SLIC_CHOICES = ("auto", *SLIC_BACKENDS)
@@ -70,6 +70,30 @@ class Colorization:
     target_l: torch.Tensor  # (1, 1, h, w) L* at the size the network ran
     reference: torch.Tensor  # (1, 3, h', w') sRGB at the size the network ran
     full_l: torch.Tensor | None = None  # (1, 1, H, W) the target's own L* at full resolution (on the CPU)
+
+
+def check_settings(mode: str = "fast", working_size: int = DEFAULT_WORKING_SIZE, slic: str = "auto",
+                   device: str = "auto", flip_average: bool | str | None = None,
+                   chroma_gain: float | None = None) -> bool | None:
+    """Check colorize()'s settings before any image is read (UsageError, one line); returns flip_average parsed.
+
+    `sa-colorize` calls it once for a whole folder, so that a bad setting is one usage error, not one per image."""
+    flip_average = parse_flip_average(flip_average)
+    if mode not in MODES:
+        raise UsageError(f"unknown mode {mode!r}; choose fast or highres")
+    if isinstance(working_size, bool) or not isinstance(working_size, (int, np.integer)):
+        raise UsageError(f"working size must be a whole number of pixels, got {working_size!r}")
+    if working_size < 32:
+        raise UsageError(f"working size must be at least 32 px, got {working_size}")
+    resolve_slic(slic, resolve_device(device))
+    if chroma_gain is not None:
+        if isinstance(chroma_gain, bool) or not isinstance(chroma_gain, (int, float, np.number)):
+            raise UsageError(f"chroma_gain must be a number or None, got {chroma_gain!r}")
+        try:
+            check_chroma_gain(float(chroma_gain))
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+    return flip_average
 
 
 def resolve_slic(slic: str, device: torch.device | str) -> str:
@@ -149,28 +173,14 @@ def colorize_detailed(target, reference, checkpoint: str = DEFAULT_CHECKPOINT, d
                       slic: str = "auto", flip_average: bool | None = None,
                       chroma_gain: float | None = None) -> Colorization:
     """colorize(), also returning the attention maps and superpixels (for --explain and notebooks)."""
-    flip_average = parse_flip_average(flip_average)
-    if mode not in MODES:
-        raise UsageError(f"unknown mode {mode!r}; choose fast or highres")
-    if isinstance(working_size, bool) or not isinstance(working_size, (int, np.integer)):
-        raise UsageError(f"working size must be a whole number of pixels, got {working_size!r}")
-    if working_size < 32:
-        raise UsageError(f"working size must be at least 32 px, got {working_size}")
-    resolve_slic(slic, resolve_device(device))
-    if chroma_gain is not None:
-        if isinstance(chroma_gain, bool) or not isinstance(chroma_gain, (int, float, np.number)):
-            raise UsageError(f"chroma_gain must be a number or None, got {chroma_gain!r}")
-        try:
-            check_chroma_gain(float(chroma_gain))
-        except ValueError as err:
-            raise UsageError(str(err)) from None
+    flip_average = check_settings(mode, working_size, slic, device, flip_average, chroma_gain)
     model = load_model(str(checkpoint), device)
     dev = next(model.parameters()).device
     target_rgb = torch.from_numpy(as_rgb_array(target, "target")).permute(2, 0, 1)[None].to(dev)  # (1, 3, H, W)
     reference_rgb = torch.from_numpy(as_rgb_array(reference, "reference")).permute(2, 0, 1)[None].to(dev)
-    if mode == "highres" and dev.type == "cpu":
-        check_highres_memory(tuple(target_rgb.shape[-2:]), tuple(reference_rgb.shape[-2:]), model.config.widths[0],
-                             model.config.match_frozen)
+    if dev.type == "cpu":
+        check_memory(mode, tuple(target_rgb.shape[-2:]), tuple(reference_rgb.shape[-2:]), model.config.widths[0],
+                     model.config.match_frozen)
     with torch.inference_mode():
         if model.config.luminance_input == AUTHORS_PREPROCESSING:  # float64 preprocessing: SLIC is discontinuous
             target_rgb, reference_rgb = exact_8bit(target_rgb), exact_8bit(reference_rgb)
@@ -180,6 +190,7 @@ def colorize_detailed(target, reference, checkpoint: str = DEFAULT_CHECKPOINT, d
             net_ref = _resize(reference_rgb, working_shape(*reference_rgb.shape[-2:], working_size))
         else:
             net_l, net_ref = full_l, reference_rgb
+    del target_rgb, reference_rgb  # full-resolution RGB is no longer needed: its memory goes before the network's
     rgb, intermediates = predict_rgb(model, net_l, net_ref, full_l, slic, flip_average,
                                      chroma_gain)  # ab onto the full L*
     rgb = rgb[0]

@@ -1,4 +1,4 @@
-"""The memory guard of `--mode highres`: refuse, in one line, a run that would not fit (instead of an OOM kill)."""
+"""The memory guard of both modes: refuse, in one line, a run that would not fit (instead of an OOM kill)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,17 @@ HIGHRES_BYTES_PER_PIXEL = 330.0
 # channels at a time, and its carried a*b*: measured on the same pairs, 1024x683 and 2048x1365, 1.73 and 3.96 GB
 # against demo-super's 1.42 and 2.95 GB, i.e. about 170 bytes per pixel more (BENCHMARKS.md).
 MATCH_FROZEN_BYTES_PER_PIXEL = 170.0
+# Peak memory of --mode fast on the CPU, where the network runs at the working size and only the decode, the
+# target's L*, the upsampled a*b* and the colour conversion are at full resolution: measured with demo-transfer
+# (`python benchmarks/end_to_end.py --checkpoint demo-transfer --modes fast --size ...`, 2026-12-02) at 2.56 GB
+# for a 4000x3000 pair and 8.01 GB for an 8000x6000 pair, i.e. about 0.74 GB + 76 bytes per pixel of target plus
+# reference (which gives 1.16 GB for the 2048x1365 pair of BENCHMARKS.md, measured at 1.18-1.31 GB).
+FAST_BASE_BYTES = 0.74e9
+FAST_BYTES_PER_PIXEL = 76.0
 
 
 class InsufficientMemory(RuntimeError):
-    """--mode highres would need more memory than the machine has available: refused before it starts."""
+    """A colorization would need more memory than the machine has available: refused before it starts."""
 
 
 def highres_memory_estimate(target_pixels: int, reference_pixels: int, first_width: int = 16,
@@ -36,14 +43,21 @@ def available_memory() -> float | None:
     return None
 
 
-def check_highres_memory(target_shape: tuple[int, int], reference_shape: tuple[int, int], first_width: int,
-                         match_frozen: bool = False) -> None:
-    """Refuse, in one line, a highres run that would not fit in the available memory (instead of an OOM kill)."""
-    need = highres_memory_estimate(target_shape[0] * target_shape[1], reference_shape[0] * reference_shape[1],
-                                   first_width, match_frozen)
+def fast_memory_estimate(target_pixels: int, reference_pixels: int) -> float:
+    """Approximate peak bytes of a fast-mode colorization on the CPU (see FAST_BYTES_PER_PIXEL)."""
+    return FAST_BASE_BYTES + FAST_BYTES_PER_PIXEL * (target_pixels + reference_pixels)
+
+
+def check_memory(mode: str, target_shape: tuple[int, int], reference_shape: tuple[int, int], first_width: int,
+                 match_frozen: bool = False) -> None:
+    """Refuse, in one line, a run of `mode` (fast or highres) that would not fit in the available memory (instead
+    of an OOM kill)."""
+    target_pixels, reference_pixels = target_shape[0] * target_shape[1], reference_shape[0] * reference_shape[1]
+    need = (highres_memory_estimate(target_pixels, reference_pixels, first_width, match_frozen) if mode == "highres"
+            else fast_memory_estimate(target_pixels, reference_pixels))
     have = available_memory()
     if have is not None and need > have:
+        advice = "use --mode fast (the default) or smaller images" if mode == "highres" else "use smaller images"
         raise InsufficientMemory(
-            f"--mode highres needs about {need / 1e9:.1f} GB for a {target_shape[1]}x{target_shape[0]} target and a "
-            f"{reference_shape[1]}x{reference_shape[0]} reference, {have / 1e9:.1f} GB is available: use --mode fast "
-            f"(the default) or smaller images")
+            f"--mode {mode} needs about {need / 1e9:.1f} GB for a {target_shape[1]}x{target_shape[0]} target and a "
+            f"{reference_shape[1]}x{reference_shape[0]} reference, {have / 1e9:.1f} GB is available: {advice}")

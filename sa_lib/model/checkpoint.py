@@ -91,6 +91,9 @@ def read_sidecar(path: Path | str) -> dict:
     return sidecar
 
 
+OFFICIAL_HINT = "; `make official` downloads and converts the authors' model to checkpoints/official.safetensors"
+
+
 def resolve(name_or_path: str | Path) -> Path:
     """A shipped name ("demo-super") or a path -> the .safetensors file."""
     path = Path(name_or_path)
@@ -99,10 +102,11 @@ def resolve(name_or_path: str | Path) -> Path:
         if shipped.is_file():
             return shipped
         known = sorted(p.stem for p in CHECKPOINT_DIR.glob("*.safetensors"))
-        hint = "; `make official` downloads and converts the authors' model to it" if name_or_path == "official" else ""
+        hint = OFFICIAL_HINT if name_or_path == "official" else ""
         raise CheckpointError(f"unknown checkpoint {str(name_or_path)!r}; shipped: {', '.join(known) or 'none'}{hint}")
     if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+        hint = OFFICIAL_HINT if path.name == "official.safetensors" else ""
+        raise CheckpointError(f"checkpoint not found: {path}{hint}")
     return path
 
 
