@@ -516,3 +516,12 @@ def test_cli_chroma_gain_follows_the_checkpoint_and_can_be_overridden(photos, ch
         assert not (tmp_path / "bad.png").exists()
     with pytest.raises(UsageError, match="chroma_gain"):
         colorize(photos / "target.png", photos / "reference.jpg", checkpoint=gained, chroma_gain=-1.0)
+
+
+def test_cli_an_explain_figure_that_cannot_be_written_is_one_line(photos, checkpoints, tmp_path, capsys):
+    """A name too long for the file system (as a full disk would): one line, exit 1, the result kept."""
+    why = tmp_path / ("w" * 250 + ".png")
+    code, err = run([photos / "target.png", photos / "reference.jpg", "-o", tmp_path / "out.png",
+                     "--checkpoint", checkpoints / "super.safetensors", "--explain", why], capsys)
+    assert code == 1 and err.count("\n") == 1 and "--explain figure" in err and "Traceback" not in err, err
+    assert (tmp_path / "out.png").exists() and not list(tmp_path.glob(".w*"))

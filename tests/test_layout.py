@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parent.parent / "sa_lib"
 # Lower layers never import higher ones; parts of one layer may import each other (without a cycle).
 LAYERS = [("core",), ("superpixels",), ("model",), ("data",), ("profiles", "inference", "colorize"), ("eval",),
@@ -151,6 +153,10 @@ def test_the_names_users_type_keep_working():
     from sa_lib.model.colorizer import build_model as colorizer_build_model
 
     assert colorize is inference_colorize and build_model is colorizer_build_model
+
+
+@pytest.mark.slow  # a subprocess
+def test_python_dash_m_sa_lib_is_sa_colorize():
     result = subprocess.run([sys.executable, "-m", "sa_lib", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("usage: sa-colorize")
 

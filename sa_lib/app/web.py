@@ -396,7 +396,7 @@ class AppService:
         folder = self._run_folder()
         copy = folder / Path(photo).name
         try:
-            shutil.copyfile(photo, copy)
+            atomic_write(copy, lambda tmp: shutil.copyfile(photo, tmp))
         except OSError as err:
             raise AppError(f"photo '{photo}' cannot be read: {err.strerror or err}") from None
         return copy

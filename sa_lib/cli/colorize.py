@@ -266,7 +266,11 @@ def colorize_one(args: argparse.Namespace, job: Job, suggester: ReferenceSuggest
     if args.explain:
         shown = other_methods(result.target_l[0, 0].numpy(), result.reference[0].permute(1, 2, 0).numpy(),
                               args.checkpoint, args.device, args.slic)
-        explain_figure(result, args.explain, comparisons=shown, checkpoint=str(args.checkpoint))
+        try:
+            explain_figure(result, args.explain, comparisons=shown, checkpoint=str(args.checkpoint))
+        except OSError as err:  # disk full, a name too long...: the result is written, the figure is not
+            raise ImageOutputError(f"--explain figure {args.explain} could not be written "
+                                   f"({err.strerror or one_line(err)})") from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -290,7 +294,7 @@ def main(argv: list[str] | None = None) -> None:
         except (ImageInputError, ImageOutputError, UsageError, DeviceError) as err:
             failures += 1
             report_failure(err)
-        except (RuntimeError, MemoryError) as err:  # e.g. out of memory in highres mode
+        except (RuntimeError, MemoryError, OSError) as err:  # e.g. out of memory in highres mode
             failures += 1
             report_failure(f"{target}: {one_line(err)[:200]}")
         except KeyboardInterrupt:

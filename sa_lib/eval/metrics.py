@@ -37,7 +37,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from skimage.color import deltaE_ciede2000, rgb2lab
-from skimage.metrics import structural_similarity
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from ..core import hub
 from ..core.color import AB_SCALE  # ab normalisation of the HIS histogram and PSNR-ab peak value
@@ -173,10 +173,10 @@ def psnr_ab(a: np.ndarray, b: np.ndarray) -> float:
     Ignores luminance, which colorization takes from the input. Identical ab gives inf.
     """
     x, y = _as_pair(a, b)
-    mse = float(np.mean((rgb2lab(x)[..., 1:] - rgb2lab(y)[..., 1:]) ** 2))
-    if mse == 0.0:
-        return float("inf")
-    return float(10.0 * np.log10(AB_SCALE**2 / mse))
+    ab_x, ab_y = rgb2lab(x)[..., 1:], rgb2lab(y)[..., 1:]  # (H, W, 2) each, Lab units
+    if np.array_equal(ab_x, ab_y):
+        return float("inf")  # scikit-image would divide by zero
+    return float(peak_signal_noise_ratio(ab_x, ab_y, data_range=AB_SCALE))
 
 
 def ciede2000(a: np.ndarray, b: np.ndarray) -> float:

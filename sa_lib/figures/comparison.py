@@ -1,6 +1,6 @@
 """Figures 5 and 6 of the paper, regenerated from an evaluation setup (`sa_lib.eval.evaluate.prepare`).
 
-* Fig. 5 (ablation): the three variants side by side, on pairs whose reference is a different photo
+* Fig. 5 (ablation): the paper's three variants and the transfer model side by side, on pairs whose reference is a different photo
   (its top-1 ranked reference) and on pairs whose reference is the target's own ground truth.
 * Fig. 6 (comparison): the training-free baselines of `sa_lib.eval.baselines` beside our super-attention model.
   (The paper's Fig. 6 shows Deep Exemplar, Just Attention and XCNET, which cannot run here.)
@@ -92,8 +92,9 @@ def _label(item: PairImages, reference: str) -> str:
 
 
 def fig5_ablation(setup: Setup, out: Path | str) -> Path:
-    """Fig. 5: target, reference, the three variants and the ground truth; first rows with a different
-    reference, last rows with the ground truth as reference."""
+    """Fig. 5: target, reference, the profile's models (the paper's three variants, and the transfer model where
+    the profile has it) and the ground truth; first rows with a different reference, last rows with the ground
+    truth as reference."""
     names = [v for v in setup.profile.eval_models if v not in setup.missing]
     models = {SHORT_NAMES[v]: model_colorizer(setup.checkpoint(v), setup.device) for v in names}
     models.update({name: model_colorizer(path, setup.device) for name, path in setup.checkpoints.items()})

