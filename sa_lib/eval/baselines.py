@@ -61,7 +61,7 @@ def compose(target_l: np.ndarray, ab: np.ndarray) -> np.ndarray:
     """
     l_t = torch.from_numpy(np.asarray(target_l, dtype=np.float32))[None, None]  # (1, 1, H, W)
     ab_t = torch.from_numpy(np.ascontiguousarray(ab, dtype=np.float32)).permute(2, 0, 1)[None]  # (1, 2, H, W)
-    return combine_l_ab(l_t, ab_t)[0].permute(1, 2, 0).numpy()
+    return combine_l_ab(l_t, ab_t)[0].permute(1, 2, 0).numpy()  # (H, W, 3)
 
 
 # --------------------------------------------------------------------------------------------- Reinhard
@@ -149,7 +149,7 @@ def welsh_ab(target_l: np.ndarray, reference: np.ndarray, n_samples: int = 200, 
         chunk = target_stats[start:start + 8192]
         distance = (((chunk[:, None, :] - sample_stats[None]) ** 2) * weights).sum(axis=2)  # (chunk, n)
         best[start:start + 8192] = distance.argmin(axis=1)
-    return sample_ab[best].reshape(*l_t.shape, 2)
+    return sample_ab[best].reshape(*l_t.shape, 2)  # (H, W, 2)
 
 
 def welsh(target_l: np.ndarray, reference: np.ndarray, n_samples: int = 200, window: int = 5,
@@ -219,7 +219,7 @@ class SuperpixelFeatureTransfer:
         counts = np.bincount(labels_r.ravel())  # (S_R,) pixels per reference superpixel
         mean_ab = np.stack([np.bincount(labels_r.ravel(), weights=ab_ref[:, c]) / counts for c in (0, 1)], 1)
         per_target = torch.from_numpy(mean_ab[best].T.copy())[None]  # (1, 2, S_T)
-        return superpixel_unpool(per_target, torch.from_numpy(labels_t)[None])[0].permute(1, 2, 0).numpy()
+        return superpixel_unpool(per_target, torch.from_numpy(labels_t)[None])[0].permute(1, 2, 0).numpy()  # (H, W, 2)
 
     def __call__(self, target_l: np.ndarray, reference: np.ndarray) -> np.ndarray:
         """Colorize: sRGB (H, W, 3) in [0, 1] from the target's L* and the transferred a*b*."""

@@ -217,10 +217,11 @@ def model_colorizer(checkpoint: str | Path, device: str = "auto", slic: str | No
 
     def colorize(target_l: np.ndarray, reference: np.ndarray) -> np.ndarray:
         l_star = torch.from_numpy(np.ascontiguousarray(target_l, dtype=np.float32))[None, None].to(dev)  # (1,1,H,W)
+        # (1, 3, H', W')
         ref = torch.from_numpy(np.ascontiguousarray(reference, dtype=np.float32)).permute(2, 0, 1)[None].to(dev)
         rgb = predict_rgb(model, l_star, ref, slic_backend=backend, flip_average=flip_average,
                           chroma_gain=chroma_gain)[0][0]  # (3, H, W)
-        return rgb.permute(1, 2, 0).cpu().numpy()
+        return rgb.permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
 
     return colorize
 

@@ -100,7 +100,7 @@ def ab_histogram(img: np.ndarray) -> np.ndarray:
 
     Entry [i, j] is the mass near a = 110 * HIS_BINS[i], b = 110 * HIS_BINS[j].
     """
-    ab = rgb2lab(_as_rgb(img))[..., 1:].reshape(-1, 2) / AB_SCALE
+    ab = rgb2lab(_as_rgb(img))[..., 1:].reshape(-1, 2) / AB_SCALE  # (H W, 2) network-scale a*b*
     ab = np.clip(ab, -1.0, 1.0)
     # (N, 21) triangular weights per axis; the joint weight is their product.
     w_a = np.maximum(0.1 - np.abs(ab[:, :1] - HIS_BINS), 0.0) * 10.0
@@ -262,7 +262,7 @@ class LPIPSMetric:
         model = self._load()
 
         def to_tensor(img: np.ndarray) -> torch.Tensor:
-            t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float()
+            t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float()  # (3, H, W)
             return (t * 2.0 - 1.0).unsqueeze(0).to(self.device)
 
         with torch.no_grad():

@@ -100,9 +100,10 @@ def other_methods(target_l: np.ndarray, reference: np.ndarray, checkpoint: str =
         model = load_model(PAPER_MODEL_CHECKPOINT, device)
         dev = next(model.parameters()).device
         l_star = torch.from_numpy(np.ascontiguousarray(target_l, dtype=np.float32))[None, None].to(dev)  # (1, 1, h, w)
+        # (1, 3, h', w')
         ref = torch.from_numpy(np.ascontiguousarray(reference, dtype=np.float32)).permute(2, 0, 1)[None].to(dev)
         rgb = predict_rgb(model, l_star, ref, slic_backend=slic)[0][0]  # (3, h, w)
-        shown[f"paper's super-attention ({PAPER_MODEL_CHECKPOINT})"] = rgb.permute(1, 2, 0).cpu().numpy()
+        shown[f"paper's super-attention ({PAPER_MODEL_CHECKPOINT})"] = rgb.permute(1, 2, 0).cpu().numpy()  # (h, w, 3)
     shown["Carrillo 2022 [17] (training-free)"] = carrillo_baseline(str(resolve_device(device)))(
         np.asarray(target_l, dtype=np.float64), np.asarray(reference, dtype=np.float64))
     return shown

@@ -177,6 +177,7 @@ def colorize_detailed(target, reference, checkpoint: str = DEFAULT_CHECKPOINT, d
     model = load_model(str(checkpoint), device)
     dev = next(model.parameters()).device
     target_rgb = torch.from_numpy(as_rgb_array(target, "target")).permute(2, 0, 1)[None].to(dev)  # (1, 3, H, W)
+    # (1, 3, H', W')
     reference_rgb = torch.from_numpy(as_rgb_array(reference, "reference")).permute(2, 0, 1)[None].to(dev)
     if dev.type == "cpu":
         check_memory(mode, tuple(target_rgb.shape[-2:]), tuple(reference_rgb.shape[-2:]), model.config.widths[0],
@@ -194,7 +195,7 @@ def colorize_detailed(target, reference, checkpoint: str = DEFAULT_CHECKPOINT, d
     rgb, intermediates = predict_rgb(model, net_l, net_ref, full_l, slic, flip_average,
                                      chroma_gain)  # ab onto the full L*
     rgb = rgb[0]
-    pixels = (rgb.permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+    pixels = (rgb.permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)  # (H, W, 3) uint8
     return Colorization(Image.fromarray(pixels), intermediates, net_l.cpu(), net_ref.cpu(), full_l.cpu())
 
 

@@ -216,7 +216,7 @@ class SuperpixelPyramid:
         """Collate per-image label lists (as made by image_pyramid_labels) into a batch."""
         levels = len(per_image[0])
         labels = [torch.stack([torch.from_numpy(img[lvl]) for img in per_image]) for lvl in range(levels)]
-        counts = [lab.flatten(1).amax(dim=1) + 1 for lab in labels]
+        counts = [lab.flatten(1).amax(dim=1) + 1 for lab in labels]  # (B,) superpixels per image at each level
         return cls(labels, counts)
 
     def to(self, device: torch.device | str) -> "SuperpixelPyramid":
@@ -270,6 +270,7 @@ def superpixel_pool(features: torch.Tensor | ResizedMaps, labels: torch.Tensor, 
         h, w = max(0, h - 2 * border), max(0, w - 2 * border)
     index = labels.reshape(b, 1, h * w).expand(b, c, h * w)  # (B, C, HW) superpixel id of each pixel
     pooled = features.new_full((b, c, size), float("-inf"))
+    # (B, C, S) per superpixel max
     pooled = pooled.scatter_reduce(2, index, features.reshape(b, c, h * w), reduce="amax", include_self=False)
     return torch.where(torch.isfinite(pooled), pooled, torch.zeros_like(pooled))
 
@@ -295,7 +296,7 @@ def superpixel_unpool(super_features: torch.Tensor, labels: torch.Tensor) -> tor
     b, c, _ = super_features.shape
     h, w = labels.shape[-2:]
     index = labels.reshape(b, 1, h * w).expand(b, c, h * w)  # (B, C, HW)
-    return super_features.gather(2, index).reshape(b, c, h, w)
+    return super_features.gather(2, index).reshape(b, c, h, w)  # (B, C, H, W)
 
 
 # ------------------------------------------------------------------ the authors' grids (ColorizerConfig.official)

@@ -111,7 +111,7 @@ def _run_ids(labels: torch.Tensor) -> torch.Tensor:
     b, h, w = labels.shape
     starts = torch.ones_like(labels, dtype=torch.int64)
     starts[:, :, 1:] = (labels[:, :, 1:] != labels[:, :, :-1]).long()  # a run starts at x = 0 or a change
-    return starts.reshape(b, h * w).cumsum(1) - 1
+    return starts.reshape(b, h * w).cumsum(1) - 1  # (B, H W) run ids
 
 
 def connected_components(labels: torch.Tensor) -> torch.Tensor:
@@ -133,7 +133,7 @@ def connected_components(labels: torch.Tensor) -> torch.Tensor:
             new = run_min.gather(1, runs)
         new = new.gather(1, new)
         if torch.equal(new, comp):
-            return comp.reshape(b, h, w)
+            return comp.reshape(b, h, w)  # (B, H, W)
         comp = new
 
 
@@ -157,7 +157,7 @@ def merge_small_components(comp: torch.Tensor, min_size: int) -> torch.Tensor:
     while True:
         jumped = parent.gather(1, parent)  # parents come earlier in raster order: chains end at a kept id
         if torch.equal(jumped, parent):
-            return parent.gather(1, flat).reshape(b, h, w)
+            return parent.gather(1, flat).reshape(b, h, w)  # (B, H, W)
         parent = jumped
 
 
@@ -168,7 +168,7 @@ def make_contiguous(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     size = int(flat.max()) + 1
     used = torch.zeros(b, size, dtype=torch.int64, device=labels.device).scatter_(1, flat, 1)  # (B, size)
     new_id = used.cumsum(1) - 1
-    return new_id.gather(1, flat).reshape(b, h, w), used.sum(1)
+    return new_id.gather(1, flat).reshape(b, h, w), used.sum(1)  # (B, H, W) labels, (B,) counts
 
 
 def slic_torch(gray: torch.Tensor, n_segments: int, compactness: float = 0.1,
@@ -204,6 +204,7 @@ def slic_torch(gray: torch.Tensor, n_segments: int, compactness: float = 0.1,
         torch.arange(grid.nx, device=device, dtype=torch.float32) * grid.stride_x + grid.start_x,
         indexing="ij")  # (ny, nx) each
     # colour 0 everywhere, as scikit-image starts: the first assignment is purely spatial
+    # grid_*: (n_y, n_x) -> (n_y n_x,)
     centres = torch.stack([grid_y.reshape(-1), grid_x.reshape(-1), torch.zeros_like(grid_x).reshape(-1)]
                           )[None].expand(b, -1, -1).contiguous()  # (B, 3, K): y, x, colour
 

@@ -34,7 +34,7 @@ def load_resized(dataset, image_id: int, size: int, box: tuple[int, int, int, in
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 -> (3, H, W) float in [0, 1]."""
-    return torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0
+    return torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0  # (3, H, W)
 
 
 def gray_levels(rgb: torch.Tensor, levels: int, compactness: float, backend: str = "skimage") -> list[np.ndarray]:

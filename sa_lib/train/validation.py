@@ -40,6 +40,7 @@ def colorize_pair(model, item: PairImages, reference: str, device) -> np.ndarray
     ref = item.scoring_context(reference)[0]
     target_l = torch.from_numpy(item.target_l)[None, None].to(device)  # (1, 1, S, S)
     ref_t = torch.from_numpy(np.ascontiguousarray(ref)).permute(2, 0, 1)[None].to(device)  # (1, 3, S, S)
+    # (S, S, 3) after the permute below
     return predict_rgb(model, target_l, ref_t, slic_backend=model.config.slic_backend)[0][0].permute(
         1, 2, 0).cpu().numpy()
 
