@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..core.devices import resolve_device
+from ..core.files import atomic_write
 from .datasets import OBJECT_MIN_AREA_FRACTION
 from .lazy_data import ImageFiles
 from .references import (Candidate, References, _as_list, _catalog, _CropsByImage, build_candidates, encode_crops,
@@ -130,13 +130,13 @@ class FeatureStore:
             _write_json(self.folder / "manifest.json", {**meta, "dim": self.dim})
         elif features.shape[1] != self.dim:
             raise ValueError(f"shard {shard} has {features.shape[1]} features per row, the store {self.dim}")
-        path = self.shard_path(shard)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=DTYPES[self.dtype], shape=features.shape)
-        out[:] = features
-        out.flush()
-        del out
-        os.replace(tmp, path)
+        def write(tmp: Path) -> None:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=DTYPES[self.dtype], shape=features.shape)
+            out[:] = features  # (rows, dim) in the store's dtype
+            out.flush()
+            del out
+
+        atomic_write(self.shard_path(shard), write)
 
     def shard(self, shard: int) -> np.ndarray:
         """One shard as a read-only memmap (rows, dim)."""
@@ -156,9 +156,12 @@ class FeatureStore:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1) + "\n"))
+
+
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    with open(path, "wb") as handle:  # a file object: np.savez would add ".npz" to a temporary file's name
+        np.savez(handle, **arrays)
 
 
 # ------------------------------------------------------------------------------------------- features
@@ -340,9 +343,7 @@ def rank_from_store(store: FeatureStore, candidate_images: Sequence[int], target
             best_i = np.concatenate([best_i, np.full((hi - lo, pad), -1, np.int64)], 1)
         best_i = np.where(np.isinf(best_d), -1, best_i)
         if saved is not None:
-            tmp = saved.with_name(f".{saved.name}.{os.getpid()}.tmp.npz")
-            np.savez(tmp, idx=best_i, dist=best_d)
-            os.replace(tmp, saved)
+            atomic_write(saved, lambda tmp: _save_npz(tmp, idx=best_i, dist=best_d))
         all_idx.append(torch.from_numpy(best_i))
         all_dist.append(torch.from_numpy(best_d))
     bar.close()
