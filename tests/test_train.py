@@ -174,6 +174,53 @@ def test_cli_bad_steps_and_export_are_refused_before_training(tmp_path, capsys, 
     assert not (tmp_path / "run").exists()  # nothing trained
 
 
+def test_a_refused_run_leaves_the_run_folder_as_it_was(tmp_path, capsys):
+    """A batch larger than the dataset is refused before the run log rewrites config.json and log.csv."""
+    from sa_lib.cli.train import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}\n")
+    (run / "log.csv").write_text("step,loss\n1,0.5\n")
+    code, _, err = run_main(main, ["--profile", "smoke", "--out", str(run), "--batch-size", "100000"], capsys)
+    assert code == 2 and "fewer than one batch of 100000" in err, err
+    assert (run / "config.json").read_text() == "{}\n" and (run / "log.csv").read_text() == "step,loss\n1,0.5\n"
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00" * 100, b"not a torch file at all"])
+def test_a_damaged_resume_state_is_named_in_one_line(tmp_path, content):
+    from sa_lib.train.state import restore_state
+
+    config = profile_config("smoke", "super")
+    model = build_model("super")
+    optimizer = torch.optim.Adam(model.parameters())
+    (tmp_path / "last.state.pt").write_bytes(content)
+    with pytest.raises(ConfigError, match="is not a readable resume state") as info:
+        restore_state(config, model, optimizer, tmp_path)
+    assert "\n" not in str(info.value)
+    torch.save({"step": 3}, tmp_path / "last.state.pt")  # a torch file, not a state
+    with pytest.raises(ConfigError, match="is not a readable resume state"):
+        restore_state(config, model, optimizer, tmp_path)
+
+
+def test_ctrl_c_suggests_resume_only_when_a_state_was_saved(tmp_path):
+    import argparse
+    import time
+
+    from sa_lib.cli.train import interrupt_hint
+
+    args = argparse.Namespace(out=str(tmp_path), profile="smoke", variant="super", resume=False)
+    started = time.time()
+    assert "nothing of it to resume" in interrupt_hint(args, started)  # no state at all
+    state = tmp_path / "last.state.pt"
+    state.write_bytes(b"x")
+    os.utime(state, (started - 60, started - 60))  # an earlier run's state, not this run's
+    assert "nothing of it to resume" in interrupt_hint(args, started)
+    assert "--resume" in interrupt_hint(argparse.Namespace(**{**vars(args), "resume": True}), started)
+    os.utime(state, (started + 1, started + 1))  # saved by this run
+    assert "continue from the last saved state with --resume" in interrupt_hint(args, started)
+
+
 def torchrun_two_smoke_steps(out, variant: str, port: int) -> None:
     """sa-train --profile smoke --steps 2 under torchrun: two CPU processes with gloo, writing to `out`."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from ..superpixels.pyramid import SLIC_BACKENDS
 from ..train.config import PRECISIONS, profile_config
 from ..train.loop import train
 from ..train.state import export_run
-from .command import (CommandParser, check_checkpoint_output, check_output_folder, non_negative_int,
+from .command import (CommandParser, check_checkpoint_output, check_output_folder, interrupted, non_negative_int,
                       positive_float, positive_int, run_command, summary)
 
 PROG = "sa-train"
@@ -64,11 +65,28 @@ def run(args: argparse.Namespace) -> dict:
     return metrics
 
 
+def interrupt_hint(args: argparse.Namespace, started: float) -> str:
+    """What Ctrl-C prints: continue with --resume when this run (or the run it resumed) has a saved state, else
+    that nothing was saved (a run saves its state every checkpoint_every steps)."""
+    out = Path(args.out) if args.out else Path(profile_config(args.profile, args.variant).out)
+    state = out / "last.state.pt"
+    if state.is_file() and (args.resume or state.stat().st_mtime >= started):
+        return f"interrupted; continue from the last saved state with --resume --out {out}"
+    return f"interrupted before this run saved a state: nothing of it to resume in {out}; run it again"
+
+
 def main(argv: list[str] | None = None) -> None:
     """`sa-train`: one-line errors, exit 2 for a bad configuration, 1 for a failure, 130 interrupted."""
     args = parser().parse_args(argv)
-    metrics = run_command(PROG, lambda: run(args), usage=(CheckpointError,),
-                          on_interrupt="interrupted; continue with --resume")
+    started = time.time()
+
+    def body() -> dict:
+        try:
+            return run(args)
+        except KeyboardInterrupt:
+            interrupted(PROG, interrupt_hint(args, started))
+
+    metrics = run_command(PROG, body, usage=(CheckpointError,))
     print(json.dumps(metrics))
 
 

@@ -83,6 +83,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
 
     data = open_data(config)
     pairs = validation_pairs(config.data, config.val_pairs)
+    if len(data.targets) < config.batch_size:  # before the run log replaces anything in the run folder
+        raise ConfigError(f"the dataset has {len(data.targets)} images, fewer than one batch of {config.batch_size}")
     steps_per_epoch = len(data.targets) // config.batch_size
     total = min(config.max_steps or math.inf, config.epochs * max(1, steps_per_epoch))
     perceptual = perceptual_loss(config)

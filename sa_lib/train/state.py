@@ -34,8 +34,14 @@ def restore_state(config: TrainConfig, model, optimizer, out: Path, scaler=None)
     state_file = out / "last.state.pt"
     if not state_file.is_file():
         raise ConfigError(f"nothing to resume in {out} (no last.state.pt)")
-    state = torch.load(state_file, map_location="cpu", weights_only=True)  # our own file: tensors and numbers
-    saved = ColorizerConfig.from_json(state["config"])
+    try:
+        state = torch.load(state_file, map_location="cpu", weights_only=True)  # our own file: tensors and numbers
+        saved = ColorizerConfig.from_json(state["config"])
+        state["model"], state["optimizer"], state["rng"], state["step"]  # noqa: B018 (every part is there)
+    except Exception as err:  # a truncated, empty or foreign file: unpickling can raise nearly anything
+        message = " ".join(str(err).split())[:120]
+        raise ConfigError(f"{state_file} is not a readable resume state ({type(err).__name__}: {message}); "
+                          "restore it from a copy or train again without --resume") from None
     if saved.name != config.model.name:
         raise ConfigError(f"{state_file} is a {saved.name!r} run, this run trains {config.model.name!r}")
     if network_hash(saved) != network_hash(config.model):  # the inference-only options may differ
