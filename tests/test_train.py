@@ -433,3 +433,25 @@ def test_workers_get_image_files_not_the_coco_object():
     assert list(files.image_ids) == list(train_set.image_ids)
     with pytest.raises(KeyError):
         files.path(-1)
+
+
+def test_a_diverging_run_stops_in_one_line_before_saving_nan_weights(tmp_path, capsys):
+    from sa_lib.cli.train import main
+
+    code, _, err = run_main(main, ["--profile", "smoke", "--out", str(tmp_path / "run"), "--lr", "1e30",
+                                   "--no-progress"], capsys)
+    assert code == 1 and "the run diverged; lower --lr (it is 1e+30)" in err and "Traceback" not in err, err
+    assert not (tmp_path / "run" / "last.state.pt").exists()  # smoke saves every 2 steps: none with NaN weights
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--image-size", "100000"], "image size must be from 32 to 2048 px, got 100000"),
+    (["--seed", "99999999999999999999999"], "seed must be from 0 to 2**32 - 1"),
+    (["--seed", "-1"], "seed must be from 0 to 2**32 - 1, got -1"),
+])
+def test_image_size_and_seed_out_of_range_are_usage_errors(tmp_path, capsys, argv, message):
+    from sa_lib.cli.train import main
+
+    code, _, err = run_main(main, ["--profile", "smoke", "--out", str(tmp_path / "run"), *argv], capsys)
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()

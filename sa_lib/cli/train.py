@@ -18,7 +18,7 @@ from ..model.checkpoint import CheckpointError
 from ..profiles import PROFILES
 from ..superpixels.pyramid import SLIC_BACKENDS
 from ..train.config import PRECISIONS, profile_config
-from ..train.loop import train
+from ..train.loop import TrainingDiverged, train
 from ..train.state import export_run
 from .command import (CommandParser, check_checkpoint_output, check_output_folder, interrupted, non_negative_int,
                       positive_float, positive_int, run_command, summary)
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         except KeyboardInterrupt:
             interrupted(PROG, interrupt_hint(args, started))
 
-    metrics = run_command(PROG, body, usage=(CheckpointError,))
+    metrics = run_command(PROG, body, usage=(CheckpointError,), failures=(TrainingDiverged,))
     print(json.dumps(metrics))
 
 

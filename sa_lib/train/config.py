@@ -28,6 +28,9 @@ class ConfigError(UsageError):
     """A training configuration that cannot run (reported as one line by the CLI)."""
 
 
+MAX_IMAGE_SIZE = 2048  # training crops larger than this would not fit a batch in memory (the paper trains at 224)
+
+
 @dataclass
 class TrainConfig:
     """Every setting of a training run; saved into the run folder."""
@@ -128,8 +131,10 @@ class TrainConfig:
             raise ConfigError(f"p_recolor must be in [0, 1], got {self.p_recolor}")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
-        if self.image_size < 32:
-            raise ConfigError(f"image size must be at least 32, got {self.image_size}")
+        if not 32 <= self.image_size <= MAX_IMAGE_SIZE:
+            raise ConfigError(f"image size must be from 32 to {MAX_IMAGE_SIZE} px, got {self.image_size}")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must be from 0 to 2**32 - 1, got {self.seed}")
         if self.epochs < 1:
             raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
         if self.max_steps is not None and self.max_steps < 1:

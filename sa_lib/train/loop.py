@@ -113,6 +113,10 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
             losses = train_step(trained, loss_fn, optimizer, rgb_to_lab(target), reference, sp, autocast, scaler,
                                 slic_backend=slic)
             step += 1
+            if not weights_finite(model):  # before this step is logged, validated or saved
+                raise TrainingDiverged(
+                    f"the weights are no longer finite after step {step} (loss {losses['total'].item():.3g}): the "
+                    f"run diverged; lower --lr (it is {stage.lr:g}); the last saved state, if any, is kept")
             images += target.shape[0] * world
             if step % config.log_every == 0 or step == total:
                 rate = images / (time.perf_counter() - tick)
@@ -139,6 +143,17 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     if distributed:
         dist.barrier()
     return {"step": step, "wall_time_s": round(time.perf_counter() - started, 1), **metrics}
+
+
+class TrainingDiverged(RuntimeError):
+    """The weights became NaN or infinite (a learning rate too high): stopped before anything is saved."""
+
+
+def weights_finite(model: torch.nn.Module) -> bool:
+    """True while every parameter is finite: one reduction, the same on every rank (gradients are all-reduced
+    before the step; fp16's scaler skips a step whose gradients overflow, so its weights stay finite)."""
+    sums = torch.stack([p.detach().float().sum() for p in model.parameters()])  # (P,): NaN or inf if any is
+    return bool(torch.isfinite(sums).all())
 
 
 def _loader(stage: TrainConfig, data, start_step: int, end_step: int, rank: int, world: int,
