@@ -239,7 +239,7 @@ def _to_float_rgb(image: Image.Image) -> np.ndarray:
     if mode.startswith("I;16") or mode in ("I", "F"):
         data = np.asarray(image).astype(np.float32)
         if mode in ("I", "F"):
-            _check_pixel_range(np.asarray(image), mode)
+            _check_pixel_range(data, mode)
         if mode != "F":  # I;16*: 16-bit. I: 32-bit container holding 16-bit data (old Pillow's 16-bit PNG)
             data = data / 65535.0
         gray = np.clip(np.nan_to_num(data, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)

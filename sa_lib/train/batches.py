@@ -84,6 +84,12 @@ def collate(items: list[dict]) -> dict:
     return batch
 
 
+def check_batch_fits(n: int, batch_size: int) -> None:
+    """ConfigError unless a dataset of `n` images holds at least one batch."""
+    if n < batch_size:
+        raise ConfigError(f"the dataset has {n} images, fewer than one batch of {batch_size}")
+
+
 class ResumableBatches(torch.utils.data.Sampler):
     """Batches of (epoch, index) keys: a seeded permutation per epoch, starting at any global step.
 
@@ -92,8 +98,7 @@ class ResumableBatches(torch.utils.data.Sampler):
 
     def __init__(self, n: int, batch_size: int, seed: int, start_step: int, total_steps: int,
                  rank: int = 0, world: int = 1):
-        if n < batch_size:
-            raise ConfigError(f"the dataset has {n} images, fewer than one batch of {batch_size}")
+        check_batch_fits(n, batch_size)
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.start_step, self.total_steps, self.rank, self.world = start_step, total_steps, rank, world
         self.steps_per_epoch = n // batch_size

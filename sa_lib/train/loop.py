@@ -35,7 +35,7 @@ from ..data.lazy_data import ImageFiles
 from ..data.references import ReferenceSampler
 from ..model.colorizer import build_model
 from ..model.losses import ColorizationLoss, build_perceptual
-from .batches import PairDataset, ResumableBatches, collate, open_data
+from .batches import PairDataset, ResumableBatches, check_batch_fits, collate, open_data
 from .config import ConfigError, TrainConfig
 from .log import RunLog
 from .state import restore_state, save_state
@@ -83,8 +83,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
 
     data = open_data(config)
     pairs = validation_pairs(config.data, config.val_pairs)
-    if len(data.targets) < config.batch_size:  # before the run log replaces anything in the run folder
-        raise ConfigError(f"the dataset has {len(data.targets)} images, fewer than one batch of {config.batch_size}")
+    check_batch_fits(len(data.targets), config.batch_size)  # before the run log replaces anything in the run folder
     steps_per_epoch = len(data.targets) // config.batch_size
     total = min(config.max_steps or math.inf, config.epochs * max(1, steps_per_epoch))
     perceptual = perceptual_loss(config)
@@ -150,9 +149,9 @@ class TrainingDiverged(RuntimeError):
 
 
 def weights_finite(model: torch.nn.Module) -> bool:
-    """True while every parameter is finite: one reduction, the same on every rank (gradients are all-reduced
-    before the step; fp16's scaler skips a step whose gradients overflow, so its weights stay finite)."""
-    sums = torch.stack([p.detach().float().sum() for p in model.parameters()])  # (P,): NaN or inf if any is
+    """True while every trained parameter is finite (the frozen encoder never changes): one reduction, the same on
+    every rank (gradients are all-reduced before the step; fp16's scaler skips a step whose gradients overflow)."""
+    sums = torch.stack([p.detach().float().sum() for p in model.parameters() if p.requires_grad])  # (P,)
     return bool(torch.isfinite(sums).all())
 
 
