@@ -10,7 +10,7 @@ PROFILE     ?= demo
 DEPS_HASH   := $(shell sha256sum pyproject.toml | cut -c1-12)
 STAMP       := $(VENV)/.installed-$(DEPS_HASH)
 
-.PHONY: help setup test test-fast test-browser app paper clean data-coco demo-annotations references train-demo model-card bench official gpu-check
+.PHONY: help setup test test-fast test-browser app paper clean data-coco demo-annotations references train-demo train-ablations model-card bench official gpu-check
 
 help: ## List the targets with what they do
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -60,9 +60,17 @@ references: setup ## Rank the top-4 references of every target (PROFILE=demo|pap
 VARIANTS ?= none standard super transfer
 train-demo: setup ## Train the demo checkpoints on this CPU and write checkpoints/demo-{none,standard,super,transfer}
 	for v in $(VARIANTS); do \
-	  $(PY) -m sa_lib.cli.train --profile demo --variant $$v --export checkpoints/demo-$$v.safetensors || exit 1; \
+	  $(PY) -m sa_lib.cli.train --profile demo --variant $$v --overwrite --export checkpoints/demo-$$v.safetensors || exit 1; \
 	done
 	$(if $(filter transfer,$(VARIANTS)),$(PY) -m sa_lib.cli.calibrate_chroma checkpoints/demo-transfer.safetensors)
+	$(PY) -m sa_lib.cli.model_card
+
+READINGS ?= qk key-init lab-loss no-remap
+train-ablations: setup ## Train demo-super with each of this project's departures from the paper undone (docs/faithfulness.md): checkpoints/demo-super-paper-*
+	for r in $(READINGS); do \
+	  $(PY) -m sa_lib.cli.train --profile demo --variant super --paper-reading $$r \
+	    --overwrite --export checkpoints/demo-super-paper-$$r.safetensors || exit 1; \
+	done
 	$(PY) -m sa_lib.cli.model_card
 
 OFFICIAL ?= checkpoints/official.safetensors

@@ -22,6 +22,7 @@ from .data.coco_mini import mini_coco_dataset, mini_coco_root
 from .data.datasets import CocoLikeDataset, demo_dataset
 from .model.checkpoint import DEFAULT_CHECKPOINT
 from .model.colorizer import NAMED_MODELS, VARIANTS, ColorizerConfig
+from .model.paper_readings import PAPER_READINGS, paper_reading_suffix
 
 EVAL_SIZE = 224  # section 5 evaluates the 224 x 224 images the network was trained on
 PAPER_CHECKPOINT = "paper-super"  # checkpoints/paper-super.safetensors, published by notebook 02 (make paper PROFILE=paper)
@@ -117,6 +118,8 @@ class Profile:
     gpu_sized: bool = False  # sized for a GPU: notebook 06 runs the full benchmark when CUDA is there; hints say so
     variant_training: dict[str, dict[str, Any]] = field(default_factory=dict)  # TrainConfig fields of one
     #                                  variant's run in this profile (demo: the transfer model's three stages)
+    paper_readings: tuple[str, ...] = ()  # Table 1 also scores `super` with each of these departures undone
+    #                                       (sa_lib.model.paper_readings; checkpoints <prefix>-super-paper-NAME)
 
     def __post_init__(self):
         if self.ranking_shown not in RANKINGS_SHOWN:
@@ -125,6 +128,10 @@ class Profile:
     def checkpoint(self, model: str) -> str:
         """The shipped name of this profile's checkpoint of `model` (a named model of sa_lib.model.colorizer)."""
         return f"{self.checkpoint_prefix}-{model}"
+
+    def reading_checkpoint(self, reading: str) -> str:
+        """The name of its `super` checkpoint trained with one of the paper's readings (`sa-train --paper-reading`)."""
+        return self.checkpoint("super") + paper_reading_suffix([reading])
 
 
 DEMO_TRAINING = {"image_size": 128, "max_steps": 1500, "epochs": 1000}
@@ -142,13 +149,13 @@ PROFILES: dict[str, Profile] = {profile.name: profile for profile in (
             "effnet_lite0", True, False, "demo", NAMED_MODELS, ("super",), 96, 4, "effnet_lite0",
             DEFAULT_CHECKPOINT, 128, ("eval_pairs.csv",), ("gcompris-cheetah.jpg", "gcompris-panda.jpg"),
             attention_compare=False, ranking_engine="torch", ranking_shown="committed", candidate_photos_shown=2, reuses_checkpoints=False,
-            ships_checkpoints=True, progress_bars=False, complexity_live=True),
+            ships_checkpoints=True, progress_bars=False, complexity_live=True, paper_readings=tuple(PAPER_READINGS)),
     Profile("demo", DEMO_PHOTOS, ColorizerConfig(), "effnet_feature_distance", DEMO_TRAINING,
             "effnet_lite0", True, True, "demo", NAMED_MODELS, NAMED_MODELS, EVAL_SIZE, None, "effnet_lite0",
             DEFAULT_CHECKPOINT, 256, ("matched_pairs.csv", "eval_pairs.csv"),
             attention_figure_target="gcompris-cheetah.jpg",  # <- a jaguar in the matched pairs
             ranking_engine="torch", ranking_shown="recomputed", writes_model_card=True, ships_checkpoints=True,
-            variant_training={"transfer": DEMO_TRANSFER_TRAINING}),
+            variant_training={"transfer": DEMO_TRANSFER_TRAINING}, paper_readings=tuple(PAPER_READINGS)),
     Profile("paper", COCO_PHOTOS, ColorizerConfig.paper(), "lpips_vgg",
             {"image_size": 224, "batch_size": 8, "epochs": 20, "lr": 1e-5, "num_workers": 8, "val_every": 2000,
              "val_pairs": 500, "checkpoint_every": 2000},

@@ -196,8 +196,13 @@ def test_smoke_profile_writes_both_tables(tmp_path):
     assert sorted(p.name for p in written) == ["table1_ablation.csv", "table1_ablation.md",
                                                "table2_comparison.csv", "table2_comparison.md"]
     t1 = list(csv.DictReader((tmp_path / "out" / "table1_ablation.csv").read_text().splitlines()))
-    # none, standard, super, transfer; a --pairs file's reference is the one its row names, ranked or not
-    assert [r["reference"] for r in t1] == [evaluate.NAMED] * 4 + [GTREF] * 4
+    # none, standard, super, super with each paper reading, transfer; a --pairs file's reference is the one its row
+    # names, ranked or not
+    readings = PROFILES["smoke"].paper_readings
+    assert len(readings) == 4
+    assert [r["reference"] for r in t1] == [evaluate.NAMED] * 8 + [GTREF] * 8
+    assert [r["method"].split(" (`")[-1] for r in t1[3:7]] == [f"demo-super-paper-{r}`)" for r in readings]
+    assert all(r["method"].startswith("Ours (super-attention), the paper's reading: ") for r in t1[3:7])
     t2 = list(csv.DictReader((tmp_path / "out" / "table2_comparison.csv").read_text().splitlines()))
     assert {r["reference"] for r in t2} == {evaluate.NAMED}
     assert all(0.0 < float(r["ssim"]) <= 1.0 for r in t1)
@@ -206,8 +211,9 @@ def test_smoke_profile_writes_both_tables(tmp_path):
         assert all((r[key] == "unavailable offline") if offline else 0 <= float(r[key]) <= 1 for r in t1), key
     md = (tmp_path / "out" / "table1_ablation.md").read_text()
     assert "LPIPS(alex) ↓" in md and "LPIPS(vgg) ↓" in md and "does not say which backbone" in md
-    assert t1[2]["published_paper_coco_ssim"] == "0.925" and t1[6]["published_paper_coco_ssim"] == ""
-    assert "transfer" in t1[3]["method"] and t1[3]["published_paper_coco_ssim"] == ""
+    assert t1[2]["published_paper_coco_ssim"] == "0.925" and t1[10]["published_paper_coco_ssim"] == ""
+    assert "transfer" in t1[7]["method"] and t1[7]["published_paper_coco_ssim"] == ""
+    assert t1[3]["published_paper_coco_ssim"] == "" and "`lab-loss`, SmoothL1 on raw Lab" in md
     t2_rows = csv.DictReader((tmp_path / "out" / "table2_comparison.csv").read_text().splitlines())
     t2 = {r["method"].split(" (")[0]: r for r in t2_rows}
     assert t2["XCNET [29]"]["ssim"] == "not run" and t2["Deep Exemplar [13]"]["pairs"] == "3/4"
@@ -373,6 +379,10 @@ def test_missing_profile_checkpoints_are_skipped_and_named(tmp_path, monkeypatch
     assert float(rows["none"]["ssim"]) > 0
     assert rows["super"]["ssim"] == rows["standard"]["ssim"] == "not run"
     assert any("Skipped, no checkpoint" in note and "`demo-super`" in note for note in table.notes)
+    readings = [r for r in table.rows if "the paper's reading" in r["method"]]
+    assert len(readings) == 2 * 4 and {r["ssim"] for r in readings} == {"not run"}
+    assert any("not trained yet: `demo-super-paper-qk`" in note and "make train-ablations" in note
+               for note in table.notes)
 
 
 def test_models_use_their_own_slic_backend_unless_told(monkeypatch):

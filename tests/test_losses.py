@@ -29,6 +29,20 @@ def test_smooth_l1_has_the_papers_threshold_of_one_lab_unit():
     assert large.item() == pytest.approx((20 - 0.5) / 110)
 
 
+def test_smooth_l1_in_lab_units_is_eq_4_as_written():
+    """The paper reading "lab-loss": eq. 4 on raw Lab a*b*, 110 times this project's term, the same threshold."""
+    l_star, target = torch.full((1, 1, 2, 2), 50.0), torch.zeros(1, 2, 2, 2)
+    lab = ColorizationLoss(perceptual=None, lambda_l1=1.0, smooth_l1_units="lab")
+    network = ColorizationLoss(perceptual=None, lambda_l1=1.0)
+    for d, expected in ((0.5, 0.5 * 0.5 ** 2), (20.0, 20 - 0.5)):  # quadratic below 1 Lab unit, linear above
+        pred = torch.full((1, 2, 2, 2), d)
+        assert lab(pred, l_star, target)["total"].item() == pytest.approx(expected)
+        assert lab(pred, l_star, target)["total"].item() == pytest.approx(
+            110 * network(pred, l_star, target)["total"].item())
+    with pytest.raises(ValueError, match="unknown smooth_l1_units 'raw'; choose one of network, lab"):
+        ColorizationLoss(perceptual=None, smooth_l1_units="raw")
+
+
 def test_total_is_weighted_sum_and_zero_for_perfect_prediction():
     rgb = torch.rand(2, 3, 32, 32)
     lab = rgb_to_lab(rgb)

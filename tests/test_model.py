@@ -318,6 +318,40 @@ def test_standard_similarity_is_recorded_and_old_standard_configs_keep_their_mat
         ColorizerConfig(variant="super", standard_similarity="scaled_dot")
 
 
+@pytest.mark.parametrize("variant", ["standard", "super"])
+def test_key_initialisation_starts_the_key_as_the_query_or_on_its_own(variant, demo_pair):
+    """"query" (this project) copies the query projection into the key; "independent" (the paper reading
+    key-init) keeps the key's own draw, and every other weight is the same draw; gradients reach both."""
+    torch.manual_seed(0)
+    shared = build_model(variant, pretrained=False)
+    torch.manual_seed(0)
+    independent = build_model(variant, pretrained=False, key_initialisation="independent")
+    for name, block in shared.attention.items():
+        assert torch.equal(block.key.weight, block.query.weight) and torch.equal(block.key.bias, block.query.bias)
+        other = independent.attention[name]
+        assert not torch.equal(other.key.weight, other.query.weight)
+        assert torch.equal(other.query.weight, block.query.weight)  # the same draws, only the copy left out
+    target_l, reference = _inputs(demo_pair)
+    ab, _ = independent(target_l, reference)
+    ab.square().mean().backward()
+    for block in independent.attention.values():
+        assert block.key.weight.grad.abs().sum() > 0 and block.query.weight.grad.abs().sum() > 0
+
+
+def test_key_initialisation_is_a_later_field_and_checked():
+    import json
+
+    from sa_lib.model.checkpoint import config_hash, read_config
+
+    assert "key_initialisation" not in json.loads(ColorizerConfig().to_json())  # earlier hashes unchanged
+    assert config_hash(read_config("demo-super")) == "baf21cb7d49f"  # the hash its sidecar recorded
+    independent = ColorizerConfig(key_initialisation="independent")
+    assert json.loads(independent.to_json())["key_initialisation"] == "independent"
+    assert ColorizerConfig.from_json(independent.to_json()) == independent
+    with pytest.raises(ValueError, match="unknown key_initialisation 'zeros'; choose one of query, independent"):
+        ColorizerConfig(key_initialisation="zeros")
+
+
 def test_slic_backend_is_a_later_field():
     import json
 

@@ -54,6 +54,17 @@ def test_make_train_demo_trains_the_shipped_transfer_run():
         key: profile[key] for key in set(profile) - BOOKKEEPING}
 
 
+@pytest.mark.parametrize("reading", ["qk", "key-init", "lab-loss", "no-remap"])
+def test_make_train_ablations_trains_the_shipped_ablation_runs(reading):
+    """Every training field that decides the weights of checkpoints/demo-super-paper-NAME is the demo profile's
+    super run with that paper reading (make train-ablations)."""
+    shipped = json.loads(resolve(f"demo-super-paper-{reading}").with_suffix(".json").read_text())["training"]
+    profile = profile_config("demo", "super", [reading]).to_dict()
+    assert ColorizerConfig.from_dict(shipped.pop("model")) == ColorizerConfig.from_dict(profile.pop("model"))
+    assert {key: shipped[key] for key in set(shipped) - BOOKKEEPING} == {
+        key: profile[key] for key in set(profile) - BOOKKEEPING}
+
+
 def test_paths_and_unknown_profiles():
     demo = get_profile("demo")
     assert demo.photos.pairs_file() == DEMO_DIR / "eval_pairs.csv" and demo.checkpoint("super") == "demo-super"

@@ -9,6 +9,7 @@ import torch
 from sa_lib.model.checkpoint import CHECKPOINT_DIR, load_checkpoint, resolve
 from sa_lib.core.color import rgb_to_lab
 from sa_lib.model.colorizer import NAMED_MODELS
+from sa_lib.model.paper_readings import PAPER_READINGS
 
 
 @pytest.mark.parametrize("variant", NAMED_MODELS)
@@ -23,6 +24,25 @@ def test_checkpoint_loads_small_and_described_by_the_model_card(variant):
     assert sidecar["step"] > 0 and "val_gtref_psnr_ab" in sidecar["metrics"]
     card = (CHECKPOINT_DIR / "MODEL_CARD.md").read_text()
     assert hashlib.sha256(path.read_bytes()).hexdigest()[:16] in card  # the card describes these very files
+
+
+@pytest.mark.parametrize("reading", PAPER_READINGS)
+def test_each_paper_reading_ablation_is_shipped_as_super_with_that_reading(reading):
+    """checkpoints/demo-super-paper-NAME (make train-ablations): demo-super's network with the reading's fields,
+    described by the model card."""
+    from dataclasses import replace
+
+    name = f"demo-super-paper-{reading}"
+    path = CHECKPOINT_DIR / f"{name}.safetensors"
+    assert path.is_file(), f"{path} is missing: run make train-ablations"
+    model = load_checkpoint(name)
+    expected = replace(load_checkpoint("demo-super").config, **PAPER_READINGS[reading].model)
+    assert replace(model.config, extra={}) == replace(expected, extra={})
+    training = json.loads(path.with_suffix(".json").read_text())["training"]
+    for field, value in PAPER_READINGS[reading].training.items():
+        assert training[field] == value
+    card = (CHECKPOINT_DIR / "MODEL_CARD.md").read_text()
+    assert hashlib.sha256(path.read_bytes()).hexdigest()[:16] in card
 
 
 def test_super_checkpoint_output_depends_on_the_reference(demo_pair):

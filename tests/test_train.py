@@ -182,7 +182,8 @@ def test_a_refused_run_leaves_the_run_folder_as_it_was(tmp_path, capsys):
     run.mkdir()
     (run / "config.json").write_text("{}\n")
     (run / "log.csv").write_text("step,loss\n1,0.5\n")
-    code, _, err = run_main(main, ["--profile", "smoke", "--out", str(run), "--batch-size", "100000"], capsys)
+    code, _, err = run_main(main, ["--profile", "smoke", "--out", str(run), "--batch-size", "100000", "--overwrite"],
+                            capsys)
     assert code == 2 and "fewer than one batch of 100000" in err, err
     assert (run / "config.json").read_text() == "{}\n" and (run / "log.csv").read_text() == "step,loss\n1,0.5\n"
 
@@ -455,3 +456,84 @@ def test_image_size_and_seed_out_of_range_are_usage_errors(tmp_path, capsys, arg
     code, _, err = run_main(main, ["--profile", "smoke", "--out", str(tmp_path / "run"), *argv], capsys)
     assert code == 2 and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------ the paper's readings (docs/faithfulness.md)
+
+
+@pytest.mark.parametrize("reading", ["qk", "key-init", "lab-loss", "no-remap"])
+def test_a_paper_reading_changes_its_fields_and_nothing_else(reading):
+    """`super` with one departure undone: its fields, its run folder; every other training field is super's."""
+    from dataclasses import replace
+
+    from sa_lib.model.paper_readings import PAPER_READINGS
+
+    run = profile_config("demo", "super", [reading])
+    plain = profile_config("demo", "super")
+    undone = PAPER_READINGS[reading]
+    assert run.out == f"runs/demo-super-paper-{reading}"
+    assert run.model == replace(plain.model, **undone.model)
+    assert replace(run, model=plain.model, out=plain.out) == replace(plain, **undone.training)
+    assert run.model != plain.model or undone.training
+
+
+def test_paper_readings_are_refused_where_they_mean_nothing(tmp_path, capsys):
+    from sa_lib.cli.train import main
+
+    for variant, reading, message in (("none", "qk", "is about the attention, which variant none does not have"),
+                                      ("transfer", "lab-loss", "the transfer model departs on purpose")):
+        code, _, err = run_main(main, ["--profile", "smoke", "--variant", variant, "--paper-reading", reading,
+                                       "--out", tmp_path / variant], capsys)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / variant).exists()
+    code, _, err = run_main(main, ["--profile", "smoke", "--paper-reading", "eq3"], capsys)
+    assert code == 2 and "invalid choice: 'eq3'" in err
+    assert profile_config("smoke", "none", ["lab-loss", "no-remap", "lab-loss"]).out == (
+        "runs/smoke-none-paper-lab-loss-paper-no-remap")  # in the registry's order, each once
+
+
+def test_cli_trains_with_a_paper_reading_and_records_it(tmp_path, capsys):
+    from sa_lib.cli.train import main
+    from sa_lib.model.checkpoint import read_sidecar
+
+    out = tmp_path / "run"
+    code, _, err = run_main(main, ["--profile", "smoke", "--paper-reading", "key-init", "--paper-reading", "lab-loss",
+                                   "--steps", "2", "--out", out, "--no-progress"], capsys)
+    assert code == 0, err
+    model = load_checkpoint(out / "last.safetensors")
+    assert model.config.key_initialisation == "independent"
+    assert read_sidecar(out / "last.safetensors")["training"]["smooth_l1_units"] == "lab"
+
+
+@pytest.mark.slow  # four short smoke runs
+def test_resume_keeps_the_runs_settings_names_each_change_and_counts_every_session(tmp_path, capsys):
+    import json
+
+    from sa_lib.cli.train import main
+    from sa_lib.model.checkpoint import read_sidecar
+
+    out = tmp_path / "run"
+    base = ["--profile", "smoke", "--out", out, "--no-progress"]
+    code, first, err = run_main(main, base + ["--steps", "2"], capsys)
+    assert code == 0, err
+    log = (out / "log.csv").read_text()
+    code, _, err = run_main(main, base + ["--steps", "2"], capsys)  # the folder holds a run: refused, untouched
+    assert code == 2 and "already holds a training run; continue it with --resume" in err
+    assert (out / "log.csv").read_text() == log
+    code, _, err = run_main(main, base + ["--resume", "--variant", "none"], capsys)
+    assert code == 2 and "holds a smoke super run; resume it with --profile smoke --variant super" in err
+    code, resumed, err = run_main(main, base + ["--resume", "--steps", "4", "--lr", "1e-4"], capsys)
+    assert code == 0, err
+    assert "--resume changes max_steps 2 -> 4" in err and "--resume changes lr 0.0003 -> 0.0001" in err
+    saved = json.loads((out / "config.json").read_text())
+    assert (saved["max_steps"], saved["lr"]) == (4, 1e-4)
+    first, resumed = json.loads(first), json.loads(resumed)
+    assert resumed["step"] == 4 and resumed["wall_time_s"] > first["wall_time_s"]  # both sessions
+    code, exported, err = run_main(main, base + ["--resume", "--export", tmp_path / "w.safetensors"], capsys)
+    assert code == 0 and "changes" not in err  # nothing left to train: it exports the finished run
+    metrics = read_sidecar(tmp_path / "w.safetensors")["metrics"]
+    assert metrics["val_psnr_ab"] == resumed["val_psnr_ab"] and metrics["step"] == 4
+    assert metrics["wall_time_s"] >= resumed["wall_time_s"] - 0.2
+    code, _, err = run_main(main, base + ["--steps", "2", "--overwrite"], capsys)
+    assert code == 0, err
+    assert json.loads((out / "config.json").read_text())["max_steps"] == 2

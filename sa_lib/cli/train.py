@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +18,8 @@ from pathlib import Path
 from ..model.checkpoint import CheckpointError
 from ..profiles import PROFILES
 from ..superpixels.pyramid import SLIC_BACKENDS
-from ..train.config import PRECISIONS, profile_config
+from ..model.paper_readings import PAPER_READINGS
+from ..train.config import PRECISIONS, ConfigError, holds_a_run, profile_config, resume_config
 from ..train.loop import TrainingDiverged, train
 from ..train.state import export_run
 from .command import (CommandParser, check_checkpoint_output, check_output_folder, interrupted, non_negative_int,
@@ -30,8 +32,16 @@ def parser() -> argparse.ArgumentParser:
     p = CommandParser(prog=PROG, description=summary(__doc__))
     p.add_argument("--profile", default="demo", choices=list(PROFILES))
     p.add_argument("--variant", default="super", help="super | standard | none | transfer (docs/transfer.md)")
+    p.add_argument("--paper-reading", action="append", default=[], choices=tuple(PAPER_READINGS),
+                   dest="paper_readings", metavar="NAME",
+                   help="undo one of this project's departures from the paper, for its ablation row (repeatable; "
+                        f"{', '.join(PAPER_READINGS)}; docs/faithfulness.md); the run folder gets -paper-NAME")
     p.add_argument("--resume", action="store_true",
-                   help="continue from OUT/last.state.pt (the weights, the optimiser and the step)")
+                   help="continue from OUT/last.state.pt (the weights, the optimiser and the step) with the run's "
+                        "own settings (OUT/config.json); options given beside it change them, each change printed")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start a new run in an --out folder that already holds one (its log, state and checkpoint "
+                        "are replaced); without it such a folder is refused")
     p.add_argument("--out", help="run folder (default runs/PROFILE-VARIANT)")
     p.add_argument("--steps", type=positive_int, dest="max_steps", help="stop after this many steps")
     p.add_argument("--batch-size", type=positive_int)
@@ -52,13 +62,27 @@ def parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> dict:
     overrides = {k: v for k, v in vars(args).items()
-                 if v is not None and k not in ("profile", "variant", "resume", "export", "slic_backend")}
+                 if v is not None and k not in ("profile", "variant", "resume", "export", "slic_backend",
+                                                "paper_readings", "overwrite", "progress")}
     check_output_folder(Path(args.out) if args.out else None, "--out")
     if args.export:  # checked before hours of training, not after
         check_checkpoint_output(Path(args.export), "--export")
-    config = profile_config(args.profile, args.variant, **overrides)
+    config = profile_config(args.profile, args.variant, args.paper_readings, **overrides)
     if args.slic_backend is not None:
         config.model = replace(config.model, slic_backend=args.slic_backend)
+    if args.progress is not None:  # how it reports, not what it trains: never a change of the run's settings
+        config.progress = args.progress
+    if args.resume:
+        changes = {**overrides, **({"slic_backend": args.slic_backend} if args.slic_backend else {})}
+        config, said = resume_config(config, changes, args.paper_readings)
+        if args.progress is not None:
+            config.progress = args.progress
+        for change in said:
+            print(f"{PROG}: --resume changes {change} (recorded in {Path(config.out) / 'config.json'})",
+                  file=sys.stderr)
+    elif holds_a_run(config.out) and not args.overwrite:
+        raise ConfigError(f"{config.out} already holds a training run; continue it with --resume, start it again "
+                          "with --overwrite, or give another --out")
     metrics = train(config, resume=args.resume)
     if args.export and int(os.environ.get("RANK", "0")) == 0:
         export_run(config, metrics, args.export)
@@ -68,7 +92,7 @@ def run(args: argparse.Namespace) -> dict:
 def interrupt_hint(args: argparse.Namespace, started: float) -> str:
     """What Ctrl-C prints: continue with --resume when this run (or the run it resumed) has a saved state, else
     that nothing was saved (a run saves its state every checkpoint_every steps)."""
-    out = Path(args.out) if args.out else Path(profile_config(args.profile, args.variant).out)
+    out = Path(args.out) if args.out else Path(profile_config(args.profile, args.variant, args.paper_readings).out)
     state = out / "last.state.pt"
     if state.is_file() and (args.resume or state.stat().st_mtime >= started):
         return f"interrupted; continue from the last saved state with --resume --out {out}"

@@ -54,6 +54,7 @@ from ..data.image_io import ImageInputError, load_photo_rgb, read_image
 from ..data.pairs import Pair, crop_resized, read_pairs
 from ..model.checkpoint import load_checkpoint, read_config
 from ..model.colorizer import NAMED_MODELS
+from ..model.paper_readings import PAPER_READINGS
 from ..model.predict import predict_rgb
 from ..profiles import EVAL_SIZE, Profile, get_profile
 from ..superpixels.pyramid import resolve_backend
@@ -629,6 +630,39 @@ def variant_result(setup: Setup, variant: str, reference: str = TOP1) -> MethodR
                       reference, lazy=True)
 
 
+def reading_result(setup: Setup, reading: str, reference: str = TOP1) -> MethodResult | None:
+    """The result of the profile's `super` trained with one of the paper's readings; None without its checkpoint."""
+    name = setup.profile.reading_checkpoint(reading)
+    if not (CHECKPOINT_DIR / f"{name}.safetensors").is_file():
+        return None
+    return run_method(setup, name, lambda: model_colorizer(name, setup.device, setup.slic), reference, lazy=True)
+
+
+def reading_rows(setup: Setup, reference: str = TOP1) -> list[dict[str, str]]:
+    """Table 1's rows of `super` with each of the profile's paper readings (PAPER_READINGS): each departure of
+    this project from the paper, undone and trained like `super`, so a reader sees what it changes."""
+    return [{"method": f"{VARIANT_NAMES['super']}, the paper's reading: {PAPER_READINGS[reading].label} "
+                       f"(`{setup.profile.reading_checkpoint(reading)}`)",
+             "reference": reference_cell(setup, reference),
+             **measured_cells(reading_result(setup, reading, reference), setup.lpips, setup.lpips_vgg),
+             **published_cells(None)}
+            for reading in setup.profile.paper_readings]
+
+
+def reading_notes(setup: Setup) -> list[str]:
+    """Table 1's notes on the paper-reading rows: what each undoes, and the ones not trained yet."""
+    readings = setup.profile.paper_readings
+    if not readings:
+        return []
+    missing = [setup.profile.reading_checkpoint(r) for r in readings
+               if not (CHECKPOINT_DIR / f"{setup.profile.reading_checkpoint(r)}.safetensors").is_file()]
+    return ["- The \"paper's reading\" rows are the paper's `super`, trained exactly as its row, with one of this "
+            "project's departures from the paper undone (`sa-train --paper-reading NAME`, `make train-ablations`; "
+            "docs/faithfulness.md): " + "; ".join(f"`{r}`, {PAPER_READINGS[r].differs}" for r in readings) + "."] + (
+        [f"- Skipped, not trained yet: {', '.join(f'`{m}`' for m in missing)} (rows `{NOT_RUN}`; "
+         "`make train-ablations`)."] if missing else [])
+
+
 def checkpoint_rows(setup: Setup, reference: str = TOP1) -> list[dict[str, str]]:
     """The rows of the --checkpoint NAME=FILE models; the authors' released model (sa-convert-official) is
     set beside the paper's published super-attention numbers."""
@@ -730,6 +764,8 @@ def ablation_table(setup: Setup) -> Table:
                          "reference": reference_cell(setup, reference),
                          **measured_cells(result, setup.lpips, setup.lpips_vgg),
                          **(published_cells(variant) if reference == TOP1 else {})})
+            if variant == "super":  # each of this project's departures undone, beside the model it departs in
+                rows += reading_rows(setup, reference)
         rows += checkpoint_rows(setup, reference)
     demo = setup.profile.ships_checkpoints  # the demo checkpoints, trained on this CPU
     notes = _notes(setup, [
@@ -746,7 +782,7 @@ def ablation_table(setup: Setup) -> Table:
           "distance); its checkpoint also multiplies the predicted a*b* by a chroma gain fitted after training on "
           "the training photos (`sa-calibrate-chroma`) (`docs/transfer.md`). It shows what those departures "
           "add over the paper's model."]
-         if "transfer" in setup.profile.eval_models else []) + ([
+         if "transfer" in setup.profile.eval_models else []) + reading_notes(setup) + ([
              f"- The demo checkpoints were trained on the CPU at {_trained_sizes(setup.profile)} on 214 demo photos "
              "(`checkpoints/MODEL_CARD.md`), not on COCO: their numbers are not comparable with the published ones."]
          if demo else []))

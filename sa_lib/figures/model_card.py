@@ -1,6 +1,7 @@
 """Write checkpoints/MODEL_CARD.md: what the shipped demo checkpoints are, and how they use the reference.
 
     python -m sa_lib.cli.model_card        # (make model-card) evaluates checkpoints/demo-{none,standard,super,transfer}
+                                           # and the paper-reading ablations demo-super-paper-* (make train-ablations)
 
 Every number is measured by this command: on the committed demo evaluation pairs (data/demo/eval_pairs.csv,
 each val photo with its top-1 ranked reference) and again with each target's own ground truth as reference,
@@ -24,6 +25,7 @@ from ..eval.evaluate import EVAL_SIZE, TOP1, baseline_colorizers, prepare, run_m
 from ..eval.metrics import colorfulness
 from ..model.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint, read_sidecar
 from ..model.colorizer import NAMED_MODELS, TRANSFER_OPTIONS
+from ..model.paper_readings import PAPER_READINGS, paper_reading_suffix
 from ..train.batches import open_data
 from ..train.config import profile_config
 from ..train.validation import validate, validation_pairs
@@ -32,18 +34,25 @@ COLUMNS = [("psnr_ab", "PSNR(ab) ↑", "{:.2f}"), ("ciede2000", "CIEDE2000 ↓",
            ("delta_his", "dHIS ↓", "{:.3f}")]
 
 
+def card_models() -> dict[str, str]:
+    """The card's rows -> the model each holds: the named models, then `super` with each paper reading
+    ("super-paper-qk": checkpoints/demo-super-paper-qk, make train-ablations)."""
+    return {**{model: model for model in NAMED_MODELS},
+            **{"super" + paper_reading_suffix([reading]): "super" for reading in PAPER_READINGS}}
+
+
 def evaluate_checkpoints(folder: Path = CHECKPOINT_DIR) -> dict[str, dict]:
     """name -> {"metrics", "sidecar", "sha256", "size_mb"} for every demo-NAME checkpoint in `folder`."""
     config = profile_config("demo")
     pairs = validation_pairs(config.data, None)
     results = {}
-    for variant in NAMED_MODELS:
+    for variant, expected in card_models().items():
         path = folder / f"demo-{variant}.safetensors"
         if not path.is_file():
             continue
         model = load_checkpoint(path)
-        if model.config.name != variant:
-            raise CheckpointError(f"{path} holds a {model.config.name!r} model, expected {variant!r}")
+        if model.config.name != expected:
+            raise CheckpointError(f"{path} holds a {model.config.name!r} model, expected {expected!r}")
         torch.manual_seed(0)
         results[variant] = {
             "metrics": validate(model, pairs, config.image_size, "cpu"),
@@ -165,6 +174,12 @@ def render(results: dict[str, dict], n_train: int, n_pairs: int,
            f"{calibration['share']:.0%} of their truths' colourfulness ({calibration['share_as_trained']:.1%} "
            "without it); every figure below is measured with it, and `sa-colorize --chroma-gain 1` leaves it out."]
           if calibration and gain != 1.0 else []),
+        *(["- The paper-reading ablations (`make train-ablations`, rows `super-paper-NAME`): `super`'s run, the "
+           "same settings and seed, with one of this project's departures from the paper undone "
+           "(`sa-train --paper-reading NAME`, docs/faithfulness.md): "
+           + "; ".join(f"`{name}`, {PAPER_READINGS[name].differs}" for name in PAPER_READINGS
+                       if "super" + paper_reading_suffix([name]) in results) + "."]
+          if any(v.startswith("super-paper-") for v in results) else []),
         "- Machine: the project's 2-core CPU (no GPU); reproduce with `make train-demo` (deterministic on the "
         "CPU: a re-run gives the same weights up to floating-point noise).", "",
         "Wall time is that of the run that wrote the file (from its `.json` sidecar), on a machine that other "

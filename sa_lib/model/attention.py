@@ -27,6 +27,9 @@ AB_HINT_CHANNELS = 3  # carry_ab: the attended reference a*b* (2) and the match 
 # How query and key are normalised (ColorizerConfig.qk_normalisation): "both" (this project): unit norm before and
 # after the 1x1 projections; "before" (the authors' code): x / (||x|| + 1e-5) before them only.
 QK_NORMALISATIONS = ("both", "before")
+# How the key projection starts (ColorizerConfig.key_initialisation): "query" (this project): a copy of the query
+# projection (share_initialisation); "independent" (PyTorch's default, the paper's silence): its own random draw.
+KEY_INITIALISATIONS = ("query", "independent")
 AUTHORS_NORM_EPS = 1e-5
 # StandardAttention's similarity (ColorizerConfig.standard_similarity): "correlation" is eq. 3 over feature
 # positions (centred, unit-norm learned projections, softmax(M / tau)), the same maths as SuperAttention;
@@ -70,6 +73,13 @@ def identity_initialisation(query: nn.Module, key: nn.Module) -> None:
             conv.bias.zero_()
 
 
+def check_key_initialisation(name: str) -> str:
+    """`name`, or a one-line ValueError naming KEY_INITIALISATIONS."""
+    if name not in KEY_INITIALISATIONS:
+        raise ValueError(f"unknown key_initialisation {name!r}; choose one of {', '.join(KEY_INITIALISATIONS)}")
+    return name
+
+
 def share_initialisation(query: nn.Module, key: nn.Module) -> None:
     """Start the key projection as a copy of the query projection (they then train independently).
 
@@ -99,8 +109,9 @@ class SuperAttention(nn.Module):
     def __init__(self, feature_channels: int, color_channels: int, key_channels: int, value_channels: int,
                  tau: float = DEFAULT_TAU, match_channels: int = 0, carry_ab: bool = False,
                  qk_normalisation: str = "both", border: int = 0, null_token: bool = False,
-                 match_groups: tuple[int, ...] = ()):
+                 match_groups: tuple[int, ...] = (), key_initialisation: str = "query"):
         super().__init__()
+        check_key_initialisation(key_initialisation)
         if match_groups and sum(match_groups) != match_channels:
             raise ValueError(f"match_groups {match_groups} must add up to match_channels {match_channels}")
         self.match_groups = tuple(match_groups) or ((match_channels,) if match_channels else ())
@@ -109,7 +120,8 @@ class SuperAttention(nn.Module):
         self.query = nn.Conv1d(feature_channels + match_channels, key_channels, kernel_size=1)
         self.key = nn.Conv1d(feature_channels + match_channels, key_channels, kernel_size=1)
         self.value = nn.Conv1d(color_channels, value_channels, kernel_size=1)
-        share_initialisation(self.query, self.key)
+        if key_initialisation == "query":
+            share_initialisation(self.query, self.key)
         if match_channels and key_channels == feature_channels + match_channels:
             identity_initialisation(self.query, self.key)  # the frozen features' matching from the first step
         if qk_normalisation not in QK_NORMALISATIONS:
@@ -225,8 +237,9 @@ class StandardAttention(nn.Module):
     """
 
     def __init__(self, feature_channels: int, color_channels: int, key_channels: int, value_channels: int,
-                 tau: float = DEFAULT_TAU, similarity: str = "correlation"):
+                 tau: float = DEFAULT_TAU, similarity: str = "correlation", key_initialisation: str = "query"):
         super().__init__()
+        check_key_initialisation(key_initialisation)
         if similarity not in STANDARD_SIMILARITIES:
             raise ValueError(f"unknown similarity {similarity!r}; choose {', '.join(STANDARD_SIMILARITIES)}")
         self.similarity, self.tau = similarity, tau
@@ -234,7 +247,8 @@ class StandardAttention(nn.Module):
         self.query = nn.Conv2d(feature_channels, key_channels, kernel_size=1)
         self.key = nn.Conv2d(feature_channels, key_channels, kernel_size=1)
         self.value = nn.Conv2d(color_channels, value_channels, kernel_size=1)
-        share_initialisation(self.query, self.key)  # same start as SuperAttention, for a fair ablation
+        if key_initialisation == "query":  # same start as SuperAttention, for a fair ablation
+            share_initialisation(self.query, self.key)
 
     def forward(self, target_features: torch.Tensor, reference_features: torch.Tensor,
                 reference_colors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

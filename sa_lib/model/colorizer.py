@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from ..core.color import AB_SCALE, gray_from_lstar, normalize_l, rgb_to_lab
 from ..superpixels.pyramid import (SLIC_BACKENDS, SLIC_COMPACTNESS, SUPERPIXEL_SCHEMES, ResizedMaps, SuperpixelPyramid,
                                    level_sizes)
-from .attention import DEFAULT_TAU, QK_NORMALISATIONS, STANDARD_SIMILARITIES, StandardAttention, SuperAttention
+from .attention import (DEFAULT_TAU, QK_NORMALISATIONS, STANDARD_SIMILARITIES, StandardAttention, SuperAttention,
+                        check_key_initialisation)
 from .encoders import ENCODERS, build_color_encoder
 
 VARIANTS = ("none", "standard", "super")
@@ -106,11 +107,17 @@ class ColorizerConfig:
     # sa-evaluate use it unless told otherwise; configs stored before the field existed were trained with
     # scikit-image.
     slic_backend: str = "skimage"
+    # How each attention block's key projection starts (sa_lib.model.attention.KEY_INITIALISATIONS): "query", this
+    # project's choice, a copy of the query projection, so a superpixel matches its twin from the first step;
+    # "independent", PyTorch's own random draw, as the paper (which says nothing of it) would have it. A departure
+    # with its own ablation row (PAPER_READINGS in sa_lib.train.config, docs/faithfulness.md).
+    key_initialisation: str = "query"
 
     def __post_init__(self):
         self.widths, self.encoder_convs = tuple(self.widths), tuple(self.encoder_convs)
         self.upsample_relu = tuple(self.upsample_relu)
         check_authors_switches(self)
+        check_key_initialisation(self.key_initialisation)
         if self.standard_similarity not in STANDARD_SIMILARITIES:
             raise ValueError(f"unknown standard_similarity {self.standard_similarity!r}; "
                              f"choose one of {', '.join(STANDARD_SIMILARITIES)}")
@@ -211,7 +218,7 @@ AUTHORS_POOL_BORDER = 1
 # standard_similarity's default changed when the field came ("correlation"): from_dict reads an absent one as the
 # earlier maths, "scaled_dot", and to_json leaves "scaled_dot" out so those checkpoints keep their hash.
 LATER_FIELDS = {**TRANSFER_OFF, **AUTHORS_SWITCHES, "standard_similarity": "scaled_dot",
-                "slic_backend": "skimage", "frozen_prior": False,
+                "slic_backend": "skimage", "frozen_prior": False, "key_initialisation": "query",
                 "chroma_gain": 1.0}  # flip_average: in TRANSFER_OFF
 
 
@@ -235,10 +242,10 @@ def check_authors_switches(config: "ColorizerConfig") -> None:
 
 
 def super_attention_switches(config: "ColorizerConfig") -> dict:
-    """SuperAttention's keyword arguments for the config's switches (none for this project's own network)."""
+    """SuperAttention's keyword arguments for the config's switches and its key initialisation."""
     authors = config.superpixel_scheme == AUTHORS_SUPERPIXELS
     return {"qk_normalisation": config.qk_normalisation, "border": AUTHORS_POOL_BORDER if authors else 0,
-            "null_token": authors}
+            "null_token": authors, "key_initialisation": config.key_initialisation}
 
 
 def authors_luminance(t_gray: torch.Tensor, reference_rgb: torch.Tensor, remap: bool = True
@@ -308,7 +315,7 @@ class Colorizer(nn.Module):
         elif config.variant == "standard":
             self.attention = nn.ModuleDict({str(BOTTLENECK): StandardAttention(
                 w[BOTTLENECK], self.color_encoder.channels[BOTTLENECK], w[BOTTLENECK], w[BOTTLENECK], config.tau,
-                similarity=config.standard_similarity)})
+                similarity=config.standard_similarity, key_initialisation=config.key_initialisation)})
             self.bottleneck_fusion = nn.Conv2d(2 * w[BOTTLENECK], w[BOTTLENECK], 1)
         else:
             self.attention = nn.ModuleDict()

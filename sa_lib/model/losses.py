@@ -8,7 +8,8 @@ muted mean that SmoothL1 pulls towards when the colour is unsure (docs/transfer.
 SmoothL1 (eq. 4) keeps the paper's threshold of 1 in Lab units: it is computed on ab scaled to the
 network range (divided by 110) with beta = 1/110. That scale is what lets lambda1 = 10 and lambda2 = 0.1
 balance the two terms as the paper says they do (in raw Lab units the perceptual term would be ~1000x
-smaller than the reconstruction term).
+smaller than the reconstruction term). `smooth_l1_units="lab"` computes eq. 4 as written, on raw Lab units
+(110 times larger): the paper's reading, with its own ablation row (docs/faithfulness.md).
 
 The perceptual term is LPIPS-VGG (the `lpips` package, eq. 5) where its VGG16 backbone weights can be had.
 `LPIPSVGG(pretrained_backbone=False)` (profile `paper-smoke`) runs the same LPIPS with a random VGG16
@@ -106,21 +107,30 @@ def chroma_distribution_distance(pred_ab: torch.Tensor, target_ab: torch.Tensor)
     return (sorted_chroma(pred_ab) - sorted_chroma(target_ab)).abs().mean()
 
 
+# SmoothL1's units (ColorizationLoss, TrainConfig.smooth_l1_units): "network", a*b* / 110 with beta 1/110 (this
+# project: the threshold stays 1 Lab unit, the balance with the perceptual term is the one the paper describes);
+# "lab", raw Lab units with beta 1 (eq. 4 as written: 110 times the first).
+SMOOTH_L1_UNITS = ("network", "lab")
+
 class ColorizationLoss(nn.Module):
     """Eq. 6: lambda1 * SmoothL1 on ab + lambda2 * perceptual distance between predicted and true RGB, and, not
-    in the paper, lambda_chroma * chroma_distribution_distance (0 by default: eq. 6 exactly)."""
+    in the paper, lambda_chroma * chroma_distribution_distance (0 by default: eq. 6 exactly). SmoothL1 is on
+    ab/110 (`smooth_l1_units` "network", this project) or on raw Lab units ("lab", eq. 4 as written)."""
 
     def __init__(self, perceptual: nn.Module | None, lambda_l1: float = 10.0, lambda_perceptual: float = 0.1,
-                 lambda_chroma: float = 0.0):
+                 lambda_chroma: float = 0.0, smooth_l1_units: str = "network"):
         super().__init__()
+        if smooth_l1_units not in SMOOTH_L1_UNITS:
+            raise ValueError(f"unknown smooth_l1_units {smooth_l1_units!r}; choose one of {', '.join(SMOOTH_L1_UNITS)}")
         self.perceptual = perceptual
         self.lambda_l1, self.lambda_perceptual, self.lambda_chroma = lambda_l1, lambda_perceptual, lambda_chroma
+        self.ab_unit = AB_SCALE if smooth_l1_units == "network" else 1.0  # a*b* are divided by it
 
     def forward(self, pred_ab: torch.Tensor, target_l: torch.Tensor, target_ab: torch.Tensor
                 ) -> dict[str, torch.Tensor]:
         """pred_ab, target_ab (B, 2, H, W) and target_l (B, 1, H, W) in Lab units -> {"total", "smooth_l1",
         "perceptual", "chroma"} (scalars; "chroma" is 0 unless lambda_chroma is set)."""
-        smooth_l1 = F.smooth_l1_loss(pred_ab / AB_SCALE, target_ab / AB_SCALE, beta=1.0 / AB_SCALE)
+        smooth_l1 = F.smooth_l1_loss(pred_ab / self.ab_unit, target_ab / self.ab_unit, beta=1.0 / self.ab_unit)
         total = self.lambda_l1 * smooth_l1
         perceptual = torch.zeros((), device=pred_ab.device)
         if self.perceptual is not None:

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import torch
 
 from ..core.errors import UsageError
+from ..model.checkpoint import network_hash
 from ..model.colorizer import NAMED_MODELS, TRANSFER_OPTIONS, ColorizerConfig
+from ..model.losses import SMOOTH_L1_UNITS
+from ..model.paper_readings import PAPER_READINGS, paper_reading_names, paper_reading_suffix
 from ..profiles import PHOTO_SOURCES, PROFILES
 
 
@@ -48,6 +52,7 @@ class TrainConfig:
     lambda_l1: float = 10.0
     lambda_perceptual: float = 0.1
     lambda_chroma: float = 0.0  # not in the paper: the chroma distribution term (model/losses.py); 0 = eq. 6
+    smooth_l1_units: str = "network"  # SMOOTH_L1_UNITS: SmoothL1 on ab/110 (this project) or raw Lab ("lab", eq. 4)
     perceptual: str = "effnet_feature_distance"  # reproducible offline; the paper profile uses "lpips_vgg"
     p_self: float = 0.25
     reference_augment: str = "none"  # "warp_recolor": self references warped, and recoloured with p_recolor
@@ -124,6 +129,9 @@ class TrainConfig:
             raise ConfigError(f"the learning rate must be positive, got {self.lr}")
         if self.variant not in NAMED_MODELS:
             raise ConfigError(f"unknown variant {self.variant!r}; choose one of {', '.join(NAMED_MODELS)}")
+        if self.smooth_l1_units not in SMOOTH_L1_UNITS:
+            raise ConfigError(f"unknown smooth_l1_units {self.smooth_l1_units!r}; "
+                              f"choose one of {', '.join(SMOOTH_L1_UNITS)}")
         if self.reference_augment not in REFERENCE_AUGMENTS:
             raise ConfigError(f"unknown reference_augment {self.reference_augment!r}; "
                               f"choose one of {', '.join(REFERENCE_AUGMENTS)}")
@@ -152,30 +160,84 @@ def model_variant(variant: str) -> str:
     return "super" if variant == "transfer" else variant
 
 
-def profile_config(profile: str, variant: str = "super", **overrides) -> TrainConfig:
+def profile_config(profile: str, variant: str = "super", paper_readings=(), **overrides) -> TrainConfig:
     """The training run of a profile of sa_lib.profiles (its photos, model, perceptual loss and `training`
     defaults) for `variant`, with `overrides` (TrainConfig fields) on top.
     `paper`: section 3.4 (Adam 1e-5, betas (0.9, 0.99), batch 8, 20 epochs, 224, LPIPS-VGG, COCO, VGG19).
     `demo`: sized for a 2-core CPU in ~20 min: demo widths, EfficientNet-Lite0, 128 px, 1500 steps and a
     higher learning rate (3e-4) because 1500 steps at 1e-5 would barely move the weights.
     `smoke`: a few steps on tiny images, for tests and notebooks.
-    `paper-smoke`: `paper` with random backbones on a miniature COCO, a few steps at 64 px (sa_lib.profiles)."""
+    `paper-smoke`: `paper` with random backbones on a miniature COCO, a few steps at 64 px (sa_lib.profiles).
+    `paper_readings`: names of PAPER_READINGS, each of this project's departures undone (an ablation row)."""
     if variant not in NAMED_MODELS:
         raise ConfigError(f"unknown variant {variant!r}; choose one of {', '.join(NAMED_MODELS)}")
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; choose {', '.join(PROFILES)}")
+    try:
+        names = paper_reading_names(paper_readings)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     settings = PROFILES[profile]
     config = TrainConfig(profile=profile, variant=variant, data=settings.photos.name,
                          model=replace(settings.model, variant=model_variant(variant), extra=dict(settings.model.extra)),
                          perceptual=settings.perceptual, pretrained=settings.pretrained,
-                         out=f"runs/{profile}-{variant}", **settings.training)
+                         out=f"runs/{profile}-{variant}{paper_reading_suffix(names)}", **settings.training)
     if variant == "transfer":  # the transfer options, and the training that makes them work (docs/transfer.md):
         # warped and recoloured self references; the profile may add later stages (variant_training)
         config = replace(config, model=replace(config.model, **TRANSFER_OPTIONS), p_self=0.75,
                          reference_augment="warp_recolor")
     variant_fields = json.loads(json.dumps(settings.variant_training.get(variant, {})))  # a copy, nested dicts too
     config = replace(config, **variant_fields)  # e.g. the demo's transfer stages
+    for name in names:
+        reading = PAPER_READINGS[name]
+        if variant == "transfer":
+            raise ConfigError("--paper-reading undoes a departure of the paper's variants (none, standard, super); "
+                              "the transfer model departs on purpose")
+        if variant == "none" and reading.attention:
+            raise ConfigError(f"paper reading {name!r} is about the attention, which variant none does not have")
+        config = replace(config, model=replace(config.model, **reading.model), **reading.training)
     config = replace(config, **overrides)
     config.model = replace(config.model, variant=model_variant(config.variant))
     config.validate()
     return config
+
+
+RUN_CONFIG = "config.json"  # a run folder's full TrainConfig (sa_lib.train.log.RunLog writes it)
+
+
+def holds_a_run(out: Path | str) -> bool:
+    """Whether the folder already holds a training run (its config or its resume state)."""
+    return (Path(out) / RUN_CONFIG).is_file() or (Path(out) / "last.state.pt").is_file()
+
+
+def resume_config(requested: TrainConfig, changes: dict, paper_readings=()) -> tuple[TrainConfig, list[str]]:
+    """The config a resumed run continues with, and the settings it changes, in words ("lr 0.0003 -> 0.0001").
+
+    The run's own config.json gives every setting, so a run continues as it was started even if the profile's
+    defaults have changed since; `changes` (the TrainConfig fields given on the command line, `requested` built
+    with them) change those settings. The profile, the variant and the network cannot change on a resume: the
+    network comes from the saved config unless `paper_readings` were given, which must then be the run's own.
+    A folder without config.json (a run of an older version, or none): `requested` as it is."""
+    out = Path(requested.out)
+    saved_file = out / RUN_CONFIG
+    if not saved_file.is_file():
+        return requested, []
+    try:
+        saved = TrainConfig.from_dict(json.loads(saved_file.read_text()))
+    except Exception as err:  # noqa: BLE001 - an edited or truncated file: JSON, a missing field, a bad value
+        raise ConfigError(f"{saved_file} is not a readable run config ({type(err).__name__}); "
+                          "restore it, or train again in another folder") from None
+    if (saved.profile, saved.variant) != (requested.profile, requested.variant):
+        raise ConfigError(f"{out} holds a {saved.profile} {saved.variant} run; resume it with --profile "
+                          f"{saved.profile} --variant {saved.variant}")
+    if paper_readings and network_hash(saved.model) != network_hash(requested.model):
+        raise ConfigError(f"{out} holds a run of another network than --paper-reading asks for; a resume continues "
+                          "the run's own network (leave --paper-reading out)")
+    model = replace(saved.model, slic_backend=requested.model.slic_backend) if "slic_backend" in changes else saved.model
+    config = replace(saved, model=model, out=requested.out,
+                     **{key: value for key, value in changes.items() if key not in ("slic_backend", "out")})
+    config.validate()
+    before = {**saved.to_dict(), "slic_backend": saved.model.slic_backend}
+    after = {**config.to_dict(), "slic_backend": config.model.slic_backend}
+    said = [f"{key} {before[key]} -> {after[key]}" for key in changes if key != "out" and before[key] != after[key]]
+    return config, said

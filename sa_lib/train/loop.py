@@ -38,7 +38,7 @@ from ..model.losses import ColorizationLoss, build_perceptual
 from .batches import PairDataset, ResumableBatches, check_batch_fits, collate, open_data
 from .config import ConfigError, TrainConfig
 from .log import RunLog
-from .state import restore_state, save_state
+from .state import Resumed, restore_state, save_state
 from .step import grad_scaler, precision_autocast, train_step
 from .validation import validate, validation_pairs
 
@@ -76,9 +76,10 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.lr, betas=config.betas)
     scaler = grad_scaler(device, enabled=config.precision == "fp16")
-    start_step = 0
+    resumed = Resumed(0)
     if resume:
-        start_step = restore_state(config, model, optimizer, out, scaler)
+        resumed = restore_state(config, model, optimizer, out, scaler)
+    start_step = resumed.step
     trained = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
 
     data = open_data(config)
@@ -91,8 +92,13 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     autocast = precision_autocast(device, config.precision)
     slic = config.model.slic_backend  # torch: batched on the training device in the step, else in the workers
 
-    metrics: dict[str, float] = {}
+    metrics: dict[str, float] = dict(resumed.metrics)  # a finished run resumed (to re-export it) keeps its own
     started = time.perf_counter()
+
+    def wall_time() -> float:
+        """Seconds of this run over all its sessions: the ones before a resume, and this one so far."""
+        return resumed.wall_time_s + time.perf_counter() - started
+
     progress = _progress(config, rank, start_step, total)
     tick, images = time.perf_counter(), 0
     step = start_step
@@ -101,8 +107,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
             continue
         for group in optimizer.param_groups:  # the stage's rate, also over a resumed optimizer's saved one
             group["lr"] = stage.lr
-        loss_fn = ColorizationLoss(perceptual, stage.lambda_l1, stage.lambda_perceptual, stage.lambda_chroma
-                                   ).to(device)  # the stage's weights (a stage may add lambda_chroma)
+        loss_fn = ColorizationLoss(perceptual, stage.lambda_l1, stage.lambda_perceptual, stage.lambda_chroma,
+                                   stage.smooth_l1_units).to(device)  # the stage's weights (a stage may add lambda_chroma)
         for batch in _loader(stage, data, step, stage_end, rank, world, device):
             target, reference = batch["target"].to(device), batch["reference"].to(device)
             sp = {}
@@ -133,7 +139,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
             if progress is not None:
                 progress.update(1)
             if rank == 0 and (step % config.checkpoint_every == 0 or step == total):
-                save_state(model, optimizer, config, last, step, metrics, scaler)
+                save_state(model, optimizer, config, last, step, metrics, scaler, wall_time())
                 if step == kill_at:
                     os.kill(os.getpid(), signal.SIGKILL)
     if progress is not None:
@@ -141,7 +147,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     log.close()
     if distributed:
         dist.barrier()
-    return {"step": step, "wall_time_s": round(time.perf_counter() - started, 1), **metrics}
+    return {"step": step, "wall_time_s": round(wall_time(), 1), **metrics}
 
 
 class TrainingDiverged(RuntimeError):

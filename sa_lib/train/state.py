@@ -6,6 +6,7 @@ resumes from a consistent step.
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -24,9 +25,19 @@ def rng_state() -> dict[str, torch.Tensor]:
     return state
 
 
-def restore_state(config: TrainConfig, model, optimizer, out: Path, scaler=None) -> int:
+@dataclass(frozen=True)
+class Resumed:
+    """What a resumed run continues from: the step, the wall time of the sessions before (s), and the last
+    validation's metrics (a state written before these were kept has 0 and none)."""
+
+    step: int
+    wall_time_s: float = 0.0
+    metrics: dict = field(default_factory=dict)
+
+
+def restore_state(config: TrainConfig, model, optimizer, out: Path, scaler=None) -> Resumed:
     """Load the training state of `out` (weights, optimizer, RNG, step, and fp16's gradient scaler when the file
-    holds one and `scaler` is enabled); returns the step to continue from.
+    holds one and `scaler` is enabled); returns the step to continue from, with the run's wall time and metrics.
 
     Everything comes from the one file last.state.pt, written atomically, so a run killed at any moment
     resumes from a consistent step (last.safetensors, for users, may be one checkpoint newer or older).
@@ -53,22 +64,26 @@ def restore_state(config: TrainConfig, model, optimizer, out: Path, scaler=None)
         torch.cuda.set_rng_state(state["rng"]["cuda"])
     if scaler is not None and scaler.is_enabled() and "scaler" in state:
         scaler.load_state_dict(state["scaler"])
-    return int(state["step"])
+    return Resumed(int(state["step"]), float(state.get("wall_time_s", 0.0)), dict(state.get("metrics", {})))
 
 
-def save_state(model, optimizer, config: TrainConfig, last: Path, step: int, metrics: dict, scaler=None) -> None:
-    """The resume file first (self-sufficient, atomic; with fp16's gradient scaler when it is enabled), then the
-    user-facing checkpoint (its sidecar with the run's full TrainConfig)."""
+def save_state(model, optimizer, config: TrainConfig, last: Path, step: int, metrics: dict, scaler=None,
+               wall_time_s: float = 0.0) -> None:
+    """The resume file first (self-sufficient, atomic; with fp16's gradient scaler when it is enabled, the run's
+    wall time so far and its last validation's metrics), then the user-facing checkpoint (its sidecar with the
+    run's full TrainConfig)."""
     out = Path(config.out)
     # A random colour encoder (config.pretrained False) cannot be rebuilt from a download: it travels with the weights.
     weights = trainable_state(model) if config.pretrained else model.state_dict()
     state = {"model": {k: v.detach().cpu() for k, v in weights.items()},
              "optimizer": optimizer.state_dict(), "step": step, "rng": rng_state(),
-             "config": model.config.to_json()}
+             "config": model.config.to_json(), "wall_time_s": float(wall_time_s),
+             "metrics": {key: float(value) for key, value in metrics.items()}}
     if scaler is not None and scaler.is_enabled():
         state["scaler"] = scaler.state_dict()
     atomic_write(out / "last.state.pt", lambda tmp: torch.save(state, tmp))
-    save_checkpoint(last, model, step=step, metrics=metrics, training=config.to_dict(),
+    save_checkpoint(last, model, step=step, metrics={**metrics, "wall_time_s": round(wall_time_s, 1)},
+                    training=config.to_dict(),
                     embed_color_encoder=not config.pretrained)
 
 
