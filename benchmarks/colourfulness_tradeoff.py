@@ -41,7 +41,8 @@ from sa_lib.core.files import atomic_write
 from sa_lib.data.demo_data import DEMO_DIR
 from sa_lib.data.pairs import read_pairs
 from sa_lib.eval.chroma_calibration import fit_gain, mean_colourfulness
-from sa_lib.eval.evaluate import load_pair_images, model_colorizer, score
+from sa_lib.eval.pair_images import load_pair_images
+from sa_lib.eval.scoring import model_colorizer, score
 from sa_lib.inference.colorize import FLIP_AVERAGE_CHOICES, parse_chroma_gain
 from sa_lib.profiles import EVAL_SIZE
 

@@ -23,7 +23,7 @@ import colourfulness_tradeoff as tradeoff  # noqa: E402
 from sa_lib.data.demo_data import DEMO_DIR  # noqa: E402
 from sa_lib.data.pairs import read_pairs  # noqa: E402
 from sa_lib.eval.chroma_calibration import mean_colourfulness  # noqa: E402
-from sa_lib.eval.evaluate import load_pair_images  # noqa: E402
+from sa_lib.eval.pair_images import load_pair_images  # noqa: E402
 from sa_lib.model.checkpoint import load_checkpoint  # noqa: E402
 from sa_lib.model.predict import predict_rgb  # noqa: E402
 from sa_lib.profiles import EVAL_SIZE  # noqa: E402

@@ -58,6 +58,13 @@ class PhotoSource:
     def matched_pairs_file(self) -> Path | None:
         return None if self.matched_pairs_name is None else self.root() / self.matched_pairs_name
 
+    def ranking_sets(self) -> tuple[list[CocoLikeDataset], list[CocoLikeDataset]]:
+        """(pool, targets) of the reference ranking (sa-references): the pool is the train photos and their
+        objects, so no val photo's colours are ever shown in training; every photo, train and val, is a target,
+        and the val ones draw train references (the evaluation pairs)."""
+        train, val = self.dataset("train"), self.dataset("val")
+        return [train], [train, val]
+
 
 DEMO_PHOTOS = PhotoSource("demo", lambda: demo_data.DEMO_DIR, demo_dataset, "references.json", "eval_pairs.csv",
                           "images", "images", "matched_pairs.csv")

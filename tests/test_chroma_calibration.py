@@ -11,7 +11,7 @@ from cli_run import run_main
 from sa_lib.cli import calibrate_chroma
 from sa_lib.core.color import combine_l_ab
 from sa_lib.eval.chroma_calibration import calibrate, calibration_pairs, fit_gain, mean_colourfulness
-from sa_lib.eval.evaluate import load_pair_images
+from sa_lib.eval.pair_images import load_pair_images
 from sa_lib.model.checkpoint import load_checkpoint, read_config, read_sidecar, save_checkpoint
 from sa_lib.model.colorizer import build_model
 from sa_lib.model.predict import predict_ab
@@ -109,3 +109,16 @@ def test_the_command_writes_the_gain_and_keeps_the_weights(checkpoint, few_pairs
     code, out, err = run_main(calibrate_chroma.main, [corrupt], capsys)
     assert code == 1 and "not a readable safetensors file" in err and len(err.strip().splitlines()) == 1, err
     assert corrupt.read_bytes() == b"\x01" * 100
+
+
+@pytest.mark.timeout(180)
+def test_the_smoke_profile_calibrates_on_its_first_pairs_at_its_size(checkpoint, capsys, monkeypatch):
+    """--profile smoke is the tests' profile: its first 4 training photos at 96 px, not all 214 at 224."""
+    sizes = []
+    real = calibrate_chroma.calibrate
+    monkeypatch.setattr(calibrate_chroma, "calibrate",
+                        lambda *args, **kwargs: sizes.append(kwargs["size"]) or real(*args, **kwargs))
+    assert len(calibration_pairs(get_profile("smoke"))) == get_profile("smoke").eval_limit == 4
+    code, out, err = run_main(calibrate_chroma.main, [checkpoint, "--profile", "smoke", "--dry-run"], capsys)
+    assert code == 0, err
+    assert "on 4 training photos of profile smoke" in out and sizes == [get_profile("smoke").eval_size]

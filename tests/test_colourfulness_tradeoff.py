@@ -12,7 +12,8 @@ import torch
 
 from sa_lib.data.demo_data import DEMO_DIR
 from sa_lib.data.pairs import read_pairs
-from sa_lib.eval.evaluate import evaluate_colorizer, load_pair_images, model_colorizer
+from sa_lib.eval.pair_images import load_pair_images
+from sa_lib.eval.scoring import evaluate_colorizer, model_colorizer
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "colourfulness_tradeoff.py"

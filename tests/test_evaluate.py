@@ -20,8 +20,11 @@ from sa_lib.profiles import PROFILES
 from sa_lib.eval import metrics
 from sa_lib.figures.comparison import gray_rgb
 from sa_lib.data.pairs import PairsError
-from sa_lib.eval.evaluate import (GTREF, TOP1, EvaluationError, Table, evaluate_colorizer, evaluate_folder, find_outputs,
-                             folder_report, load_pair_images, measured_cells, read_pairs)
+from sa_lib.data.pairs import read_pairs
+from sa_lib.eval import pair_images
+from sa_lib.eval.pair_images import GTREF, TOP1, load_pair_images
+from sa_lib.eval.scoring import EvaluationError, evaluate_colorizer, evaluate_folder, find_outputs, folder_report
+from sa_lib.eval.table import Table, measured_cells
 
 SIZE = 32
 
@@ -201,7 +204,7 @@ def test_smoke_profile_writes_both_tables(tmp_path):
     readings = PROFILES["smoke"].paper_readings
     assert len(readings) == 4
     assert [r["reference"] for r in t1] == [evaluate.NAMED] * 8 + [GTREF] * 8
-    assert [r["method"].split(" (`")[-1] for r in t1[3:7]] == [f"demo-super-paper-{r}`)" for r in readings]
+    assert [r["method"].rsplit(" (", 1)[-1] for r in t1[3:7]] == [f"demo-super-paper-{r})" for r in readings]
     assert all(r["method"].startswith("Ours (super-attention), the paper's reading: ") for r in t1[3:7])
     t2 = list(csv.DictReader((tmp_path / "out" / "table2_comparison.csv").read_text().splitlines()))
     assert {r["reference"] for r in t2} == {evaluate.NAMED}
@@ -323,7 +326,7 @@ def test_cli_per_pair_option(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.parametrize("problem", ["ambiguous", "unreadable", "empty"])
 def test_cli_checks_output_folders_before_any_computation(problem, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(evaluate, "load_pair_images", _never)
+    monkeypatch.setattr(pair_images, "load_pair_images", _never)
     monkeypatch.setattr(evaluate, "evaluate_colorizer", _never)
     key = read_pairs(*evaluate.default_pairs(PROFILES["smoke"]), limit=1)[0].key
     folder = tmp_path / "outputs"

@@ -10,7 +10,7 @@ from sa_lib.data.demo_data import DEMO_DIR
 from sa_lib.model.checkpoint import config_hash, network_hash, read_config, resolve
 from sa_lib.model.colorizer import ColorizerConfig
 from sa_lib.profiles import PROFILES, get_profile
-from sa_lib.train.config import profile_config
+from sa_lib.train.config import TrainConfig, profile_config
 
 
 def test_training_runs_of_each_profile():
@@ -49,6 +49,9 @@ def test_make_train_demo_trains_the_shipped_transfer_run():
     # the model configs as configs: a field added after the run (LATER_FIELDS, e.g. frozen_prior) is absent from
     # its sidecar, and absent means its default
     assert ColorizerConfig.from_dict(shipped.pop("model")) == ColorizerConfig.from_dict(profile.pop("model"))
+    for key in set(profile) - set(shipped):  # a field added after the run (smooth_l1_units): at its default
+        assert profile[key] == TrainConfig.__dataclass_fields__[key].default, key
+        del profile[key]
     assert set(shipped) == set(profile)
     assert {key: shipped[key] for key in set(shipped) - BOOKKEEPING} == {
         key: profile[key] for key in set(profile) - BOOKKEEPING}

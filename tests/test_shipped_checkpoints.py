@@ -72,7 +72,7 @@ def test_default_checkpoint_takes_the_colour_of_a_different_photo():
     from sa_lib.model.checkpoint import DEFAULT_CHECKPOINT
     from sa_lib.core.color import combine_l_ab
     from sa_lib.data.demo_data import DEMO_DIR
-    from sa_lib.eval.evaluate import load_pair_images
+    from sa_lib.eval.pair_images import load_pair_images
     from sa_lib.data.pairs import read_pairs
     from sa_lib.model.predict import predict_ab
 

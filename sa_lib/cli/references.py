@@ -91,10 +91,8 @@ def rank(args: argparse.Namespace) -> None:
         feature_fn = ranking_feature_fn(encoder_name, device, pretrained=profile.pretrained)
     except ValueError as err:  # an unknown encoder name: a usage error, as in sa-suggest
         raise UsageError(str(err)) from None
-    # The pool is the train photos and their objects, so no val photo's colours are ever shown during training;
-    # every photo (train and val) is a target, val ones draw train references (the evaluation pairs).
-    train, val = photos.dataset("train"), photos.dataset("val")
-    pool, targets = [train], [train, val]
+    pool, targets = photos.ranking_sets()
+    val = targets[-1]  # the val photos, whose rankings are the evaluation pairs
     start = time.perf_counter()
     print(f"[references] profile {args.profile}, encoder {encoder_name} (level {FEATURE_LEVEL}"
           f"{', normalized' if normalize else ''}), "

@@ -26,7 +26,7 @@ from ..data.references import load_references, top1_references
 from ..model.colorizer import CHROMA_GAIN_RANGE, Colorizer
 from ..model.predict import predict_ab
 from ..profiles import EVAL_SIZE, Profile
-from .evaluate import load_pair_images
+from .pair_images import load_pair_images
 
 DEFAULT_SHARE = 0.85  # of the truths' mean colourfulness: issue 11's "no muted output" bar
 BISECTION_STEPS = 16  # k to about 6e-5 of CHROMA_GAIN_RANGE
@@ -57,12 +57,14 @@ def fit_gain(colourfulness_at: Callable[[float], float], wanted: float,
 
 
 def calibration_pairs(profile: Profile) -> list[Pair]:
-    """Every training photo of `profile` with its top-1 ranked reference, another training photo or a crop of one."""
+    """Every training photo of `profile` with its top-1 ranked reference, another training photo or a crop of one;
+    only the first `profile.eval_limit` for a profile that evaluates only that many (smoke: a test's few)."""
     photos = profile.photos
     folder = photos.reference_dir()  # the train photos: targets and references alike
-    return [Pair(target, candidate.file_name, candidate.box, folder / target, folder / candidate.file_name)
-            for target, candidate, _ in top1_references(load_references(photos.references_file()),
-                                                        photos.dataset("train"))]
+    pairs = [Pair(target, candidate.file_name, candidate.box, folder / target, folder / candidate.file_name)
+             for target, candidate, _ in top1_references(load_references(photos.references_file()),
+                                                         photos.dataset("train"))]
+    return pairs[:profile.eval_limit]
 
 
 @dataclass(frozen=True)

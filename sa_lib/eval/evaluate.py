@@ -31,48 +31,30 @@ with (its config's slic_backend) unless --slic names another.
 
 from __future__ import annotations
 
-import csv
-import io
-import math
 import re
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-from PIL import Image
 
 from . import baselines, metrics
-from ..core.color import rgb_to_lab
 from ..core.devices import DeviceError, resolve_device
 from ..core.errors import UsageError
-from ..core.files import CHECKPOINT_DIR, REPO_ROOT, atomic_write
-from ..data.image_io import IMAGE_SUFFIXES
-from ..data.image_io import ImageInputError, load_photo_rgb, read_image
-from ..data.pairs import Pair, crop_resized, read_pairs
-from ..model.checkpoint import load_checkpoint, read_config
+from ..core.files import CHECKPOINT_DIR, REPO_ROOT
+from ..data.pairs import read_pairs
+from ..model.checkpoint import read_config
 from ..model.colorizer import NAMED_MODELS
 from ..model.paper_readings import PAPER_READINGS
-from ..model.predict import predict_rgb
-from ..profiles import EVAL_SIZE, Profile, get_profile
+from ..profiles import Profile, get_profile
 from ..superpixels.pyramid import resolve_backend
+from .pair_images import GTREF, TOP1, PairImages, PairStream
+from .scoring import (ColorizerFn, EvaluationError, MethodResult, check_output_folders, evaluate_colorizer,
+                      evaluate_folder, folder_report, model_colorizer, write_per_pair_csv)
+from .table import NOT_RUN, Table, measured_cells, published_cells
 
-TOP1, GTREF = "top-1", "ground truth"  # the two kinds of reference: the pair's ranked one, the target itself
 NAMED = "the pair's"  # how the tables call TOP1 for a --pairs file: the reference its row names, ranked or not
 
-ColorizerFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-# Tables 1 and 2 of the paper: SSIM, LPIPS, dHIS on its 5000 COCO val pairs (never released); None = "-".
-PUBLISHED: dict[str, tuple[float, float, float | None]] = {
-    "none": (0.920, 0.164, None),
-    "standard": (0.921, 0.172, 0.081),
-    "super": (0.925, 0.160, 0.054),
-    "xcnet": (0.867, 0.270, 0.139),
-    "deep_exemplar": (0.894, 0.241, 0.127),
-    "just_attention": (0.896, 0.239, 0.125),
-}
 PUBLISHED_HIS_REF = 0.542  # the paper's HIS(ground truth, top-1 reference) on its COCO pairs
 EXTERNAL_METHODS = {"xcnet": "XCNET [29]", "deep_exemplar": "Deep Exemplar [13]",
                     "just_attention": "Just Attention [15]"}  # cannot run here: outputs folder or published only
@@ -83,11 +65,6 @@ BASELINE_KEYS = ("reinhard", "welsh", "carrillo2022")  # the training-free basel
 RESERVED_NAMES = (*NAMED_MODELS, *BASELINE_KEYS)  # our own rows: a folder of outputs may not take their names
 FOLDER_PREFIX = "folder:"  # setup.results keys of folder methods: (FOLDER_PREFIX + name, TOP1)
 CHECKPOINT_PREFIX = "checkpoint:"  # setup.results keys of --checkpoint NAME=FILE models
-OUTPUT_PATTERN = f"<target stem>{{{','.join(IMAGE_SUFFIXES)}}}"  # how a folder's outputs must be named
-
-
-class EvaluationError(RuntimeError):
-    """Something the evaluation needs is missing or broken (exit code 1)."""
 
 
 # ------------------------------------------------------------------------------------------------ profiles
@@ -99,398 +76,12 @@ def default_pairs(profile: Profile) -> tuple[Path, Path, Path]:
     return photos.pairs_file(), photos.target_dir(), photos.reference_dir()
 
 
-# ------------------------------------------------------------------------------------------------- pairs
-
-
-@dataclass
-class PairImages:
-    """One pair at the evaluation size: the ground truth, the L* a colorizer sees, and the reference."""
-
-    pair: Pair
-    truth: np.ndarray  # (S, S, 3) float32 sRGB in [0, 1]
-    target_l: np.ndarray  # (S, S) float32 L* in [0, 100], computed as the network's input is
-    reference: np.ndarray  # (S, S, 3) float32 sRGB in [0, 1]
-    truth_histogram: np.ndarray = field(default=None, repr=False)  # (21, 21) ab_histogram of the truth
-    reference_histogram: np.ndarray = field(default=None, repr=False)  # (21, 21) ab_histogram of the reference
-
-    def __post_init__(self) -> None:
-        if self.truth_histogram is None:
-            self.truth_histogram = metrics.ab_histogram(self.truth)
-        if self.reference_histogram is None:
-            self.reference_histogram = metrics.ab_histogram(self.reference)
-
-    def scoring_context(self, reference: str) -> tuple[np.ndarray, np.ndarray, float]:
-        """(reference image, its histogram, HIS(truth, reference)) for TOP1 or GTREF scoring."""
-        if reference == GTREF:
-            return self.truth, self.truth_histogram, metrics.histogram_intersection(self.truth_histogram,
-                                                                                    self.truth_histogram)
-        his_ref = metrics.histogram_intersection(self.truth_histogram, self.reference_histogram)
-        return self.reference, self.reference_histogram, his_ref
-
-
-def load_square(path: Path, size: int, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
-    """(size, size, 3) float32 in [0, 1]: the photo (EXIF applied; its box crop, clipped to the photo)
-    resized bicubically."""
-    return crop_resized(load_photo_rgb(path), box, size).astype(np.float32) / 255.0
-
-
-def load_pair_images(pair: Pair, size: int = EVAL_SIZE) -> PairImages:
-    truth = load_square(pair.target_path, size)
-    target_l = rgb_to_lab(torch.from_numpy(truth).permute(2, 0, 1)[None])[0, 0].numpy()  # (S, S) L*
-    return PairImages(pair, truth, target_l, load_square(pair.reference_path, size, pair.box))
-
-
-def _no_collate(item):
-    return item
-
-
-class _PairImagesDataset(torch.utils.data.Dataset):
-    """The pairs as a map-style dataset of PairImages: what PairStream's DataLoader workers get (the pair list,
-    never a decoded image)."""
-
-    def __init__(self, pairs: Sequence[Pair], size: int):
-        self.pairs, self.size = list(pairs), size
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def __getitem__(self, index: int) -> PairImages:
-        return load_pair_images(self.pairs[index], self.size)
-
-
-class PairStream(Sequence):
-    """The evaluation pairs at the evaluation size, decoded on demand: iterating streams them through a
-    DataLoader (`workers` processes, in order), indexing loads one. Nothing is kept but the pair list and
-    HIS(ground truth, top-1 reference) of each pair seen, so 5,000 COCO pairs never sit in memory (about 7 GB
-    as PairImages)."""
-
-    def __init__(self, pairs: Sequence[Pair], size: int = EVAL_SIZE, workers: int = 0):
-        self.pairs, self.size, self.workers = list(pairs), size, workers
-        self._his_ref: dict[int, float] = {}  # pair index -> HIS(truth, top-1 reference)
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(index)
-        return self._seen(index, load_pair_images(self.pairs[index], self.size))
-
-    def __iter__(self):
-        if self.workers <= 0 or len(self) <= 1:
-            for index in range(len(self)):
-                yield self[index]
-            return
-        loader = torch.utils.data.DataLoader(_PairImagesDataset(self.pairs, self.size), batch_size=None,
-                                             num_workers=self.workers, collate_fn=_no_collate,
-                                             prefetch_factor=4)
-        for index, item in enumerate(loader):
-            yield self._seen(index, item)
-
-    def _seen(self, index: int, item: PairImages) -> PairImages:
-        self._his_ref[index] = item.scoring_context(TOP1)[2]
-        return item
-
-    def his_ref(self) -> float:
-        """Mean HIS(ground truth, top-1 reference) over every pair (one more pass only if some were never seen)."""
-        if len(self._his_ref) < len(self):
-            for _ in self:
-                pass
-        return float(np.mean([self._his_ref[i] for i in range(len(self))]))
-
-
-# ---------------------------------------------------------------------------------------------- methods
-
-
-def model_colorizer(checkpoint: str | Path, device: str = "auto", slic: str | None = None,
-                    flip_average: bool | None = None, chroma_gain: float | None = None) -> ColorizerFn:
-    """A checkpoint (shipped name or .safetensors path) as a colorizer: ab predicted at the given size and
-    recombined with the target's own L* (the `sa-colorize` recombination). Superpixels come from `slic`
-    (a backend or "auto"), by default the backend the model was trained with (its config's slic_backend).
-    `flip_average`, `chroma_gain`: None keeps the checkpoint's (sa_lib.model.predict.predict_ab)."""
-    model = load_checkpoint(checkpoint, device=resolve_device(device))
-    dev = next(model.parameters()).device
-    backend = slic or model.config.slic_backend
-
-    def colorize(target_l: np.ndarray, reference: np.ndarray) -> np.ndarray:
-        l_star = torch.from_numpy(np.ascontiguousarray(target_l, dtype=np.float32))[None, None].to(dev)  # (1,1,H,W)
-        # (1, 3, H', W')
-        ref = torch.from_numpy(np.ascontiguousarray(reference, dtype=np.float32)).permute(2, 0, 1)[None].to(dev)
-        rgb = predict_rgb(model, l_star, ref, slic_backend=backend, flip_average=flip_average,
-                          chroma_gain=chroma_gain)[0][0]  # (3, H, W)
-        return rgb.permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
-
-    return colorize
-
-
-def find_outputs(folder: Path, pairs: Sequence[Pair]) -> tuple[dict[str, Path], list[str], list[str]]:
-    """(key -> output file, missing pair keys, extra image files) of a folder of another method's outputs.
-
-    Two files for one pair, or no file for any pair, is an EvaluationError.
-    """
-    if not folder.is_dir():
-        raise UsageError(f"outputs folder not found: {folder}")
-    files: dict[str, list[Path]] = {}
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-            files.setdefault(path.stem, []).append(path)
-    keys = {p.key for p in pairs}
-    ambiguous = [stem for stem, found in files.items() if stem in keys and len(found) > 1]
-    if ambiguous:
-        raise EvaluationError(f"{folder}: several files for {ambiguous[0]!r} "
-                              f"({', '.join(p.name for p in files[ambiguous[0]])}); keep one")
-    found = {key: files[key][0] for key in keys if key in files}
-    if pairs and not found:
-        raise EvaluationError(f"{folder}: no output matches a pair; expected one image per pair named "
-                              f"{OUTPUT_PATTERN} (e.g. {pairs[0].key}.png), as `sa-colorize --pairs` writes them")
-    missing = [p.key for p in pairs if p.key not in found]
-    extra = [path.name for stem, paths in files.items() if stem not in keys for path in paths]
-    return found, missing, extra
-
-
 def check_method_names(folders: Iterable[str]) -> None:
     """A folder method may not take the name of one of our own rows (UsageError)."""
     for name in folders:
         if name in RESERVED_NAMES:
             raise UsageError(f"--method {name}: the names {', '.join(RESERVED_NAMES)} are reserved for this "
                              "project's own rows; give the folder another NAME")
-
-
-def check_output_folders(folders: dict[str, Path], pairs: Sequence[Pair]) -> None:
-    """The cheap checks of folder methods, made before any computation: each folder exists, matches at least
-    one pair, has one file per pair, and each of its outputs opens as an image (header; PNG checksums)."""
-    for name, folder in folders.items():
-        found, _, _ = find_outputs(Path(folder), pairs)
-        for path in found.values():
-            try:
-                with Image.open(path) as image:
-                    image.verify()
-            except Exception as err:  # Pillow's plugins raise many kinds of errors on a broken file
-                reason = " ".join(str(err).split())[:160]
-                raise EvaluationError(f"--method {name}: {path} is not a readable image "
-                                      f"({type(err).__name__}: {reason})") from None
-
-
-def _read_output(path: Path, size: int) -> np.ndarray:
-    """Another method's output as (size, size, 3) float32 in [0, 1] (resized bicubically if needed)."""
-    try:
-        rgb = read_image(path, role="output")
-    except ImageInputError as err:
-        raise EvaluationError(str(err)) from None
-    if rgb.shape[:2] == (size, size):
-        return rgb
-    image = Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)).resize((size, size), Image.BICUBIC)
-    return np.asarray(image, dtype=np.float32) / 255.0
-
-
-# ---------------------------------------------------------------------------------------------- scoring
-
-METRIC_KEYS = ("ssim", "lpips", "lpips_vgg", "his_pred_ref", "his_gt_ref", "psnr_ab", "ciede2000", "colorfulness")
-
-
-def score(pred: np.ndarray, truth: np.ndarray, reference: np.ndarray,
-          lpips: metrics.LPIPSMetric | None, reference_histogram: np.ndarray | None = None,
-          his_gt_ref: float | None = None, lpips_vgg: metrics.LPIPSMetric | None = None) -> dict[str, float]:
-    """Every per-pair metric of one output (NaN for LPIPS(alex) / LPIPS(vgg) when unavailable or not given).
-
-    `reference_histogram` (ab_histogram of the reference) and `his_gt_ref` may be passed when known: they
-    depend on the pair only, not on the method.
-    """
-    pred = np.clip(np.asarray(pred, dtype=np.float64), 0.0, 1.0)
-    lpips_value = lpips_vgg_value = float("nan")
-    if lpips is not None and lpips.available():
-        lpips_value = lpips(pred, truth)
-    if lpips_vgg is not None and lpips_vgg.available():
-        lpips_vgg_value = lpips_vgg(pred, truth)
-    ref_hist = metrics.ab_histogram(reference) if reference_histogram is None else reference_histogram
-    if his_gt_ref is None:
-        his_gt_ref = metrics.histogram_intersection(metrics.ab_histogram(truth), ref_hist)
-    return {
-        "ssim": metrics.ssim(pred, truth),
-        "lpips": lpips_value,
-        "lpips_vgg": lpips_vgg_value,
-        "his_pred_ref": metrics.histogram_intersection(metrics.ab_histogram(pred), ref_hist),
-        "his_gt_ref": his_gt_ref,
-        "psnr_ab": metrics.psnr_ab(pred, truth),
-        "ciede2000": metrics.ciede2000(pred, truth),
-        "colorfulness": metrics.colorfulness(pred),
-    }
-
-
-@dataclass
-class MethodResult:
-    """Per-pair scores of one method with one kind of reference, and what its folder lacked or had extra."""
-
-    name: str
-    reference: str  # TOP1 or GTREF
-    rows: list[dict] = field(default_factory=list)  # {"target", "reference", *METRIC_KEYS}
-    n_total: int = 0
-    missing: list[str] = field(default_factory=list)
-    extra: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    folder: Path | None = None  # the outputs folder of a folder method
-
-    def summary(self) -> dict[str, float]:
-        """Means over the scored pairs; dHIS from the HIS lists of those same pairs."""
-        if not self.rows:
-            return {"pairs": 0}
-        out = {key: float(np.mean([r[key] for r in self.rows])) for key in METRIC_KEYS}
-        out["his_ref"] = out.pop("his_gt_ref")
-        out["delta_his"] = metrics.delta_his([r["his_pred_ref"] for r in self.rows],
-                                             [r["his_gt_ref"] for r in self.rows])
-        out["pairs"] = len(self.rows)
-        return out
-
-
-def evaluate_colorizer(name: str, colorizer: ColorizerFn, data: Sequence[PairImages],
-                       lpips: metrics.LPIPSMetric | None = None, reference: str = TOP1,
-                       lpips_vgg: metrics.LPIPSMetric | None = None) -> MethodResult:
-    """Run a colorizer on every pair (with its ranked reference, or with the ground truth as reference)."""
-    result = MethodResult(name, reference, n_total=len(data))
-    start = time.perf_counter()
-    torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    # One image at a time is too small a job to share: on this project's loaded 2-core machine the smoke
-    # ablation took 10.8 s with torch's 2 threads and 0.85 s with one.
-    torch.set_num_threads(1)
-    try:
-        for item in data:
-            ref, ref_hist, his_ref = item.scoring_context(reference)
-            pred = colorizer(item.target_l, ref)
-            if pred.shape != item.truth.shape:
-                raise EvaluationError(f"{name} returned shape {pred.shape} for {item.pair.target}, "
-                                      f"expected {item.truth.shape}")
-            result.rows.append({"target": item.pair.target, "reference": item.pair.reference if reference == TOP1
-                                else item.pair.target, **score(pred, item.truth, ref, lpips, ref_hist, his_ref,
-                                                                lpips_vgg)})
-    finally:
-        torch.set_num_threads(threads)
-    result.seconds = time.perf_counter() - start
-    return result
-
-
-def evaluate_folder(name: str, folder: Path | str, data: Sequence[PairImages],
-                    lpips: metrics.LPIPSMetric | None = None,
-                    lpips_vgg: metrics.LPIPSMetric | None = None) -> MethodResult:
-    """Score a folder of another method's outputs (top-1 references); missing/extra files are recorded."""
-    found, missing, extra = find_outputs(Path(folder), data.pairs if isinstance(data, PairStream)
-                                         else [d.pair for d in data])
-    result = MethodResult(name, TOP1, n_total=len(data), missing=missing, extra=extra, folder=Path(folder))
-    start = time.perf_counter()
-    for item in data:
-        if item.pair.key in found:
-            pred = _read_output(found[item.pair.key], item.truth.shape[0])
-            ref, ref_hist, his_ref = item.scoring_context(TOP1)
-            result.rows.append({"target": item.pair.target, "reference": item.pair.reference,
-                                **score(pred, item.truth, ref, lpips, ref_hist, his_ref, lpips_vgg)})
-    result.seconds = time.perf_counter() - start
-    return result
-
-
-def folder_report(result: MethodResult, folder: Path | str) -> list[str]:
-    """One line per problem of a folder method: the pair outputs it lacks, the files it has for no pair."""
-    lines = []
-    if result.missing:
-        shown = ", ".join(result.missing[:5]) + (", ..." if len(result.missing) > 5 else "")
-        lines.append(f"{result.name}: {len(result.missing)} of {result.n_total} pair outputs missing in {folder} "
-                     f"({shown}); scored on the {len(result.rows)} present, HIS_ref on the same pairs")
-    if result.extra:
-        shown = ", ".join(result.extra[:5]) + (", ..." if len(result.extra) > 5 else "")
-        lines.append(f"{result.name}: {len(result.extra)} extra file(s) in {folder} match no pair ({shown}); ignored")
-    return lines
-
-
-def write_per_pair_csv(result: MethodResult, path: Path) -> None:
-    """The per-pair scores of one method (LPIPS empty when unavailable)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["target", "reference", *METRIC_KEYS])
-    for row in result.rows:
-        writer.writerow([row["target"], row["reference"],
-                         *("" if math.isnan(row[k]) else f"{row[k]:.6g}" for k in METRIC_KEYS)])
-    atomic_write(path, lambda tmp: tmp.write_text(buffer.getvalue(), encoding="utf-8"))
-
-
-# ----------------------------------------------------------------------------------------------- tables
-
-MEASURED = (("pairs", "pairs", "{:d}"), ("ssim", "SSIM ↑", "{:.3f}"), ("lpips", "LPIPS(alex) ↓", "{:.3f}"),
-            ("lpips_vgg", "LPIPS(vgg) ↓", "{:.3f}"),
-            ("delta_his", "ΔHIS ↓", "{:.3f}"), ("his_pred_ref", "HIS(pred, ref)", "{:.3f}"),
-            ("his_ref", "HIS_ref", "{:.3f}"), ("psnr_ab", "PSNR(ab) ↑", "{:.2f}"),
-            ("ciede2000", "CIEDE2000 ↓", "{:.2f}"), ("colorfulness", "colourfulness", "{:.1f}"))
-PUBLISHED_COLUMNS = (("published_ssim", "published (paper, COCO) SSIM ↑"),
-                     ("published_lpips", "published (paper, COCO) LPIPS ↓"),
-                     ("published_delta_his", "published (paper, COCO) ΔHIS ↓"))
-LPIPS_OFFLINE = "unavailable offline"
-NOT_RUN = "not run"
-
-
-@dataclass
-class Table:
-    """A results table: rows of cells (strings), rendered as markdown (with notes) and as CSV."""
-
-    title: str
-    intro: list[str]
-    rows: list[dict[str, str]]  # keys: "method", "reference", MEASURED keys, PUBLISHED_COLUMNS keys
-    notes: list[str]
-
-    def markdown(self) -> str:
-        keys = ["method", "reference", *(k for k, _, _ in MEASURED), *(k for k, _ in PUBLISHED_COLUMNS)]
-        names = ["method", "reference", *(n for _, n, _ in MEASURED), *(n for _, n in PUBLISHED_COLUMNS)]
-        lines = [f"# {self.title}", "", *self.intro, "", "| " + " | ".join(names) + " |",
-                 "|" + "---|" * len(names)]
-        lines += ["| " + " | ".join(row.get(k, "") for k in keys) + " |" for row in self.rows]
-        return "\n".join([*lines, "", *self.notes, ""])
-
-    def csv(self) -> str:
-        keys = ["method", "reference", *(k for k, _, _ in MEASURED), *(k for k, _ in PUBLISHED_COLUMNS)]
-        header = ["method", "reference", *(k for k, _, _ in MEASURED),
-                  *(k.replace("published_", "published_paper_coco_") for k, _ in PUBLISHED_COLUMNS)]
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows([[row.get(k, "").replace("`", "") for k in keys] for row in self.rows])
-        return buffer.getvalue()
-
-    def write(self, folder: Path | str, stem: str) -> tuple[Path, Path]:
-        folder = Path(folder)
-        md, table_csv = folder / f"{stem}.md", folder / f"{stem}.csv"
-        atomic_write(md, lambda tmp: tmp.write_text(self.markdown(), encoding="utf-8"))
-        atomic_write(table_csv, lambda tmp: tmp.write_text(self.csv(), encoding="utf-8"))
-        return md, table_csv
-
-
-def _lpips_cell(lpips: metrics.LPIPSMetric | None) -> str:
-    return LPIPS_OFFLINE if lpips is None or lpips.missing_weights else "unavailable"
-
-
-def measured_cells(result: MethodResult | None, lpips: metrics.LPIPSMetric | None,
-                   lpips_vgg: metrics.LPIPSMetric | None = None) -> dict[str, str]:
-    """Formatted measured cells of a row; `not run` everywhere for a method without result."""
-    if result is None:
-        return {key: NOT_RUN for key, _, _ in MEASURED}
-    summary = result.summary()
-    cells = {}
-    for key, _, fmt in MEASURED:
-        value = summary.get(key)
-        if key == "pairs":
-            cells[key] = f"{value}" if value == result.n_total else f"{value}/{result.n_total}"
-        elif value is None or (isinstance(value, float) and math.isnan(value)):
-            cells[key] = {"lpips": _lpips_cell(lpips), "lpips_vgg": _lpips_cell(lpips_vgg)}.get(key, "-")
-        else:
-            cells[key] = fmt.format(value)
-    return cells
-
-
-def published_cells(method: str | None) -> dict[str, str]:
-    values = PUBLISHED.get(method or "")
-    if values is None:
-        return {key: "" for key, _ in PUBLISHED_COLUMNS}
-    return {key: "-" if v is None else f"{v:.3f}" for (key, _), v in zip(PUBLISHED_COLUMNS, values)}
 
 
 # ------------------------------------------------------------------------------------------ evaluation run

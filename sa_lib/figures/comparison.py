@@ -29,8 +29,9 @@ import numpy as np  # noqa: E402
 from skimage.color import lab2rgb  # noqa: E402
 
 from ..core.files import atomic_write  # noqa: E402
-from ..eval.evaluate import (GTREF, TOP1, PairImages, Setup,  # noqa: E402
-                       baseline_colorizers, model_colorizer)
+from ..eval.evaluate import Setup, baseline_colorizers  # noqa: E402
+from ..eval.pair_images import GTREF, TOP1, PairImages  # noqa: E402
+from ..eval.scoring import model_colorizer  # noqa: E402
 
 FIG5_DIFFERENT = ("gcompris-cheetah.jpg", "gcompris-panda.jpg")
 FIG5_SAME = ("scratch-football-field.jpg", "tuxpaint-lighthouse.jpg")

@@ -42,7 +42,6 @@ from .attention_maps import (
     attention_row,
     compute_pair_attention,
     default_point,
-    hex_colour,  # noqa: F401  (re-exported: it lived here first)
     matrix_view,
     profile_settings,
     reference_view,

@@ -21,8 +21,10 @@ import torch
 
 from ..core.files import CHECKPOINT_DIR, atomic_write
 from ..data.demo_data import DEMO_DIR
-from ..eval.evaluate import EVAL_SIZE, TOP1, baseline_colorizers, prepare, run_method, variant_result
+from ..eval.evaluate import baseline_colorizers, prepare, run_method, variant_result
 from ..eval.metrics import colorfulness
+from ..eval.pair_images import TOP1
+from ..profiles import EVAL_SIZE
 from ..model.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint, read_sidecar
 from ..model.colorizer import NAMED_MODELS, TRANSFER_OPTIONS
 from ..model.paper_readings import PAPER_READINGS, paper_reading_suffix

@@ -27,7 +27,7 @@ from PIL import Image
 
 from ..core.devices import resolve_device
 from ..core.files import atomic_write
-from ..data.datasets import CocoLikeDataset, demo_dataset
+from ..data.datasets import CocoLikeDataset
 from ..data.image_io import load_photo_rgb
 from ..data.demo_data import DEMO_DIR, load_split
 from ..data.references import IMAGE_SIZE, Box, References, build_references, load_references
@@ -65,11 +65,14 @@ def committed_ranking() -> Ranking:
 
 
 def demo_ranking(device: str = "auto", progress: bool = False) -> Ranking:
-    """The demo ranking recomputed as `sa-references --profile demo` does: train photos and their objects
-    as the pool, every train and val photo a target, EfficientNet-Lite0 block 15, unit-norm features."""
+    """The demo ranking recomputed as `sa-references --profile demo` does (PhotoSource.ranking_sets: train photos
+    and their objects as the pool, every train and val photo a target; the profile's encoder, EfficientNet-Lite0
+    block 15, with unit-norm features, at its ranking size)."""
     device = str(resolve_device(device))
-    train, val = demo_dataset("train"), demo_dataset("val")
-    references = build_references([train], [train, val], encoder="effnet_lite0", normalize=True, device=device,
+    profile = get_profile("demo")
+    pool, targets = profile.photos.ranking_sets()
+    references = build_references(pool, targets, encoder=profile.ranking_encoder, normalize=profile.ranking_normalize,
+                                  image_size=profile.ranking_size, device=device,
                                   batch_size=32 if device.startswith("cuda") else 4, progress=progress)
     folder = DEMO_DIR / "images"
     return Ranking(references, folder, (folder,), f"recomputed from the demo photos on {device}",

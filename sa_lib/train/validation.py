@@ -18,7 +18,8 @@ import torch.distributed as dist
 
 from ..data.pairs import Pair, read_pairs
 from ..eval import metrics
-from ..eval.evaluate import GTREF, TOP1, PairImages, load_pair_images, score
+from ..eval.pair_images import GTREF, TOP1, PairImages, load_pair_images
+from ..eval.scoring import score
 from ..model.predict import predict_rgb
 from ..profiles import PHOTO_SOURCES
 
