@@ -170,7 +170,7 @@ def test_paper_smoke_pipeline_runs_the_paper_path_offline(tmp_path):
     run(*torchrun, "--steps", "2")
     assert read_sidecar(tmp_path / "run" / "last.safetensors")["step"] == 2
     exported = tmp_path / "checkpoints" / "paper-smoke-super.safetensors"
-    run(*torchrun, "--resume", "--export", str(exported))
+    run(*torchrun, "--resume", "--steps", "4", "--export", str(exported))  # the run's own max_steps was 2
     log = list(csv.DictReader(open(tmp_path / "run" / "log.csv", newline="")))
     assert [row["step"] for row in log] == ["1", "2", "3", "4"]  # one writer (rank 0), resumed at 3
     assert all(float(row["perceptual"]) > 0 for row in log)  # LPIPS-VGG ran (random VGG16, the wheel's heads)

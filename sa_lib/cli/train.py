@@ -72,15 +72,18 @@ def run(args: argparse.Namespace) -> dict:
         config.model = replace(config.model, slic_backend=args.slic_backend)
     if args.progress is not None:  # how it reports, not what it trains: never a change of the run's settings
         config.progress = args.progress
+    # Under torchrun only rank 0 reports and refuses (torchrun then stops the others): rank 0 may already have
+    # written the run's config.json when another rank looks at the folder.
+    first_rank = int(os.environ.get("RANK", "0")) == 0
     if args.resume:
         changes = {**overrides, **({"slic_backend": args.slic_backend} if args.slic_backend else {})}
         config, said = resume_config(config, changes, args.paper_readings)
         if args.progress is not None:
             config.progress = args.progress
-        for change in said:
+        for change in said if first_rank else ():
             print(f"{PROG}: --resume changes {change} (recorded in {Path(config.out) / 'config.json'})",
                   file=sys.stderr)
-    elif holds_a_run(config.out) and not args.overwrite:
+    elif first_rank and holds_a_run(config.out) and not args.overwrite:
         raise ConfigError(f"{config.out} already holds a training run; continue it with --resume, start it again "
                           "with --overwrite, or give another --out")
     metrics = train(config, resume=args.resume)
