@@ -480,7 +480,10 @@ def test_a_paper_reading_changes_its_fields_and_nothing_else(reading):
 def test_paper_readings_are_refused_where_they_mean_nothing(tmp_path, capsys):
     from sa_lib.cli.train import main
 
-    for variant, reading, message in (("none", "qk", "is about the attention, which variant none does not have"),
+    for variant, reading, message in (("none", "key-init", "changes nothing in variant none (it applies to standard "
+                                                           "and super)"),
+                                      ("standard", "qk", "changes nothing in variant standard (it applies to super)"),
+                                      ("none", "no-remap", "changes nothing in variant none"),
                                       ("transfer", "lab-loss", "the transfer model departs on purpose")):
         code, _, err = run_main(main, ["--profile", "smoke", "--variant", variant, "--paper-reading", reading,
                                        "--out", tmp_path / variant], capsys)
@@ -488,8 +491,8 @@ def test_paper_readings_are_refused_where_they_mean_nothing(tmp_path, capsys):
         assert not (tmp_path / variant).exists()
     code, _, err = run_main(main, ["--profile", "smoke", "--paper-reading", "eq3"], capsys)
     assert code == 2 and "invalid choice: 'eq3'" in err
-    assert profile_config("smoke", "none", ["lab-loss", "no-remap", "lab-loss"]).out == (
-        "runs/smoke-none-paper-lab-loss-paper-no-remap")  # in the registry's order, each once
+    assert profile_config("smoke", "super", ["no-remap", "lab-loss", "no-remap"]).out == (
+        "runs/smoke-super-paper-lab-loss-paper-no-remap")  # in the registry's order, each once
 
 
 def test_cli_trains_with_a_paper_reading_and_records_it(tmp_path, capsys):
@@ -518,13 +521,13 @@ def test_resume_keeps_the_runs_settings_names_each_change_and_counts_every_sessi
     assert code == 0, err
     log = (out / "log.csv").read_text()
     code, _, err = run_main(main, base + ["--steps", "2"], capsys)  # the folder holds a run: refused, untouched
-    assert code == 2 and "already holds a training run; continue it with --resume" in err
+    assert code == 2 and "already holds a training run (last.state.pt); continue it with --resume" in err
     assert (out / "log.csv").read_text() == log
     code, _, err = run_main(main, base + ["--resume", "--variant", "none"], capsys)
     assert code == 2 and "holds a smoke super run; resume it with --profile smoke --variant super" in err
     code, resumed, err = run_main(main, base + ["--resume", "--steps", "4", "--lr", "1e-4"], capsys)
     assert code == 0, err
-    assert "--resume changes max_steps 2 -> 4" in err and "--resume changes lr 0.0003 -> 0.0001" in err
+    assert "--resume: --steps 4 instead of the run's 2" in err and "--resume: --lr 0.0001 instead of the run's 0.0003" in err
     saved = json.loads((out / "config.json").read_text())
     assert (saved["max_steps"], saved["lr"]) == (4, 1e-4)
     first, resumed = json.loads(first), json.loads(resumed)
@@ -537,3 +540,51 @@ def test_resume_keeps_the_runs_settings_names_each_change_and_counts_every_sessi
     code, _, err = run_main(main, base + ["--steps", "2", "--overwrite"], capsys)
     assert code == 0, err
     assert json.loads((out / "config.json").read_text())["max_steps"] == 2
+
+
+
+def test_resume_refuses_what_would_mix_two_runs(tmp_path, capsys, monkeypatch):
+    """Each in one line: --resume with --overwrite, a paper reading or a SLIC backend that is not the run's, --steps
+    below the run's step, a damaged config.json. A folder without a resume state is not a run (a new one may start
+    there), and under torchrun only rank 0 looks at the folder."""
+    import json
+
+    from sa_lib.cli import train as train_cli
+
+    out = tmp_path / "run"
+    base = ["--profile", "smoke", "--out", out, "--no-progress"]
+    assert run_main(train_cli.main, base + ["--steps", "2"], capsys)[0] == 0
+    for extra, message in ((["--overwrite"], "give one of them"),
+                           (["--paper-reading", "lab-loss"], "holds a run without the paper reading(s)"),
+                           (["--slic", "torch"], "trained with SLIC backend skimage; a resume cannot change it"),
+                           (["--steps", "1"], "is already at step 2, beyond the 1 steps asked for; give --steps 2")):
+        code, _, err = run_main(train_cli.main, base + ["--resume", *extra], capsys)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (extra, err)
+    assert json.loads((out / "config.json").read_text())["max_steps"] == 2  # nothing was recorded
+    saved = (out / "config.json").read_text()
+    (out / "config.json").write_text("{")
+    code, _, err = run_main(train_cli.main, base + ["--resume"], capsys)
+    assert code == 2 and "config.json is not a readable run config" in err
+    (out / "config.json").write_text(saved)
+
+    calls = []
+    monkeypatch.setattr(train_cli, "train", lambda config, resume, on_start: calls.append(resume) or {"step": 0})
+    monkeypatch.setenv("RANK", "1")  # another rank: rank 0 alone refuses (torchrun then stops the others)
+    assert run_main(train_cli.main, base + ["--steps", "2"], capsys)[0] == 0 and calls == [False]
+    monkeypatch.delenv("RANK")
+    (out / "last.state.pt").unlink()  # only a config and a log: nothing to resume, so not a run to protect
+    assert run_main(train_cli.main, base + ["--steps", "2"], capsys)[0] == 0 and calls == [False, False]
+
+
+def test_overwrite_removes_the_earlier_runs_state_at_once(tmp_path, capsys):
+    """A new run in a folder that held one leaves nothing of the old one to resume or export, even when it stops
+    before its first checkpoint (here: it diverges at step 1)."""
+    from sa_lib.cli.train import main
+
+    out = tmp_path / "run"
+    base = ["--profile", "smoke", "--out", out, "--no-progress"]
+    assert run_main(main, base + ["--steps", "2"], capsys)[0] == 0
+    assert (out / "last.state.pt").is_file() and (out / "last.safetensors").is_file()
+    code, _, err = run_main(main, base + ["--overwrite", "--lr", "1e30"], capsys)
+    assert code == 1 and "no longer finite" in err
+    assert not (out / "last.state.pt").exists() and not (out / "last.safetensors").exists()

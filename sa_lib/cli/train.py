@@ -16,9 +16,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..model.checkpoint import CheckpointError
+from ..model.paper_readings import PAPER_READINGS
 from ..profiles import PROFILES
 from ..superpixels.pyramid import SLIC_BACKENDS
-from ..model.paper_readings import PAPER_READINGS
 from ..train.config import PRECISIONS, ConfigError, holds_a_run, profile_config, resume_config
 from ..train.loop import TrainingDiverged, train
 from ..train.state import export_run
@@ -60,10 +60,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+# the option that sets each TrainConfig field (how --resume names a change)
+FLAGS = {"max_steps": "--steps", "batch_size": "--batch-size", "image_size": "--image-size", "lr": "--lr",
+         "num_workers": "--workers", "seed": "--seed", "precision": "--precision"}
+
+
 def run(args: argparse.Namespace) -> dict:
     overrides = {k: v for k, v in vars(args).items()
                  if v is not None and k not in ("profile", "variant", "resume", "export", "slic_backend",
                                                 "paper_readings", "overwrite", "progress")}
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume continues the run in --out and --overwrite replaces it: give one of them")
     check_output_folder(Path(args.out) if args.out else None, "--out")
     if args.export:  # checked before hours of training, not after
         check_checkpoint_output(Path(args.export), "--export")
@@ -73,21 +80,26 @@ def run(args: argparse.Namespace) -> dict:
     if args.progress is not None:  # how it reports, not what it trains: never a change of the run's settings
         config.progress = args.progress
     # Under torchrun only rank 0 reports and refuses (torchrun then stops the others): rank 0 may already have
-    # written the run's config.json when another rank looks at the folder.
+    # written the run's files when another rank looks at the folder.
     first_rank = int(os.environ.get("RANK", "0")) == 0
     if args.resume:
         changes = {**overrides, **({"slic_backend": args.slic_backend} if args.slic_backend else {})}
         config, said = resume_config(config, changes, args.paper_readings)
         if args.progress is not None:
             config.progress = args.progress
-        for change in said if first_rank else ():
-            print(f"{PROG}: --resume changes {change} (recorded in {Path(config.out) / 'config.json'})",
+    else:
+        said = []
+    if not args.resume and first_rank and holds_a_run(config.out) and not args.overwrite:
+        raise ConfigError(f"{config.out} already holds a training run (last.state.pt); continue it with --resume, "
+                          "start it again with --overwrite, or give another --out")
+
+    def report_changes() -> None:  # once the run's checks have passed
+        for field, before, after in said if first_rank else ():
+            print(f"{PROG}: --resume: {FLAGS.get(field, field)} {after} instead of the run's {before}",
                   file=sys.stderr)
-    elif first_rank and holds_a_run(config.out) and not args.overwrite:
-        raise ConfigError(f"{config.out} already holds a training run; continue it with --resume, start it again "
-                          "with --overwrite, or give another --out")
-    metrics = train(config, resume=args.resume)
-    if args.export and int(os.environ.get("RANK", "0")) == 0:
+
+    metrics = train(config, resume=args.resume, on_start=report_changes)
+    if args.export and first_rank:
         export_run(config, metrics, args.export)
     return metrics
 

@@ -110,7 +110,7 @@ class ColorizerConfig:
     # How each attention block's key projection starts (sa_lib.model.attention.KEY_INITIALISATIONS): "query", this
     # project's choice, a copy of the query projection, so a superpixel matches its twin from the first step;
     # "independent", PyTorch's own random draw, as the paper (which says nothing of it) would have it. A departure
-    # with its own ablation row (PAPER_READINGS in sa_lib.train.config, docs/faithfulness.md).
+    # with its own ablation row (sa_lib.model.paper_readings, docs/faithfulness.md).
     key_initialisation: str = "query"
 
     def __post_init__(self):

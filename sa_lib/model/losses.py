@@ -112,6 +112,7 @@ def chroma_distribution_distance(pred_ab: torch.Tensor, target_ab: torch.Tensor)
 # "lab", raw Lab units with beta 1 (eq. 4 as written: 110 times the first).
 SMOOTH_L1_UNITS = ("network", "lab")
 
+
 class ColorizationLoss(nn.Module):
     """Eq. 6: lambda1 * SmoothL1 on ab + lambda2 * perceptual distance between predicted and true RGB, and, not
     in the paper, lambda_chroma * chroma_distribution_distance (0 by default: eq. 6 exactly). SmoothL1 is on

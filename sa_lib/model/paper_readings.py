@@ -22,7 +22,7 @@ class PaperReading:
     differs: str  # the paper's (or the authors') reading against this project's, in a sentence
     model: dict = field(default_factory=dict)  # ColorizerConfig fields
     training: dict = field(default_factory=dict)  # TrainConfig fields
-    attention: bool = True  # it changes the attention blocks (nothing to change in variant none)
+    variants: tuple[str, ...] = ("none", "standard", "super")  # the paper's variants it changes anything in
 
 
 PAPER_READINGS = {
@@ -30,22 +30,23 @@ PAPER_READINGS = {
         "q/k normalised before the projections only",
         "query and key are unit-normalised before their 1x1 projections only, as in the authors' code; this "
         "project normalises them again after the projections, so eq. 3 stays a correlation in [-1, 1] and "
-        "tau = 0.01 keeps its meaning", model={"qk_normalisation": "before"}),
+        "tau = 0.01 keeps its meaning", model={"qk_normalisation": "before"}, variants=("super",)),
     "key-init": PaperReading(
         "key projection initialised on its own",
         "each attention block's key projection starts from its own random draw (PyTorch's default; the paper "
         "says nothing of it); this project starts it as a copy of the query projection, so a superpixel matches "
-        "its twin from the first step", model={"key_initialisation": "independent"}),
+        "its twin from the first step", model={"key_initialisation": "independent"},
+        variants=("standard", "super")),
     "lab-loss": PaperReading(
         "SmoothL1 in raw Lab units",
         "SmoothL1 on raw Lab a*b* (eq. 4 as written, 110 times larger beside the same perceptual term); this "
         "project computes it on a*b*/110 with the threshold kept at 1 Lab unit",
-        training={"smooth_l1_units": "lab"}, attention=False),
+        training={"smooth_l1_units": "lab"}),
     "no-remap": PaperReading(
         "no luminance remap",
         "the target's luminance goes into the encoder as it is (the paper's text says nothing of a remap); this "
         "project, like the authors' code, remaps it to the reference's mean and spread first",
-        model={"match_luminance": False}, attention=False),
+        model={"match_luminance": False}, variants=("standard", "super")),
 }
 
 

@@ -1,7 +1,7 @@
 """The one inference step: predict a target's ab from a reference, then rebuild sRGB from the target's own L*.
 
 Every consumer colorizes through these two functions: the API and `sa-colorize` (sa_lib.inference.colorize),
-the evaluator's model colorizer (sa_lib.eval.evaluate.model_colorizer), training validation
+the evaluator's model colorizer (sa_lib.eval.scoring.model_colorizer), training validation
 (sa_lib.train.validation) and the methods shown beside a result (sa_lib.figures.explain.other_methods).
 Neither changes the model's train/eval mode: callers put it in eval mode.
 """

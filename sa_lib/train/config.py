@@ -193,8 +193,9 @@ def profile_config(profile: str, variant: str = "super", paper_readings=(), **ov
         if variant == "transfer":
             raise ConfigError("--paper-reading undoes a departure of the paper's variants (none, standard, super); "
                               "the transfer model departs on purpose")
-        if variant == "none" and reading.attention:
-            raise ConfigError(f"paper reading {name!r} is about the attention, which variant none does not have")
+        if variant not in reading.variants:
+            raise ConfigError(f"paper reading {name!r} changes nothing in variant {variant} (it applies to "
+                              f"{' and '.join(reading.variants)})")
         config = replace(config, model=replace(config.model, **reading.model), **reading.training)
     config = replace(config, **overrides)
     config.model = replace(config.model, variant=model_variant(config.variant))
@@ -203,21 +204,24 @@ def profile_config(profile: str, variant: str = "super", paper_readings=(), **ov
 
 
 RUN_CONFIG = "config.json"  # a run folder's full TrainConfig (sa_lib.train.log.RunLog writes it)
+RESUME_STATE = "last.state.pt"  # all that --resume needs (sa_lib.train.state)
 
 
 def holds_a_run(out: Path | str) -> bool:
-    """Whether the folder already holds a training run (its config or its resume state)."""
-    return (Path(out) / RUN_CONFIG).is_file() or (Path(out) / "last.state.pt").is_file()
+    """Whether the folder holds a training run that could be resumed (its resume state). A run stopped before its
+    first checkpoint leaves only its config and log: nothing to resume, and a new run may replace them."""
+    return (Path(out) / RESUME_STATE).is_file()
 
 
-def resume_config(requested: TrainConfig, changes: dict, paper_readings=()) -> tuple[TrainConfig, list[str]]:
-    """The config a resumed run continues with, and the settings it changes, in words ("lr 0.0003 -> 0.0001").
+def resume_config(requested: TrainConfig, changes: dict, paper_readings=()
+                  ) -> tuple[TrainConfig, list[tuple[str, object, object]]]:
+    """The config a resumed run continues with, and the settings it changes: [(field, the run's, the new)].
 
     The run's own config.json gives every setting, so a run continues as it was started even if the profile's
     defaults have changed since; `changes` (the TrainConfig fields given on the command line, `requested` built
-    with them) change those settings. The profile, the variant and the network cannot change on a resume: the
-    network comes from the saved config unless `paper_readings` were given, which must then be the run's own.
-    A folder without config.json (a run of an older version, or none): `requested` as it is."""
+    with them) change those settings. The profile, the variant, the network and its SLIC backend cannot change
+    on a resume, and `paper_readings`, if given, must be the run's own. A folder without config.json (a run of
+    an older version, or none): `requested` as it is."""
     out = Path(requested.out)
     saved_file = out / RUN_CONFIG
     if not saved_file.is_file():
@@ -230,14 +234,17 @@ def resume_config(requested: TrainConfig, changes: dict, paper_readings=()) -> t
     if (saved.profile, saved.variant) != (requested.profile, requested.variant):
         raise ConfigError(f"{out} holds a {saved.profile} {saved.variant} run; resume it with --profile "
                           f"{saved.profile} --variant {saved.variant}")
-    if paper_readings and network_hash(saved.model) != network_hash(requested.model):
-        raise ConfigError(f"{out} holds a run of another network than --paper-reading asks for; a resume continues "
-                          "the run's own network (leave --paper-reading out)")
-    model = replace(saved.model, slic_backend=requested.model.slic_backend) if "slic_backend" in changes else saved.model
-    config = replace(saved, model=model, out=requested.out,
+    readings = [PAPER_READINGS[name] for name in paper_reading_names(paper_readings)]
+    if readings and (network_hash(saved.model) != network_hash(requested.model) or any(
+            getattr(saved, key) != value for reading in readings for key, value in reading.training.items())):
+        raise ConfigError(f"{out} holds a run without the paper reading(s) --paper-reading asks for; a resume "
+                          "continues the run as it was started (leave --paper-reading out)")
+    if changes.get("slic_backend", saved.model.slic_backend) != saved.model.slic_backend:
+        raise ConfigError(f"{out} holds a run trained with SLIC backend {saved.model.slic_backend}; a resume cannot "
+                          "change it (leave --slic out)")
+    config = replace(saved, out=requested.out,
                      **{key: value for key, value in changes.items() if key not in ("slic_backend", "out")})
     config.validate()
-    before = {**saved.to_dict(), "slic_backend": saved.model.slic_backend}
-    after = {**config.to_dict(), "slic_backend": config.model.slic_backend}
-    said = [f"{key} {before[key]} -> {after[key]}" for key in changes if key != "out" and before[key] != after[key]]
-    return config, said
+    before, after = saved.to_dict(), config.to_dict()
+    return config, [(key, before[key], after[key]) for key in changes
+                    if key not in ("slic_backend", "out") and before[key] != after[key]]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 import signal
 import time
 from pathlib import Path
@@ -38,7 +39,7 @@ from ..model.losses import ColorizationLoss, build_perceptual
 from .batches import PairDataset, ResumableBatches, check_batch_fits, collate, open_data
 from .config import ConfigError, TrainConfig
 from .log import RunLog
-from .state import Resumed, restore_state, save_state
+from .state import Resumed, clear_run_state, restore_state, save_state
 from .step import grad_scaler, precision_autocast, train_step
 from .validation import validate, validation_pairs
 
@@ -51,8 +52,10 @@ def kill_step() -> int | None:
     return int(value) if value else None
 
 
-def train(config: TrainConfig, resume: bool = False) -> dict:
-    """Run (or resume) a training run; returns the final metrics. Works alone or under torchrun (DDP)."""
+def train(config: TrainConfig, resume: bool = False, on_start: Callable[[], None] | None = None) -> dict:
+    """Run (or resume) a training run; returns the final metrics. Works alone or under torchrun (DDP).
+    `on_start` is called once every check has passed, before the run writes anything (sa-train reports there
+    what a resume changes)."""
     config.validate()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     distributed = world > 1
@@ -87,6 +90,13 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     check_batch_fits(len(data.targets), config.batch_size)  # before the run log replaces anything in the run folder
     steps_per_epoch = len(data.targets) // config.batch_size
     total = min(config.max_steps or math.inf, config.epochs * max(1, steps_per_epoch))
+    if resumed.step > total:
+        raise ConfigError(f"the run in {out} is already at step {resumed.step}, beyond the {total} steps asked for; "
+                          f"give --steps {resumed.step} or more")
+    if not resume and rank == 0:  # a new run in a folder that held one (--overwrite): nothing of it is kept
+        clear_run_state(out)
+    if on_start is not None:
+        on_start()
     perceptual = perceptual_loss(config)
     log = RunLog(out, config, rank == 0, resume_step=start_step if resume else None)
     autocast = precision_autocast(device, config.precision)

@@ -67,6 +67,13 @@ def restore_state(config: TrainConfig, model, optimizer, out: Path, scaler=None)
     return Resumed(int(state["step"]), float(state.get("wall_time_s", 0.0)), dict(state.get("metrics", {})))
 
 
+def clear_run_state(out: Path) -> None:
+    """Remove an earlier run's resume state and checkpoint from `out` (a new run there, --overwrite), so that
+    neither can be resumed or exported as this run's if it stops before its first checkpoint."""
+    for name in ("last.state.pt", "last.safetensors", "last.json"):
+        (out / name).unlink(missing_ok=True)
+
+
 def save_state(model, optimizer, config: TrainConfig, last: Path, step: int, metrics: dict, scaler=None,
                wall_time_s: float = 0.0) -> None:
     """The resume file first (self-sufficient, atomic; with fp16's gradient scaler when it is enabled, the run's

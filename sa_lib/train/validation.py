@@ -1,8 +1,8 @@
 """Validation during training: the evaluator's scoring on the first evaluation pairs, at the training size.
 
 The pairs come from the evaluator's reader (sa_lib.data.pairs.read_pairs, the profile's pairs file), the images
-through its loader (sa_lib.eval.evaluate.load_pair_images), the colorization through the one inference step
-(sa_lib.model.predict) and the scores through its per-pair `score`: a number logged here is the number
+through its loader (sa_lib.eval.pair_images.load_pair_images), the colorization through the one inference step
+(sa_lib.model.predict) and the scores through its per-pair `score` (sa_lib.eval.scoring): a number logged here is the number
 sa-evaluate would give for the same pairs at the same size. The superpixels come from the SLIC backend the model
 is trained with (its config's slic_backend), as in sa-evaluate. Under DDP every rank scores its own shard of the
 pairs and the per-pair scores are gathered, so no rank idles in a collective while another validates.
