@@ -53,10 +53,11 @@ def bad_uploads(folder):
 
 def test_checkpoint_choices_put_the_shipped_ones_first(tmp_path):
     assert A.checkpoint_choices()[:4] == ["demo-transfer", "demo-super", "demo-none", "demo-standard"]
-    for name in ("demo-super", "demo-none", "my-run", "demo-standard", "another", "demo-transfer"):
+    for name in ("demo-super", "demo-super-paper-qk", "demo-none", "my-run", "demo-standard", "another",
+                 "demo-transfer"):
         (tmp_path / f"{name}.safetensors").write_bytes(b"")
     assert A.checkpoint_choices(tmp_path) == ["demo-transfer", "demo-super", "demo-none", "demo-standard", "another",
-                                              "my-run"]
+                                              "my-run", "demo-super-paper-qk"]  # the ablations last
 
 
 def test_examples_come_from_matched_pairs_when_it_exists(tmp_path):

@@ -90,11 +90,13 @@ class AppError(ValueError):
 
 def checkpoint_choices(folder: Path = CHECKPOINT_DIR) -> list[str]:
     """The checkpoints the app offers: the shipped demo-* ones (the default first, then the paper's demo-super),
-    then any other .safetensors of `folder`, by name (load_checkpoint resolves a name in checkpoints/)."""
+    then any other .safetensors of `folder`, by name (load_checkpoint resolves a name in checkpoints/), and last
+    the paper-reading ablations (demo-super-paper-*, a research comparison rather than a model to colorize with)."""
     names = sorted(p.stem for p in Path(folder).glob("*.safetensors"))
-    demo = sorted((n for n in names if n.startswith("demo-")),
+    ablations = [n for n in names if n.startswith(PAPER_MODEL_CHECKPOINT + "-paper-")]
+    demo = sorted((n for n in names if n.startswith("demo-") and n not in ablations),
                   key=lambda n: (n != DEFAULT_CHECKPOINT, n != PAPER_MODEL_CHECKPOINT, n))
-    return demo + [n for n in names if not n.startswith("demo-")]
+    return demo + [n for n in names if not n.startswith("demo-")] + ablations
 
 
 def example_pairs(limit: int = EXAMPLE_COUNT, demo_dir: Path = DEMO_DIR) -> list[Pair]:
