@@ -90,9 +90,11 @@ def source_row(path: str, columns: list[str], filters: dict[str, str], label: st
     header, rows = candidates[0]
     key = row_key(label)
     kept = [row for row in rows if all(dict(zip(header, row)).get(k) == v for k, v in filters.items())]
-    # the key as the whole cell or in backticks first, so that demo-super is not found in demo-super-paper-qk
-    exact = [row for row in kept if row[0].lower() == key or f"`{key}`" in row[0].lower()]
-    matches = [dict(zip(header, row)) for row in (exact or [row for row in kept if key in row[0].lower()])]
+    if re.search(r"`[^`]+`", label):  # a name: the whole cell or a code span, so demo-super is not demo-super-paper-qk
+        chosen = [row for row in kept if row[0].lower() == key or f"`{key}`" in row[0].lower()]
+    else:  # a citation or a label's words: anywhere in the cell
+        chosen = [row for row in kept if key in row[0].lower()]
+    matches = [dict(zip(header, row)) for row in chosen]
     assert len(matches) == 1, f"README row {label!r} (key {key!r}) matches {len(matches)} rows of {path}"
     return matches[0]
 

@@ -140,7 +140,9 @@ def render(results: dict[str, dict], n_train: int, n_pairs: int,
     rule = "|---" * (len(COLUMNS) + 1) + "|"
     lines = [
         "# Model card: the shipped demo checkpoints", "",
-        "Three variants of the paper's colorizer (Table 1's ablation) and the transfer model, the default of "
+        "Three variants of the paper's colorizer (Table 1's ablation), four runs of `super` that each undo one of "
+        "this project's departures from the paper (`demo-super-paper-*`, `make train-ablations`) and the transfer "
+        "model, the default of "
         f"`sa-colorize` (`{DEFAULT_CHECKPOINT}`: the paper's `super` with five named options, another training "
         "of its references and a calibrated chroma gain, `docs/transfer.md`), trained with the `demo` profile on "
         "this project's offline demo photos. They exist so that everything runs offline on a CPU; they are NOT the "
