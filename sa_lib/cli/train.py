@@ -19,7 +19,7 @@ from ..model.checkpoint import CheckpointError
 from ..model.paper_readings import PAPER_READINGS
 from ..profiles import PROFILES
 from ..superpixels.pyramid import SLIC_BACKENDS
-from ..train.config import PRECISIONS, ConfigError, holds_a_run, profile_config, resume_config
+from ..train.config import PRECISIONS, RESUME_STATE, ConfigError, holds_a_run, profile_config, resume_config
 from ..train.loop import TrainingDiverged, train
 from ..train.state import export_run
 from .command import (CommandParser, check_checkpoint_output, check_output_folder, interrupted, non_negative_int,
@@ -77,18 +77,16 @@ def run(args: argparse.Namespace) -> dict:
     config = profile_config(args.profile, args.variant, args.paper_readings, **overrides)
     if args.slic_backend is not None:
         config.model = replace(config.model, slic_backend=args.slic_backend)
-    if args.progress is not None:  # how it reports, not what it trains: never a change of the run's settings
-        config.progress = args.progress
     # Under torchrun only rank 0 reports and refuses (torchrun then stops the others): rank 0 may already have
     # written the run's files when another rank looks at the folder.
     first_rank = int(os.environ.get("RANK", "0")) == 0
     if args.resume:
         changes = {**overrides, **({"slic_backend": args.slic_backend} if args.slic_backend else {})}
         config, said = resume_config(config, changes, args.paper_readings)
-        if args.progress is not None:
-            config.progress = args.progress
     else:
         said = []
+    if args.progress is not None:  # how it reports, not what it trains: never a change of the run's settings
+        config.progress = args.progress
     if not args.resume and first_rank and holds_a_run(config.out) and not args.overwrite:
         raise ConfigError(f"{config.out} already holds a training run (last.state.pt); continue it with --resume, "
                           "start it again with --overwrite, or give another --out")
@@ -108,7 +106,7 @@ def interrupt_hint(args: argparse.Namespace, started: float) -> str:
     """What Ctrl-C prints: continue with --resume when this run (or the run it resumed) has a saved state, else
     that nothing was saved (a run saves its state every checkpoint_every steps)."""
     out = Path(args.out) if args.out else Path(profile_config(args.profile, args.variant, args.paper_readings).out)
-    state = out / "last.state.pt"
+    state = out / RESUME_STATE
     if state.is_file() and (args.resume or state.stat().st_mtime >= started):
         return f"interrupted; continue from the last saved state with --resume --out {out}"
     return f"interrupted before this run saved a state: nothing of it to resume in {out}; run it again"

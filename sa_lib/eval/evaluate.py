@@ -221,11 +221,16 @@ def variant_result(setup: Setup, variant: str, reference: str = TOP1) -> MethodR
                       reference, lazy=True)
 
 
+def reading_trained(setup: Setup, reading: str) -> bool:
+    """Whether the checkpoint of the profile's `super` trained with this paper reading exists."""
+    return (CHECKPOINT_DIR / f"{setup.profile.reading_checkpoint(reading)}.safetensors").is_file()
+
+
 def reading_result(setup: Setup, reading: str, reference: str = TOP1) -> MethodResult | None:
     """The result of the profile's `super` trained with one of the paper's readings; None without its checkpoint."""
-    name = setup.profile.reading_checkpoint(reading)
-    if not (CHECKPOINT_DIR / f"{name}.safetensors").is_file():
+    if not reading_trained(setup, reading):
         return None
+    name = setup.profile.reading_checkpoint(reading)
     return run_method(setup, name, lambda: model_colorizer(name, setup.device, setup.slic), reference, lazy=True)
 
 
@@ -245,9 +250,8 @@ def reading_notes(setup: Setup) -> list[str]:
     readings = setup.profile.paper_readings
     if not readings:
         return []
-    missing = [setup.profile.reading_checkpoint(r) for r in readings
-               if not (CHECKPOINT_DIR / f"{setup.profile.reading_checkpoint(r)}.safetensors").is_file()]
-    return ["- The \"paper's reading\" rows are the paper's `super`, trained exactly as its row, with one of this "
+    missing = [setup.profile.reading_checkpoint(r) for r in readings if not reading_trained(setup, r)]
+    return ["- The \"paper's reading\" rows are the paper's `super`, trained with its row's settings and seed, with one of this "
             "project's departures from the paper undone (`sa-train --paper-reading NAME`, `make train-ablations`; "
             "docs/faithfulness.md): " + "; ".join(f"`{r}`, {PAPER_READINGS[r].differs}" for r in readings) + "."] + (
         [f"- Skipped, not trained yet: {', '.join(f'`{m}`' for m in missing)} (rows `{NOT_RUN}`; "

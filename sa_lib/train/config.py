@@ -188,11 +188,11 @@ def profile_config(profile: str, variant: str = "super", paper_readings=(), **ov
                          reference_augment="warp_recolor")
     variant_fields = json.loads(json.dumps(settings.variant_training.get(variant, {})))  # a copy, nested dicts too
     config = replace(config, **variant_fields)  # e.g. the demo's transfer stages
+    if names and variant == "transfer":
+        raise ConfigError("--paper-reading undoes a departure of the paper's variants (none, standard, super); "
+                          "the transfer model departs on purpose")
     for name in names:
         reading = PAPER_READINGS[name]
-        if variant == "transfer":
-            raise ConfigError("--paper-reading undoes a departure of the paper's variants (none, standard, super); "
-                              "the transfer model departs on purpose")
         if variant not in reading.variants:
             raise ConfigError(f"paper reading {name!r} changes nothing in variant {variant} (it applies to "
                               f"{' and '.join(reading.variants)})")

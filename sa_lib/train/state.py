@@ -14,7 +14,7 @@ import torch
 from ..core.files import atomic_write
 from ..model.checkpoint import config_hash, load_checkpoint, network_hash, save_checkpoint, trainable_state
 from ..model.colorizer import ColorizerConfig
-from .config import ConfigError, TrainConfig
+from .config import RESUME_STATE, ConfigError, TrainConfig
 
 
 def rng_state() -> dict[str, torch.Tensor]:
@@ -42,7 +42,7 @@ def restore_state(config: TrainConfig, model, optimizer, out: Path, scaler=None)
     Everything comes from the one file last.state.pt, written atomically, so a run killed at any moment
     resumes from a consistent step (last.safetensors, for users, may be one checkpoint newer or older).
     """
-    state_file = out / "last.state.pt"
+    state_file = out / RESUME_STATE
     if not state_file.is_file():
         raise ConfigError(f"nothing to resume in {out} (no last.state.pt)")
     try:
@@ -70,7 +70,7 @@ def restore_state(config: TrainConfig, model, optimizer, out: Path, scaler=None)
 def clear_run_state(out: Path) -> None:
     """Remove an earlier run's resume state and checkpoint from `out` (a new run there, --overwrite), so that
     neither can be resumed or exported as this run's if it stops before its first checkpoint."""
-    for name in ("last.state.pt", "last.safetensors", "last.json"):
+    for name in (RESUME_STATE, "last.safetensors", "last.json"):
         (out / name).unlink(missing_ok=True)
 
 
@@ -88,7 +88,7 @@ def save_state(model, optimizer, config: TrainConfig, last: Path, step: int, met
              "metrics": {key: float(value) for key, value in metrics.items()}}
     if scaler is not None and scaler.is_enabled():
         state["scaler"] = scaler.state_dict()
-    atomic_write(out / "last.state.pt", lambda tmp: torch.save(state, tmp))
+    atomic_write(out / RESUME_STATE, lambda tmp: torch.save(state, tmp))
     save_checkpoint(last, model, step=step, metrics={**metrics, "wall_time_s": round(wall_time_s, 1)},
                     training=config.to_dict(),
                     embed_color_encoder=not config.pretrained)
