@@ -62,7 +62,8 @@ train-demo: setup ## Train the demo checkpoints on this CPU and write checkpoint
 	for v in $(VARIANTS); do \
 	  $(PY) -m sa_lib.cli.train --profile demo --variant $$v --overwrite --export checkpoints/demo-$$v.safetensors || exit 1; \
 	done
-	$(if $(filter transfer,$(VARIANTS)),$(PY) -m sa_lib.cli.calibrate_chroma checkpoints/demo-transfer.safetensors)
+	$(if $(filter transfer,$(VARIANTS)),$(PY) -m sa_lib.cli.calibrate_chroma checkpoints/demo-transfer.safetensors \
+	  --blend checkpoints/demo-standard.safetensors)
 	$(PY) -m sa_lib.cli.model_card
 
 READINGS ?= qk key-init lab-loss no-remap

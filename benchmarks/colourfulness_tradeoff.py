@@ -3,7 +3,7 @@ colourful as another's.
 
     python benchmarks/colourfulness_tradeoff.py [--checkpoints demo-none,demo-standard,demo-super,demo-transfer]
                                                 [--shares demo-super,0.85] [--flip-average auto|on|off]
-                                                [--chroma-gain auto|K]
+                                                [--chroma-gain auto|K] [--blend auto|off]
 
 PSNR(ab) and CIEDE2000 against the ground truth reward a muted colour wherever a model is unsure of the
 hue, so a muted model and a colourful one are not compared on the same footing. This script puts them on
@@ -20,7 +20,8 @@ Writes benchmarks/results/colourfulness_tradeoff.md and .json. A checkpoint is a
 .safetensors path, optionally labelled: `r224=runs/demo-transfer-r224/last.safetensors`. `--flip-average off`
 scores every checkpoint without its test-time flip average (ColorizerConfig.flip_average; auto keeps each one's),
 `--chroma-gain 1` without its calibrated chroma gain (ColorizerConfig.chroma_gain): the fitted k then multiplies
-the network's own a*b*.
+the network's own a*b*. `--blend off` runs every checkpoint without its blend partner (ColorizerConfig.blend_partner):
+the network alone.
 """
 
 from __future__ import annotations
@@ -112,9 +113,12 @@ def parse_shares(shares: list[str], labels: list[str]) -> list[str | float]:
     return out
 
 
+BLEND_CHOICES = {"auto": None, "off": False}  # --blend -> model_colorizer's blend
+
+
 def run(checkpoints: dict[str, str], shares: list[str | float], flip_average: bool | None = None,
-        chroma_gain: float | None = None) -> dict:
-    colorizers = {label: model_colorizer(ckpt, "cpu", flip_average=flip_average, chroma_gain=chroma_gain)
+        chroma_gain: float | None = None, blend: bool | None = None) -> dict:
+    colorizers = {label: model_colorizer(ckpt, "cpu", flip_average=flip_average, chroma_gain=chroma_gain, blend=blend)
                   for label, ckpt in checkpoints.items()}  # a bad one fails first
     data = {name: [load_pair_images(p, EVAL_SIZE) for p in read_pairs(path, DEMO_DIR / "images", DEMO_DIR / "images")]
             for name, path in PAIR_SETS.items()}
@@ -123,7 +127,7 @@ def run(checkpoints: dict[str, str], shares: list[str | float], flip_average: bo
     labs = {label: {name: predict_lab(colorize, items) for name, items in data.items()}
             for label, colorize in colorizers.items()}
     native = {label: mean_colourfulness(with_gain(lab["matched"], 1.0)) / truth_colour for label, lab in labs.items()}
-    as_run = "as shipped" if flip_average is None and chroma_gain is None else "k = 1"  # options forced: not shipped
+    as_run = "as shipped" if flip_average is None and chroma_gain is None and blend is None else "k = 1"  # options forced: not shipped
     wanted: list[tuple[str, float | None]] = [(as_run, None)]
     wanted += [(f"{share}'s ({native[share]:.0%})", native[share]) if isinstance(share, str) else
                (f"{share:.0%}", share) for share in shares]
@@ -137,7 +141,7 @@ def run(checkpoints: dict[str, str], shares: list[str | float], flip_average: bo
             rows.append(row)
             print(f"{label} at {share_name}: k = {gain:.3f}", file=sys.stderr, flush=True)
     return {"checkpoints": checkpoints, "size": EVAL_SIZE, "rows": rows, "flip_average": flip_average,
-            "chroma_gain": chroma_gain,
+            "chroma_gain": chroma_gain, "blend": blend,
             "pairs": {name: len(items) for name, items in data.items()}}
 
 
@@ -149,7 +153,8 @@ def markdown(result: dict, command: str) -> str:
              + {None: "", True: " Every checkpoint with the test-time flip average.",
                 False: " Every checkpoint without the test-time flip average."}[result["flip_average"]]
              + ("" if result.get("chroma_gain") is None else
-                f" Every checkpoint with its chroma gain set to {result['chroma_gain']:g} before k."), "",
+                f" Every checkpoint with its chroma gain set to {result['chroma_gain']:g} before k.")
+             + (" Every checkpoint without its blend partner." if result.get("blend") is False else ""), "",
              "| checkpoint | colourfulness (matched) | k | matched PSNR(ab) ↑ | matched CIEDE2000 ↓ | "
              "matched HIS(pred, ref) | ranked PSNR(ab) ↑ | ranked CIEDE2000 ↓ | ranked colourfulness |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -172,6 +177,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="auto: each checkpoint's own test-time flip average; on/off: forced for all")
     parser.add_argument("--chroma-gain", default="auto",
                         help="auto: each checkpoint's own calibrated chroma gain; a number: set for all (1: none)")
+    parser.add_argument("--blend", default="auto", choices=tuple(BLEND_CHOICES),
+                        help="auto: each checkpoint's own blend partner; off: every network alone")
     parser.add_argument("--out", type=Path, default=RESULTS / "colourfulness_tradeoff",
                         help="output stem: writes STEM.md and STEM.json")
     args = parser.parse_args(argv)
@@ -181,7 +188,8 @@ def main(argv: list[str] | None = None) -> None:
         checkpoints = parse_checkpoints(args.checkpoints)
         share_text = args.shares or ("demo-super,0.85" if "demo-super" in checkpoints else "0.85")
         shares = parse_shares([s.strip() for s in share_text.split(",") if s.strip()], list(checkpoints))
-        result = run(checkpoints, shares, FLIP_AVERAGE_CHOICES[args.flip_average], parse_chroma_gain(args.chroma_gain))
+        result = run(checkpoints, shares, FLIP_AVERAGE_CHOICES[args.flip_average], parse_chroma_gain(args.chroma_gain),
+                     BLEND_CHOICES[args.blend])
     except (UsageError, FileNotFoundError, ValueError, RuntimeError) as error:
         sys.exit(f"error: {error}")
     result["seconds"] = time.perf_counter() - start

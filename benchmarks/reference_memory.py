@@ -100,8 +100,8 @@ def main() -> None:
     # faiss's tiles, the re-ranking chunk, the index arrays) is the rest of the measured peak.
     arrays = (search["targets"] + args.shard_rows) * args.dim * 4 / 2 ** 30
     fixed = search["peak_gb"] - arrays
-    print(f"| candidates | D | memory budget | targets (one block) | write: s / peak GB / disk GB | "
-          f"search: s / peak GB |")
+    print("| candidates | D | memory budget | targets (one block) | write: s / peak GB / disk GB | "
+          "search: s / peak GB |")
     print("|---|---|---|---|---|---|")
     print(f"| {args.candidates:,} | {args.dim:,} | {args.memory_gb:g} GB | {search['targets']:,} | "
           f"{write['seconds']} / {write['peak_gb']} / {write['disk_gb']} | {search['seconds']} / {search['peak_gb']} |")

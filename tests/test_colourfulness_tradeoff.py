@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -104,3 +103,12 @@ def test_a_small_run_writes_its_table_and_the_as_shipped_row_is_the_evaluators(t
     # a forced option is not the checkpoint as shipped: its k = 1 row says so
     tradeoff.main(["--checkpoints", "demo-none", "--chroma-gain", "1", "--shares", "0.85", "--out", str(out)])
     assert [r["colourfulness"] for r in json.loads(out.with_suffix(".json").read_text())["rows"]] == ["k = 1", "85%"]
+    # --blend off runs each network without its blend partner: its k = 1 row is not "as shipped" either
+    tradeoff.main(["--checkpoints", "demo-transfer", "--blend", "off", "--shares", "0.85", "--out", str(out)])
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert result["blend"] is False and [r["colourfulness"] for r in result["rows"]] == ["k = 1", "85%"]
+    alone = evaluate_colorizer("alone", model_colorizer("demo-transfer", "cpu", blend=False), data).summary()
+    blended = evaluate_colorizer("blended", model_colorizer("demo-transfer", "cpu"), data).summary()
+    assert result["rows"][0]["matched"]["psnr_ab"] == pytest.approx(alone["psnr_ab"], abs=0.02)
+    assert abs(alone["psnr_ab"] - blended["psnr_ab"]) > 0.02  # the partner changes the outputs
+    assert "without its blend partner" in out.with_suffix(".md").read_text()

@@ -3,6 +3,7 @@ or a pairs file.
 
     sa-colorize TARGET REFERENCE -o OUT.png [--checkpoint demo-transfer] [--mode fast|highres] [--explain F.png]
                 [--slic auto|skimage|opencv|torch] [--flip-average auto|on|off] [--chroma-gain auto|K]
+                [--blend auto|off]
     sa-colorize TARGET_DIR REFERENCE -o OUT_DIR          # every image of a folder, one reference
     sa-colorize --pairs PAIRS.csv -o OUT_DIR             # CSV rows: target,reference[,ref_x,ref_y,ref_w,ref_h]
     sa-colorize TARGET --reference-from PHOTOS_DIR -o OUT.png   # the reference: the top-1 of sa-suggest
@@ -12,7 +13,9 @@ Any size and aspect ratio; the output has the target's size, orientation and det
 at the image's own resolution. `--slic` picks the superpixel backend of super-attention. `--flip-average off`
 skips the checkpoint's second, mirrored pass (on for demo-transfer: about half the time, slightly worse colours).
 `--chroma-gain 1` shows the network's colours as predicted, without the checkpoint's calibrated chroma gain
-(demo-transfer's makes it more colourful and a little less accurate on average).
+(demo-transfer's makes it more colourful and a little less accurate on average). `--blend off` runs the
+checkpoint's network without its blend partner (demo-transfer: the transfer network alone, without the paper's
+standard network averaged in; faster, more of the reference's colours, less accurate on average).
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ from ..data.image_io import (IMAGE_SUFFIXES, WRITE_FORMATS, ImageInputError, Ima
                              write_image_atomic)
 from ..data.pairs import Box, PairsError, crop_reference, output_keys, read_pair_rows
 from ..figures.explain import explain_figure, other_methods
-from ..inference.colorize import (DEFAULT_WORKING_SIZE, FLIP_AVERAGE_CHOICES, MODES, SLIC_CHOICES, check_settings,
-                                  colorize_detailed, load_model, parse_chroma_gain)
+from ..inference.colorize import (BLEND_CHOICES, DEFAULT_WORKING_SIZE, FLIP_AVERAGE_CHOICES, MODES, SLIC_CHOICES,
+                                  check_settings, colorize_detailed, load_model, parse_chroma_gain)
 from ..model.checkpoint import DEFAULT_CHECKPOINT, PAPER_MODEL_CHECKPOINT, CheckpointError
 from .command import (EXIT_FAILURE, CommandParser, check_not_overwritten, check_output_file,
                       check_output_folder, fail, interrupted, one_line, report, run_command, summary)
@@ -205,6 +208,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--chroma-gain", default="auto", type=chroma_gain_argument, metavar="auto|K",
                    help="multiply the predicted a*b* by K (auto: the checkpoint's gain, calibrated by "
                         "sa-calibrate-chroma for demo-transfer; 1: the network's colours as predicted)")
+    p.add_argument("--blend", default="auto", choices=tuple(BLEND_CHOICES),
+                   help="auto: average the checkpoint's blend partner in (the paper's standard network for "
+                        "demo-transfer); off: the checkpoint's network alone")
     p.add_argument("--explain", help="also write a figure of where the colours came from (single pair; a "
                                     "super-attention checkpoint)")
     return p
@@ -261,7 +267,8 @@ def colorize_one(args: argparse.Namespace, job: Job, suggester: ReferenceSuggest
         reference = best[0].path
         print(f"{PROG}: {target} <- reference {reference} (distance {best[0].distance:.3f})", file=sys.stderr)
     result = colorize_detailed(source, reference, args.checkpoint, args.device, args.mode, args.working_size,
-                               args.slic, FLIP_AVERAGE_CHOICES[args.flip_average], args.chroma_gain)
+                               args.slic, FLIP_AVERAGE_CHOICES[args.flip_average], args.chroma_gain,
+                               BLEND_CHOICES[args.blend])
     write_image_atomic(output, np.asarray(result.image, dtype=np.float32) / 255.0)
     if args.explain:
         shown = other_methods(result.target_l[0, 0].numpy(), result.reference[0].permute(1, 2, 0).numpy(),

@@ -258,6 +258,15 @@ def reading_notes(setup: Setup) -> list[str]:
          "`make train-ablations`)."] if missing else [])
 
 
+def blend_note(setup: Setup) -> str:
+    """Table 1's words for the transfer checkpoint's blend partner (ColorizerConfig.blend_partner), if it has one."""
+    path = CHECKPOINT_DIR / f"{setup.checkpoint('transfer')}.safetensors"
+    partner = read_config(path).partner_config if path.is_file() else None
+    return ("" if partner is None else
+            f"averages its a*b* with those of the paper's `{partner.variant}` network, whose weights it holds (the "
+            f"`{setup.profile.checkpoint(partner.variant)}` run; `sa-calibrate-chroma --blend`), and ")
+
+
 def checkpoint_rows(setup: Setup, reference: str = TOP1) -> list[dict[str, str]]:
     """The rows of the --checkpoint NAME=FILE models; the authors' released model (sa-convert-official) is
     set beside the paper's published super-attention numbers."""
@@ -374,7 +383,9 @@ def ablation_table(setup: Setup) -> Table:
           "and one on both mirrored) "
           "trained on warped and recoloured self references, then at a lower rate with more ranked references, "
           "and last with a loss term, not in the paper, for the truth's amount of colour (the chroma distribution "
-          "distance); its checkpoint also multiplies the predicted a*b* by a chroma gain fitted after training on "
+          "distance); its checkpoint also "
+          + blend_note(setup)
+          + "multiplies the predicted a*b* by a chroma gain fitted after training on "
           "the training photos (`sa-calibrate-chroma`) (`docs/transfer.md`). It shows what those departures "
           "add over the paper's model."]
          if "transfer" in setup.profile.eval_models else []) + reading_notes(setup) + ([

@@ -37,11 +37,12 @@ class EvaluationError(RuntimeError):
 
 
 def model_colorizer(checkpoint: str | Path, device: str = "auto", slic: str | None = None,
-                    flip_average: bool | None = None, chroma_gain: float | None = None) -> ColorizerFn:
+                    flip_average: bool | None = None, chroma_gain: float | None = None,
+                    blend: bool | None = None) -> ColorizerFn:
     """A checkpoint (shipped name or .safetensors path) as a colorizer: ab predicted at the given size and
     recombined with the target's own L* (the `sa-colorize` recombination). Superpixels come from `slic`
     (a backend or "auto"), by default the backend the model was trained with (its config's slic_backend).
-    `flip_average`, `chroma_gain`: None keeps the checkpoint's (sa_lib.model.predict.predict_ab)."""
+    `flip_average`, `chroma_gain`, `blend`: None keeps the checkpoint's (sa_lib.model.predict.predict_ab)."""
     model = load_checkpoint(checkpoint, device=resolve_device(device))
     dev = next(model.parameters()).device
     backend = slic or model.config.slic_backend
@@ -51,7 +52,7 @@ def model_colorizer(checkpoint: str | Path, device: str = "auto", slic: str | No
         # (1, 3, H', W')
         ref = torch.from_numpy(np.ascontiguousarray(reference, dtype=np.float32)).permute(2, 0, 1)[None].to(dev)
         rgb = predict_rgb(model, l_star, ref, slic_backend=backend, flip_average=flip_average,
-                          chroma_gain=chroma_gain)[0][0]  # (3, H, W)
+                          chroma_gain=chroma_gain, blend=blend)[0][0]  # (3, H, W)
         return rgb.permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
 
     return colorize

@@ -136,6 +136,7 @@ def render(results: dict[str, dict], n_train: int, n_pairs: int,
     transfer_sidecar = results.get("transfer", {}).get("sidecar", {})
     calibration = transfer_sidecar.get("chroma_calibration")  # sa-calibrate-chroma's record
     gain = transfer_sidecar.get("config", {}).get("chroma_gain", 1.0)
+    partner = transfer_sidecar.get("config", {}).get("blend_partner")  # ColorizerConfig.blend_partner's fields
     header = "| variant | " + " | ".join(name for _, name, _ in COLUMNS) + " |"
     rule = "|---" * (len(COLUMNS) + 1) + "|"
     lines = [
@@ -144,7 +145,9 @@ def render(results: dict[str, dict], n_train: int, n_pairs: int,
         "this project's departures from the paper (`demo-super-paper-*`, `make train-ablations`) and the transfer "
         "model, the default of "
         f"`sa-colorize` (`{DEFAULT_CHECKPOINT}`: the paper's `super` with five named options, another training "
-        "of its references and a calibrated chroma gain, `docs/transfer.md`), trained with the `demo` profile on "
+        "of its references"
+        + (f", blended with the paper's `{partner['variant']}` network" if partner else "")
+        + " and a calibrated chroma gain, `docs/transfer.md`), trained with the `demo` profile on "
         "this project's offline demo photos. They exist so that everything runs offline on a CPU; they are NOT the "
         "paper's COCO model and their numbers are not comparable with the paper's.", "",
         "## Training", "",
@@ -157,7 +160,7 @@ def render(results: dict[str, dict], n_train: int, n_pairs: int,
         f"{config.lambda_perceptual} x effnet_feature_distance (LPIPS-VGG's weights cannot be had offline), "
         "colour encoder EfficientNet-Lite0 (ImageNet, frozen), U-Net widths "
         f"{'/'.join(map(str, config.model.widths))}.",
-        f"- The transfer model (`sa-train --profile demo --variant transfer`): the same settings"
+        "- The transfer model (`sa-train --profile demo --variant transfer`): the same settings"
         + ("" if transfer.image_size == config.image_size else
            f" at {transfer.image_size}x{transfer.image_size} (the size the matched pairs are scored at)")
         + f", {transfer.max_steps} steps, with "
@@ -178,6 +181,12 @@ def render(results: dict[str, dict], n_train: int, n_pairs: int,
            f"{calibration['share']:.0%} of their truths' colourfulness ({calibration['share_as_trained']:.1%} "
            "without it); every figure below is measured with it, and `sa-colorize --chroma-gain 1` leaves it out."]
           if calibration and gain != 1.0 else []),
+        *([f"- blend_partner: `{DEFAULT_CHECKPOINT}.safetensors` also holds a copy of the "
+           f"`demo-{partner['variant']}` network's weights (`sa-calibrate-chroma --blend`, run by `make train-demo`); "
+           f"at inference its a*b* are averaged with the transfer network's, each with the flip average, before the "
+           "chroma gain, which was fitted on that mean (docs/transfer.md, run \"blend\"). Its steps and wall time "
+           f"are `demo-{partner['variant']}`'s row; `sa-colorize --blend off` runs the transfer network alone."]
+          if partner else []),
         *(["- The paper-reading ablations (`make train-ablations`, rows `super-paper-NAME`): `super`'s run, the "
            "same settings and seed, with one of this project's departures from the paper undone "
            "(`sa-train --paper-reading NAME`, docs/faithfulness.md): "

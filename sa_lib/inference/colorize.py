@@ -9,7 +9,9 @@ scikit-image, the demo weights' own, up to 256x256 px per level and OpenCV's 2.2
 torch on a GPU). `flip_average` (None: the checkpoint's ColorizerConfig.flip_average, on for `demo-transfer`)
 averages a second, mirrored pass (sa_lib.model.predict.predict_ab): about twice the time. `chroma_gain` (None:
 the checkpoint's ColorizerConfig.chroma_gain, calibrated for `demo-transfer` by sa-calibrate-chroma; 1: the
-network's a*b* as they are) multiplies the a*b*. The command `sa-colorize` (sa_lib.cli.colorize) is built on it.
+network's a*b* as they are) multiplies the a*b*. `blend` (None: the checkpoint's ColorizerConfig.blend_partner, the
+paper's standard network for `demo-transfer`; False: the network alone) averages a second network's a*b* in. The
+command `sa-colorize` (sa_lib.cli.colorize) is built on it.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ MODES = ("fast", "highres")
 SLIC_CHOICES = ("auto", *SLIC_BACKENDS)
 DEFAULT_WORKING_SIZE = 256
 FLIP_AVERAGE_CHOICES = {"auto": None, "on": True, "off": False}  # command-line words -> flip_average
+BLEND_CHOICES = {"auto": None, "off": False}  # command-line words -> blend
 
 
 def parse_flip_average(value: bool | str | None) -> bool | None:
@@ -171,10 +174,14 @@ def _resize(x: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
 def colorize_detailed(target, reference, checkpoint: str = DEFAULT_CHECKPOINT, device: str = "auto",
                       mode: str = "fast", working_size: int = DEFAULT_WORKING_SIZE,
                       slic: str = "auto", flip_average: bool | None = None,
-                      chroma_gain: float | None = None) -> Colorization:
+                      chroma_gain: float | None = None, blend: bool | None = None) -> Colorization:
     """colorize(), also returning the attention maps and superpixels (for --explain and notebooks)."""
     flip_average = check_settings(mode, working_size, slic, device, flip_average, chroma_gain)
+    if blend not in (None, True, False):
+        raise UsageError(f"blend must be None, True or False, got {blend!r}")
     model = load_model(str(checkpoint), device)
+    if blend and model.blend_partner is None:
+        raise UsageError(f"blend: checkpoint {checkpoint} has no blend partner")
     dev = next(model.parameters()).device
     target_rgb = torch.from_numpy(as_rgb_array(target, "target")).permute(2, 0, 1)[None].to(dev)  # (1, 3, H, W)
     # (1, 3, H', W')
@@ -193,7 +200,7 @@ def colorize_detailed(target, reference, checkpoint: str = DEFAULT_CHECKPOINT, d
             net_l, net_ref = full_l, reference_rgb
     del target_rgb, reference_rgb  # full-resolution RGB is no longer needed: its memory goes before the network's
     rgb, intermediates = predict_rgb(model, net_l, net_ref, full_l, slic, flip_average,
-                                     chroma_gain)  # ab onto the full L*
+                                     chroma_gain, blend)  # ab onto the full L*
     rgb = rgb[0]
     pixels = (rgb.permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)  # (H, W, 3) uint8
     return Colorization(Image.fromarray(pixels), intermediates, net_l.cpu(), net_ref.cpu(), full_l.cpu())
@@ -201,11 +208,13 @@ def colorize_detailed(target, reference, checkpoint: str = DEFAULT_CHECKPOINT, d
 
 def colorize(target, reference, checkpoint: str = DEFAULT_CHECKPOINT, device: str = "auto", mode: str = "fast",
              working_size: int = DEFAULT_WORKING_SIZE, slic: str = "auto",
-             flip_average: bool | None = None, chroma_gain: float | None = None) -> Image.Image:
+             flip_average: bool | None = None, chroma_gain: float | None = None,
+             blend: bool | None = None) -> Image.Image:
     """Colorize `target` (path, PIL image or array; colour targets are used through their L*) from
     `reference`. Returns an RGB PIL image of the target's size. `slic`: superpixel backend (auto, skimage,
     opencv or torch; see sa_lib.superpixels.pyramid). `flip_average`: True or False (or "on", "off") overrides the
     checkpoint's test-time flip average (None or "auto" keeps it). `chroma_gain`: a number overrides the
-    checkpoint's chroma gain (1: the network's colours as they are; None keeps it)."""
+    checkpoint's chroma gain (1: the network's colours as they are; None keeps it). `blend`: False runs the
+    checkpoint's network without its blend partner (None keeps it)."""
     return colorize_detailed(target, reference, checkpoint, device, mode, working_size, slic, flip_average,
-                             chroma_gain).image
+                             chroma_gain, blend).image

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import fields, replace
+from dataclasses import MISSING, fields, replace
 from pathlib import Path
 
 import torch
@@ -43,13 +43,18 @@ def network_hash(config: ColorizerConfig) -> str:
     """config_hash with the inference-only options (INFERENCE_ONLY_OPTIONS) at their defaults: equal for two
     configs whose weights are interchangeable (a training run and its checkpoint after sa-calibrate-chroma; a
     resume state and a run with another flip average)."""
-    defaults = {f.name: f.default for f in fields(ColorizerConfig) if f.name in INFERENCE_ONLY_OPTIONS}
+    defaults = {f.name: f.default if f.default is not MISSING else f.default_factory()
+                for f in fields(ColorizerConfig) if f.name in INFERENCE_ONLY_OPTIONS}
     return config_hash(replace(config, **defaults))
 
 
+FROZEN_PREFIXES = ("color_encoder.", "blend_partner.color_encoder.")  # rebuilt from their source, not stored
+
+
 def trainable_state(model: Colorizer) -> dict[str, torch.Tensor]:
-    """The weights a checkpoint stores: everything but the frozen colour encoder."""
-    return {k: v for k, v in model.state_dict().items() if not k.startswith("color_encoder.")}
+    """The weights a checkpoint stores: everything but the frozen colour encoders (the network's and its blend
+    partner's, ColorizerConfig.blend_partner)."""
+    return {k: v for k, v in model.state_dict().items() if not k.startswith(FROZEN_PREFIXES)}
 
 
 def save_checkpoint(path: Path | str, model: Colorizer, step: int = 0, metrics: dict | None = None,
@@ -145,6 +150,19 @@ def load_checkpoint(name_or_path: str | Path, device: str | torch.device = "cpu"
         raise CheckpointError(f"{path} does not match its own config (weights missing or of the wrong shape)")
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=embedded)
     return model.to(device).eval()
+
+
+def with_partner(model: Colorizer, partner: Colorizer) -> Colorizer:
+    """`model` with `partner` as its ColorizerConfig.blend_partner: a new model holding both networks' weights (any
+    earlier partner of `model` replaced). CheckpointError for a partner that cannot be blended."""
+    try:
+        config = replace(model.config, blend_partner=json.loads(partner.config.to_json()))
+    except ValueError as err:
+        raise CheckpointError(f"cannot blend: {err}") from None
+    blended = Colorizer(config, pretrained=False)
+    blended.load_state_dict({**{k: v for k, v in model.state_dict().items() if not k.startswith("blend_partner.")},
+                             **{f"blend_partner.{k}": v for k, v in partner.state_dict().items()}})
+    return blended.to(next(model.parameters()).device).eval()
 
 
 def _stored_layout(path: Path) -> tuple[bool, bool]:

@@ -37,7 +37,10 @@ TRANSFER_OPTIONS = {"match_frozen": True, "match_deep": True, "carry_ab": True, 
                     "flip_average": True}
 TRANSFER_OFF = {name: False for name in TRANSFER_OPTIONS}  # the paper's model
 # Change how the network is run or its output is used, never its weights or its training.
-INFERENCE_ONLY_OPTIONS = ("flip_average", "chroma_gain")
+# blend_partner adds a second, already trained network beside this one: it changes neither this network's weights nor
+# its training, so a run and its blended checkpoint have the same network_hash.
+INFERENCE_ONLY_OPTIONS = ("flip_average", "chroma_gain", "blend_partner")
+BLEND_PARTNER_VARIANTS = ("standard", "super")  # a partner colours from the reference, as the network it joins
 CHROMA_GAIN_RANGE = (0.25, 4.0)  # chroma_gain's accepted values: outside them a typo, not a calibration
 # match_deep: the frozen encoder's deeper, more semantic levels (strides 16 and 32; the reference ranking's) as a
 # second matching group beside levels 0-2 (docs/transfer.md, run v5).
@@ -112,6 +115,14 @@ class ColorizerConfig:
     # "independent", PyTorch's own random draw, as the paper (which says nothing of it) would have it. A departure
     # with its own ablation row (sa_lib.model.paper_readings, docs/faithfulness.md).
     key_initialisation: str = "query"
+    # Inference only (sa_lib.model.predict): the ColorizerConfig fields of a second, separately trained network of the
+    # same profile (a paper variant that uses the reference), stored with its weights in the same checkpoint
+    # (prefix "blend_partner."); the a*b* are the mean of the two networks' (each with the flip average when it is
+    # on), and chroma_gain multiplies that mean. Two networks trained apart make partly different wrong matches,
+    # and the paper's attention models copy less from a reference whose colours are wrong for the target: the mean
+    # keeps the transfer network's colours where both agree. {}: no partner. Written into a checkpoint by
+    # `sa-calibrate-chroma --blend PARTNER` (docs/transfer.md, run "blend").
+    blend_partner: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.widths, self.encoder_convs = tuple(self.widths), tuple(self.encoder_convs)
@@ -126,6 +137,8 @@ class ColorizerConfig:
         if self.slic_backend not in SLIC_BACKENDS:
             raise ValueError(f"unknown slic_backend {self.slic_backend!r}; choose one of {', '.join(SLIC_BACKENDS)}")
         check_chroma_gain(self.chroma_gain)
+        if self.blend_partner:
+            self.blend_partner = json.loads(self.partner_config.to_json())  # normalised; ValueError if invalid
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
         if self.encoder not in ENCODERS:
@@ -158,6 +171,25 @@ class ColorizerConfig:
     def name(self) -> str:
         """Table rows and figures: the variant, or "transfer" for super with the transfer options."""
         return "transfer" if self.match_frozen or self.carry_ab or self.ab_residual else self.variant
+
+    @property
+    def partner_config(self) -> "ColorizerConfig | None":
+        """blend_partner as a config (its own inference-only options at their defaults), or None; ValueError for a
+        partner that cannot be blended."""
+        if not self.blend_partner:
+            return None
+        try:
+            partner = ColorizerConfig.from_dict(self.blend_partner)
+        except TypeError as err:
+            raise ValueError(f"blend_partner holds an invalid config ({err})") from None
+        if partner.variant not in BLEND_PARTNER_VARIANTS:
+            raise ValueError(f"blend_partner must use the reference (variant {' or '.join(BLEND_PARTNER_VARIANTS)}), "
+                             f"not {partner.variant!r}")
+        if partner.blend_partner:
+            raise ValueError("blend_partner has a partner of its own: blend two networks, not more")
+        if self.variant == "none":
+            raise ValueError("blend_partner is an option of a network that uses the reference, not of variant 'none'")
+        return replace(partner, flip_average=False, chroma_gain=1.0)
 
     @property
     def match_groups(self) -> tuple[tuple[int, ...], ...]:
@@ -219,7 +251,7 @@ AUTHORS_POOL_BORDER = 1
 # earlier maths, "scaled_dot", and to_json leaves "scaled_dot" out so those checkpoints keep their hash.
 LATER_FIELDS = {**TRANSFER_OFF, **AUTHORS_SWITCHES, "standard_similarity": "scaled_dot",
                 "slic_backend": "skimage", "frozen_prior": False, "key_initialisation": "query",
-                "chroma_gain": 1.0}  # flip_average: in TRANSFER_OFF
+                "chroma_gain": 1.0, "blend_partner": {}}  # flip_average: in TRANSFER_OFF
 
 
 def check_chroma_gain(gain: float) -> float:
@@ -331,6 +363,9 @@ class Colorizer(nn.Module):
             self.prior_projection = nn.Conv2d(deep, w[BOTTLENECK], 1)
             nn.init.zeros_(self.prior_projection.weight)  # starts as the network without it
             nn.init.zeros_(self.prior_projection.bias)
+        partner = config.partner_config
+        # ColorizerConfig.blend_partner: the second network, run beside this one by sa_lib.model.predict.predict_ab
+        self.blend_partner = None if partner is None else Colorizer(partner, pretrained)
 
     def encode(self, luminance: torch.Tensor) -> list[torch.Tensor]:
         """U-Net encoder f: (B, 1, H, W) in [0, 1] -> features at strides 1, 2, 4, 8."""
