@@ -44,7 +44,7 @@ from sa_lib.data.pairs import read_pairs
 from sa_lib.eval.chroma_calibration import fit_gain, mean_colourfulness
 from sa_lib.eval.pair_images import load_pair_images
 from sa_lib.eval.scoring import model_colorizer, score
-from sa_lib.inference.colorize import FLIP_AVERAGE_CHOICES, parse_chroma_gain
+from sa_lib.inference.colorize import BLEND_CHOICES, FLIP_AVERAGE_CHOICES, parse_chroma_gain
 from sa_lib.profiles import EVAL_SIZE
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -111,9 +111,6 @@ def parse_shares(shares: list[str], labels: list[str]) -> list[str | float]:
             raise UsageError(f"--shares: {share} is outside (0, 3): a share of the truths' colourfulness")
         out.append(value)
     return out
-
-
-BLEND_CHOICES = {"auto": None, "off": False}  # --blend -> model_colorizer's blend
 
 
 def run(checkpoints: dict[str, str], shares: list[str | float], flip_average: bool | None = None,

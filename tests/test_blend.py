@@ -83,26 +83,42 @@ def test_the_blend_is_the_mean_of_the_two_networks_then_the_gain(networks, pair)
     ab, intermediates = predict_ab(blended, target_l, reference, "skimage")
     assert torch.allclose(ab, 1.5 * (own + partner) / 2, atol=1e-5)
     assert not torch.allclose(own, partner, atol=1e-2)  # the test would not see a missing partner otherwise
-    assert intermediates.keys() == own_intermediates.keys()
+    assert intermediates["attention"].keys() == own_intermediates["attention"].keys() == {0, 1, 2}  # super's levels
+    assert all(torch.equal(intermediates["attention"][level], own_intermediates["attention"][level])
+               for level in (0, 1, 2))
     alone, _ = predict_ab(blended, target_l, reference, "skimage", blend=False)
     assert torch.allclose(alone, 1.5 * own, atol=1e-5)
     with pytest.raises(ValueError, match="no blend partner"):
         predict_ab(transfer, target_l, reference, "skimage", blend=True)
 
 
-def test_the_partner_runs_at_most_partner_max_side(networks, pair, monkeypatch):
-    """A standard partner's attention is quadratic in the positions: it sees the images shrunk to the cap, and its
-    a*b* come back at the target's size."""
+@pytest.mark.parametrize("target_size, partner_sizes", [
+    ((48, 56), ((34, 40), (40, 36))),  # the long side 40, the aspect ratio kept; the small reference as it is
+    ((32, 100), ((32, 40), (40, 36))),  # a long thin target: the short side stays at 32 px, what the network needs
+])
+def test_the_partner_runs_at_most_partner_max_side(networks, pair, monkeypatch, target_size, partner_sizes):
+    """A standard partner's attention is quadratic in the positions: it sees the images shrunk to the cap (here
+    40 px), and its a*b* come back at the target's size."""
     transfer, standard = networks
-    target_l, reference = pair
-    monkeypatch.setattr(predict, "PARTNER_MAX_SIDE", 32)
+    target_l = torch.nn.functional.interpolate(pair[0], size=target_size, mode="bilinear")  # (1, 1, h, w)
+    monkeypatch.setattr(predict, "PARTNER_MAX_SIDE", 40)
     blended = with_partner(transfer, standard)
     seen = []
     blended.blend_partner.register_forward_pre_hook(lambda module, args: seen.append(
         (tuple(args[0].shape[-2:]), tuple(args[1].shape[-2:]))))
-    ab, _ = predict_ab(blended, target_l, reference, "skimage", flip_average=False, chroma_gain=1.0)
-    assert ab.shape == (1, 2, 48, 56) and torch.isfinite(ab).all()
-    assert seen == [((27, 32), (32, 29))]  # the long side 32, the aspect ratios kept
+    ab, _ = predict_ab(blended, target_l, pair[1], "skimage", flip_average=False, chroma_gain=1.0)
+    assert ab.shape == (1, 2, *target_size) and torch.isfinite(ab).all()
+    assert seen == [partner_sizes]
+
+
+def test_the_partner_gets_float32_images_from_a_float64_caller(networks, pair):
+    """A main network with the authors' float64 preprocessing (ColorizerConfig.official) is given float64 images;
+    a partner without it runs on float32."""
+    _, standard = networks
+    ab = predict._partner_ab(standard, pair[0].double(), pair[1].double(), "skimage", flip=False)
+    assert ab.dtype == torch.float32 and ab.shape == (1, 2, 48, 56)
+    with pytest.raises(ValueError, match="blend must be"):
+        predict_ab(standard, pair[0], pair[1], "skimage", blend="off")
 
 
 @pytest.mark.slow  # two networks, the flip average, several runs
@@ -158,6 +174,13 @@ def test_the_command_stores_the_partner_and_fits_the_gain_on_the_blend(networks,
     assert config.partner_config.variant == "standard" and config.chroma_gain != 1.0
     assert load_checkpoint(out).blend_partner is not None
 
+    embedded = tmp_path / "embedded.safetensors"  # a self-contained partner: its encoder could not be stored
+    save_checkpoint(embedded, standard, embed_color_encoder=True)
+    code, stdout, err = run_main(calibrate_chroma.main,
+                                 [network, "--blend", embedded, "-o", tmp_path / "e.safetensors"], capsys)
+    assert code == 1 and "stores its colour encoder's weights" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "e.safetensors").exists()
+
     none = tmp_path / "none.safetensors"
     save_checkpoint(none, build_model("none", pretrained=False))
     refused = tmp_path / "refused.safetensors"
@@ -171,7 +194,9 @@ def test_the_api_and_sa_colorize_run_the_network_alone_on_request(tmp_path, caps
     """The shipped default has a partner: --blend off (the API's blend=False) leaves it out and changes the colours;
     blend=True on a checkpoint without one is a usage error."""
     target, reference = load_split("val")[:2]
-    assert load_checkpoint("demo-transfer").blend_partner is not None
+    partner, standard = load_checkpoint("demo-transfer").blend_partner, load_checkpoint("demo-standard")
+    assert partner is not None and partner.config == standard.config  # the shipped demo-standard network, as it is
+    assert all(torch.equal(value, standard.state_dict()[key]) for key, value in partner.state_dict().items())
     outputs = {}
     for blend in ("auto", "off"):
         outputs[blend] = tmp_path / f"{blend}.png"

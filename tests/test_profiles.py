@@ -30,11 +30,13 @@ def test_training_runs_of_each_profile():
 @pytest.mark.parametrize("variant", ["none", "standard", "super", "transfer"])
 def test_the_demo_profile_gives_the_shipped_config_hashes(variant):
     """The profile trains the shipped networks: the same config, up to the inference-only options, which only
-    sa-calibrate-chroma's chroma gain changes (make train-demo runs it on the transfer model)."""
+    sa-calibrate-chroma changes (make train-demo runs it on the transfer model: the chroma gain, and demo-standard's
+    network as its blend partner)."""
     shipped, trained = read_config(f"demo-{variant}"), profile_config("demo", variant).model
     assert network_hash(trained) == network_hash(shipped)
-    assert config_hash(replace(trained, chroma_gain=shipped.chroma_gain)) == config_hash(shipped)
-    assert (shipped.chroma_gain != 1.0) == (variant == "transfer")
+    assert config_hash(replace(trained, chroma_gain=shipped.chroma_gain,
+                               blend_partner=shipped.blend_partner)) == config_hash(shipped)
+    assert (shipped.chroma_gain != 1.0) == bool(shipped.blend_partner) == (variant == "transfer")
 
 
 # what `make train-demo` may change without changing the weights: where the run is written and how often it

@@ -23,7 +23,8 @@ from pathlib import Path
 from ..core.devices import resolve_device
 from ..data.pairs import PairsError
 from ..eval.chroma_calibration import DEFAULT_SHARE, calibrate, calibration_pairs, check_share
-from ..model.checkpoint import CheckpointError, load_checkpoint, read_sidecar, resolve, rewrite_config, with_partner
+from ..model.checkpoint import (CheckpointError, embeds_color_encoder, load_checkpoint, read_sidecar, resolve,
+                                rewrite_config, with_partner)
 from ..profiles import PROFILES, get_profile
 from .command import CommandParser, check_checkpoint_output, run_command, summary
 
@@ -61,7 +62,11 @@ def run(args: argparse.Namespace) -> None:
         check_checkpoint_output(args.out, "-o", folder_must_exist=False)
     model = load_checkpoint(source, device=resolve_device(args.device))
     if args.blend is not None:
-        model = with_partner(model, load_checkpoint(args.blend, device=resolve_device(args.device)))
+        partner = load_checkpoint(args.blend, device=resolve_device(args.device))
+        if embeds_color_encoder(args.blend) and not embeds_color_encoder(source):
+            raise CheckpointError(f"cannot blend: {args.blend} stores its colour encoder's weights and "
+                                  f"{source.name} does not, so the written file could not hold them")
+        model = with_partner(model, partner)
     try:
         read_sidecar(source)  # a broken sidecar is told now, not after the calibration
     except FileNotFoundError:

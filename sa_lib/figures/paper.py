@@ -96,8 +96,9 @@ def model_summary(config: ColorizerConfig, photos: list[Path], out: Path, size: 
         f"# Model summary ({config.encoder} colour encoder, widths {config.widths})", "",
         f"Measured {date.today()} on {machine} by `python -m sa_lib.cli.paper --profile ...`: one {size}x{size} "
         f"target and reference (demo photos), inference mode, best of {repeats} runs, SLIC included"
-        + ("; transfer: one pass, where `sa-colorize` runs two with its test-time flip average." if "transfer" in
-           variants else "."), "",
+        + ("; transfer: one pass of the network alone, where `sa-colorize` runs two with its test-time flip average "
+           "and two more of the shipped checkpoint's blend partner at most 256 px." if "transfer" in variants
+           else "."), "",
         "| variant | trainable | frozen (phi) | forward | attention maps (S_T, S_R) |",
         "|---|---|---|---|---|", *rows, ""])))
 

@@ -165,6 +165,12 @@ def with_partner(model: Colorizer, partner: Colorizer) -> Colorizer:
     return blended.to(next(model.parameters()).device).eval()
 
 
+def embeds_color_encoder(name_or_path: str | Path) -> bool:
+    """Whether a checkpoint file stores its colour encoder's weights (a self-contained file, as sa-convert-official
+    writes them) rather than rebuilding the encoder from its source."""
+    return _stored_layout(resolve(name_or_path))[0]
+
+
 def _stored_layout(path: Path) -> tuple[bool, bool]:
     """(embeds its colour encoder, stores floats as fp16) of a checkpoint file, read from its tensors."""
     with safe_open(str(path), framework="pt") as f:

@@ -12,12 +12,13 @@ import torch
 import torch.nn.functional as F
 
 from ..core.color import combine_l_ab
-from .colorizer import Colorizer, check_chroma_gain
+from .colorizer import AUTHORS_PREPROCESSING, Colorizer, check_chroma_gain
 
 # The blend partner (ColorizerConfig.blend_partner) runs with the long side of each image at most this many pixels
 # (sa-colorize's default working size), its a*b* upsampled: a standard partner's attention at the bottleneck is
 # global, quadratic in the positions (BENCHMARKS.md), and at 256 px it holds at most 32 x 32 of them.
 PARTNER_MAX_SIDE = 256
+PARTNER_MIN_SIDE = 32  # a side shrunk for the partner stays at least this long (sa-colorize's smallest input)
 
 
 def predict_ab(model: Colorizer, target_l: torch.Tensor, reference: torch.Tensor | None,
@@ -30,9 +31,11 @@ def predict_ab(model: Colorizer, target_l: torch.Tensor, reference: torch.Tensor
     `flip_average` (None: the model's ColorizerConfig.flip_average) averages the a*b* of a second pass on the
     target and the reference both mirrored left to right, mirrored back; the intermediates stay the first pass's.
     `blend` (None: on when the model has a ColorizerConfig.blend_partner) averages those a*b* with its blend
-    partner's, run the same way at most PARTNER_MAX_SIDE px; False runs the network alone. `chroma_gain` (None: the model's
-    ColorizerConfig.chroma_gain) multiplies the a*b* last.
+    partner's, run the same way at most PARTNER_MAX_SIDE px; False runs the network alone. `chroma_gain` (None: the
+    model's ColorizerConfig.chroma_gain) multiplies the a*b* last.
     """
+    if blend not in (None, True, False):
+        raise ValueError(f"blend must be None, True or False, got {blend!r}")
     flip = model.config.flip_average if flip_average is None else flip_average
     gain = model.config.chroma_gain if chroma_gain is None else check_chroma_gain(chroma_gain)
     if blend and model.blend_partner is None:
@@ -48,20 +51,24 @@ def predict_ab(model: Colorizer, target_l: torch.Tensor, reference: torch.Tensor
 def _partner_ab(partner: Colorizer, target_l: torch.Tensor, reference: torch.Tensor, slic_backend: str,
                 flip: bool) -> torch.Tensor:
     """The blend partner's a*b* (B, 2, h, w), the images first shrunk to a long side of PARTNER_MAX_SIDE px when
-    larger, the a*b* brought back to the target's size."""
+    larger, the a*b* brought back to the target's size. The inputs are float32 unless the partner uses the authors'
+    float64 preprocessing itself (a main network with it gets float64 images: sa_lib.inference.colorize)."""
     size = tuple(target_l.shape[-2:])
+    if partner.config.luminance_input != AUTHORS_PREPROCESSING:
+        target_l, reference = target_l.float(), reference.float()
     ab, _ = _network_ab(partner, _at_most(target_l, PARTNER_MAX_SIDE), _at_most(reference, PARTNER_MAX_SIDE),
                         slic_backend, flip)
     return ab if tuple(ab.shape[-2:]) == size else F.interpolate(ab, size=size, mode="bilinear", align_corners=False)
 
 
 def _at_most(image: torch.Tensor, long_side: int) -> torch.Tensor:
-    """(B, C, h, w) resized (antialiased) so that its long side is at most `long_side`, the aspect ratio kept."""
+    """(B, C, h, w) resized (antialiased) so that its long side is at most `long_side`, the aspect ratio kept as far
+    as no side falls below PARTNER_MIN_SIDE."""
     height, width = image.shape[-2:]
     scale = long_side / max(height, width)
     if scale >= 1:
         return image
-    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    size = tuple(max(min(side, PARTNER_MIN_SIDE), round(side * scale)) for side in (height, width))
     return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
