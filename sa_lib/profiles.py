@@ -127,6 +127,9 @@ class Profile:
     #                                  variant's run in this profile (demo: the transfer model's three stages)
     paper_readings: tuple[str, ...] = ()  # Table 1 also scores `super` with each of these departures undone
     #                                       (sa_lib.model.paper_readings; checkpoints <prefix>-super-paper-NAME)
+    transfer_blend: str | None = None  # the paper variant whose network the transfer checkpoint holds as its blend
+    #                                    partner (ColorizerConfig.blend_partner), stored with its chroma gain by
+    #                                    `sa-calibrate-chroma --blend` (make train-demo; notebook 02 after a retrain)
 
     def __post_init__(self):
         if self.ranking_shown not in RANKINGS_SHOWN:
@@ -162,7 +165,8 @@ PROFILES: dict[str, Profile] = {profile.name: profile for profile in (
             DEFAULT_CHECKPOINT, 256, ("matched_pairs.csv", "eval_pairs.csv"),
             attention_figure_target="gcompris-cheetah.jpg",  # <- a jaguar in the matched pairs
             ranking_engine="torch", ranking_shown="recomputed", writes_model_card=True, ships_checkpoints=True,
-            variant_training={"transfer": DEMO_TRANSFER_TRAINING}, paper_readings=tuple(PAPER_READINGS)),
+            variant_training={"transfer": DEMO_TRANSFER_TRAINING}, paper_readings=tuple(PAPER_READINGS),
+            transfer_blend="standard"),
     Profile("paper", COCO_PHOTOS, ColorizerConfig.paper(), "lpips_vgg",
             {"image_size": 224, "batch_size": 8, "epochs": 20, "lr": 1e-5, "num_workers": 8, "val_every": 2000,
              "val_pairs": 500, "checkpoint_every": 2000},

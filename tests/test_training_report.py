@@ -6,13 +6,19 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from sa_lib.figures.model_card import later_stages_text
 from sa_lib.model.checkpoint import CHECKPOINT_DIR
 from sa_lib.train.config import profile_config
-from sa_lib.figures.training_report import (final_metrics, load_log, plan_training, plan_variant, plot_training_curves,
-                                    profile_variants, smoothed)
+from sa_lib.figures import training_report
+from sa_lib.figures.training_report import (calibrate_transfer, final_metrics, load_log, plan_training, plan_variant,
+                                            plot_training_curves, profile_variants, smoothed)
+from sa_lib.eval.chroma_calibration import calibration_pairs
+from sa_lib.model.checkpoint import load_checkpoint, read_sidecar, save_checkpoint
+from sa_lib.model.colorizer import build_model
+from sa_lib.profiles import get_profile
 
 
 @pytest.fixture
@@ -155,3 +161,33 @@ def test_model_card_describes_each_later_stage_with_the_steps_it_runs():
         "then later stages, each changing these fields: from step 1500 to 2400, lr = 0.0001, p_self = 0.4, "
         "p_recolor = 0.25; from step 2400 to the end, lambda_chroma = 10.0")
     assert later_stages_text(profile_config("demo", "super")) == "one stage"
+
+
+@pytest.mark.timeout(60)
+def test_only_a_retrain_of_the_transfer_model_or_its_partner_blends_it_again(tmp_path):
+    """Nothing to do after a retrain of another variant, or in a profile without a blend partner; a missing file is a
+    warning, not a failure of the notebook."""
+    demo = get_profile("demo")
+    assert demo.transfer_blend == "standard" and get_profile("paper").transfer_blend is None
+    assert not calibrate_transfer(demo, {"none", "super"}, tmp_path)
+    assert not calibrate_transfer(get_profile("paper"), {"transfer", "standard"}, tmp_path)
+    with pytest.warns(UserWarning, match="not blended"):
+        assert not calibrate_transfer(demo, {"standard"}, tmp_path)
+
+
+@pytest.mark.slow  # two networks on two training photos at 224 px
+@pytest.mark.timeout(300)
+def test_a_retrained_partner_is_stored_in_the_transfer_checkpoint_with_a_new_gain(tmp_path, monkeypatch):
+    """As `make train-demo` does (sa-calibrate-chroma --blend): the transfer checkpoint gets the partner's network as
+    it now is, and a gain fitted on the mean."""
+    monkeypatch.setattr(training_report, "calibration_pairs", lambda profile: calibration_pairs(profile)[:2])
+    save_checkpoint(tmp_path / "demo-transfer.safetensors", build_model("transfer"), step=4)
+    standard = build_model("standard")
+    save_checkpoint(tmp_path / "demo-standard.safetensors", standard, step=6)
+    assert calibrate_transfer(get_profile("demo"), {"standard"}, tmp_path)
+    blended = load_checkpoint(tmp_path / "demo-transfer.safetensors")
+    assert blended.config.partner_config.variant == "standard" and blended.config.chroma_gain != 1.0
+    sidecar = read_sidecar(tmp_path / "demo-transfer.safetensors")
+    assert sidecar["step"] == 4 and sidecar["chroma_calibration"]["profile"] == "demo"
+    stored = load_checkpoint(tmp_path / "demo-standard.safetensors").state_dict()
+    assert all(torch.equal(value, stored[key]) for key, value in blended.blend_partner.state_dict().items())

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict, replace
 from pathlib import Path
 
 from ..core.devices import resolve_device
 from ..data.pairs import PairsError
-from ..eval.chroma_calibration import DEFAULT_SHARE, calibrate, calibration_pairs, check_share
-from ..model.checkpoint import (CheckpointError, embeds_color_encoder, load_checkpoint, read_sidecar, resolve,
-                                rewrite_config, with_partner)
+from ..eval.chroma_calibration import (DEFAULT_SHARE, calibrate, calibration_pairs, check_share, load_for_calibration,
+                                       write_calibration)
+from ..model.checkpoint import CheckpointError, read_sidecar, resolve
 from ..profiles import PROFILES, get_profile
 from .command import CommandParser, check_checkpoint_output, run_command, summary
 
@@ -60,13 +59,7 @@ def run(args: argparse.Namespace) -> None:
     source = resolve(args.checkpoint)
     if args.out is not None:  # a missing folder is created; the rest is checked before the calibration's minutes
         check_checkpoint_output(args.out, "-o", folder_must_exist=False)
-    model = load_checkpoint(source, device=resolve_device(args.device))
-    if args.blend is not None:
-        partner = load_checkpoint(args.blend, device=resolve_device(args.device))
-        if embeds_color_encoder(args.blend) and not embeds_color_encoder(source):
-            raise CheckpointError(f"cannot blend: {args.blend} stores its colour encoder's weights and "
-                                  f"{source.name} does not, so the written file could not hold them")
-        model = with_partner(model, partner)
+    model = load_for_calibration(source, args.blend, device=resolve_device(args.device))
     try:
         read_sidecar(source)  # a broken sidecar is told now, not after the calibration
     except FileNotFoundError:
@@ -85,9 +78,8 @@ def run(args: argparse.Namespace) -> None:
           f"on {result.pairs} training photos of profile {args.profile}")
     if args.dry_run:
         return
-    model.config = replace(model.config, chroma_gain=round(result.gain, 4))
     out = args.out or source
-    rewrite_config(source, out, model, calibration={**asdict(result), "profile": args.profile})
+    write_calibration(source, out, model, result, args.profile)
     print(f"{PROG}: wrote {out}")
 
 

@@ -14,7 +14,8 @@ Only training photos are used, so the figures of sa-evaluate on the val photos s
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ from . import metrics
 from ..core.color import combine_l_ab
 from ..data.pairs import Pair
 from ..data.references import load_references, top1_references
+from ..model.checkpoint import CheckpointError, embeds_color_encoder, load_checkpoint, rewrite_config, with_partner
 from ..model.colorizer import CHROMA_GAIN_RANGE, Colorizer
 from ..model.predict import predict_ab
 from ..profiles import EVAL_SIZE, Profile
@@ -103,3 +105,25 @@ def calibrate(model: Colorizer, pairs: Sequence[Pair], share: float = DEFAULT_SH
     truth = mean_colourfulness(truths)
     return Calibration(fit_gain(colourfulness_at, share * truth), share, colourfulness_at(1.0) / truth, len(pairs),
                        truth)
+
+
+def load_for_calibration(source: str | Path, partner: str | Path | None = None,
+                         device: str | torch.device = "cpu") -> Colorizer:
+    """The checkpoint `source` as its gain is fitted: loaded, with the checkpoint `partner`, when given, stored as its
+    blend partner (ColorizerConfig.blend_partner). CheckpointError for a partner that cannot be one, or whose colour
+    encoder's weights the written file could not hold."""
+    model = load_checkpoint(source, device=device)
+    if partner is None:
+        return model
+    if embeds_color_encoder(partner) and not embeds_color_encoder(source):
+        raise CheckpointError(f"cannot blend: {partner} stores its colour encoder's weights and {Path(source).name} "
+                              "does not, so the written file could not hold them")
+    return with_partner(model, load_checkpoint(partner, device=device))
+
+
+def write_calibration(source: str | Path, out: str | Path, model: Colorizer, result: Calibration,
+                      profile: str) -> None:
+    """Write `out`: `model` (the checkpoint `source`'s weights, and its partner's) with the fitted gain in its config
+    and how it was fitted in its sidecar ("chroma_calibration"), the rest of `source`'s checkpoint kept."""
+    model.config = replace(model.config, chroma_gain=round(result.gain, 4))
+    rewrite_config(source, out, model, calibration={**asdict(result), "profile": profile})

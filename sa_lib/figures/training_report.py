@@ -33,9 +33,10 @@ from matplotlib.lines import Line2D
 
 from ..core.devices import resolve_device
 from ..core.files import CHECKPOINT_DIR, REPO_ROOT, atomic_write
+from ..eval.chroma_calibration import calibrate, calibration_pairs, load_for_calibration, write_calibration
 from ..model.checkpoint import CheckpointError, network_hash
 from ..model.colorizer import ColorizerConfig
-from ..profiles import get_profile
+from ..profiles import Profile, get_profile
 from ..train.config import TrainConfig, profile_config
 from ..train.loop import train
 from ..train.state import export_run
@@ -110,11 +111,32 @@ def publish(plan: TrainingPlan, metrics: dict, profile: str, checkpoint_dir: Pat
     return export_run(plan.config, metrics, Path(checkpoint_dir) / f"{profile}-{plan.variant}.safetensors")
 
 
+def calibrate_transfer(profile: Profile, retrained: set[str], checkpoint_dir: Path = CHECKPOINT_DIR,
+                       device: str = "cpu") -> bool:
+    """After a retrain of the transfer model or of its blend partner (Profile.transfer_blend): store the partner's
+    network in checkpoints/PROFILE-transfer and fit its chroma gain, as `make train-demo` does with
+    `sa-calibrate-chroma --blend`. True when it did; False when nothing asked for it or a file is missing."""
+    partner = profile.transfer_blend
+    if partner is None or not retrained & {"transfer", partner}:
+        return False
+    source = Path(checkpoint_dir) / f"{profile.name}-transfer.safetensors"
+    partner_file = Path(checkpoint_dir) / f"{profile.name}-{partner}.safetensors"
+    if not (source.is_file() and partner_file.is_file()):
+        warnings.warn(f"{source.name} not blended with {partner_file.name} (one is missing): run sa-calibrate-chroma "
+                      f"{source} --blend {partner_file}", stacklevel=2)
+        return False
+    model = load_for_calibration(source, partner_file, device)
+    result = calibrate(model, calibration_pairs(profile), size=profile.eval_size)
+    write_calibration(source, source, model, result, profile.name)
+    return True
+
+
 def execute(plans: Sequence[TrainingPlan], device: str = "auto", progress: bool = True,
             checkpoint_dir: Path = CHECKPOINT_DIR) -> dict[str, dict]:
     """Train every planned variant that needs it (fresh runs, not resumed); returns their final metrics.
 
-    Outside the smoke profile each trained variant is published to checkpoint_dir (see `publish`).
+    Outside the smoke profile each trained variant is published to checkpoint_dir (see `publish`), and a retrain of
+    the transfer model or of its blend partner is followed by `calibrate_transfer`.
 
     `sa_lib.train.loop.train` uses the GPU whenever CUDA is available: `device="cpu"` cannot hide it and only
     warns; `device="cuda"` without a GPU is an error.
@@ -128,6 +150,11 @@ def execute(plans: Sequence[TrainingPlan], device: str = "auto", progress: bool 
         results[plan.variant] = train(replace(plan.config, progress=progress))
         if get_profile(plan.config.profile).reuses_checkpoints:
             publish(plan, results[plan.variant], plan.config.profile, checkpoint_dir)
+    for name in {p.config.profile for p in plans if p.retrain}:  # the transfer model's partner and gain, as shipped
+        profile = get_profile(name)
+        if profile.reuses_checkpoints:
+            calibrate_transfer(profile, {p.variant for p in plans if p.retrain and p.config.profile == name},
+                               checkpoint_dir, resolved.type)
     card = any(get_profile(p.config.profile).writes_model_card for p in plans if p.retrain)
     if card and Path(checkpoint_dir) == CHECKPOINT_DIR:
         try:  # the card states the shipped files' hashes and metrics: re-measure them
