@@ -124,7 +124,8 @@ def run(checkpoints: dict[str, str], shares: list[str | float], flip_average: bo
     labs = {label: {name: predict_lab(colorize, items) for name, items in data.items()}
             for label, colorize in colorizers.items()}
     native = {label: mean_colourfulness(with_gain(lab["matched"], 1.0)) / truth_colour for label, lab in labs.items()}
-    as_run = "as shipped" if flip_average is None and chroma_gain is None and blend is None else "k = 1"  # options forced: not shipped
+    forced = (flip_average, chroma_gain, blend) != (None, None, None)  # an option forced: not the checkpoint as shipped
+    as_run = "k = 1" if forced else "as shipped"
     wanted: list[tuple[str, float | None]] = [(as_run, None)]
     wanted += [(f"{share}'s ({native[share]:.0%})", native[share]) if isinstance(share, str) else
                (f"{share:.0%}", share) for share in shares]

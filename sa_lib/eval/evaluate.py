@@ -251,9 +251,10 @@ def reading_notes(setup: Setup) -> list[str]:
     if not readings:
         return []
     missing = [setup.profile.reading_checkpoint(r) for r in readings if not reading_trained(setup, r)]
-    return ["- The \"paper's reading\" rows are the paper's `super`, trained with its row's settings and seed, with one of this "
-            "project's departures from the paper undone (`sa-train --paper-reading NAME`, `make train-ablations`; "
-            "docs/faithfulness.md): " + "; ".join(f"`{r}`, {PAPER_READINGS[r].differs}" for r in readings) + "."] + (
+    return ["- The \"paper's reading\" rows are the paper's `super`, trained with its row's settings and seed, "
+            "with one of this project's departures from the paper undone (`sa-train --paper-reading NAME`, "
+            "`make train-ablations`; docs/faithfulness.md): "
+            + "; ".join(f"`{r}`, {PAPER_READINGS[r].differs}" for r in readings) + "."] + (
         [f"- Skipped, not trained yet: {', '.join(f'`{m}`' for m in missing)} (rows `{NOT_RUN}`; "
          "`make train-ablations`)."] if missing else [])
 

@@ -32,7 +32,7 @@ from ..core.errors import UsageError
 from ..data.image_io import MIN_SIDE, ImageInputError, read_image
 from ..model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from ..model.colorizer import AUTHORS_PREPROCESSING, Colorizer, check_chroma_gain
-from ..model.predict import predict_rgb
+from ..model.predict import check_blend, predict_rgb
 from ..superpixels.pyramid import SLIC_BACKENDS, resolve_backend
 from .memory import check_memory
 
@@ -177,11 +177,11 @@ def colorize_detailed(target, reference, checkpoint: str = DEFAULT_CHECKPOINT, d
                       chroma_gain: float | None = None, blend: bool | None = None) -> Colorization:
     """colorize(), also returning the attention maps and superpixels (for --explain and notebooks)."""
     flip_average = check_settings(mode, working_size, slic, device, flip_average, chroma_gain)
-    if blend not in (None, True, False):
-        raise UsageError(f"blend must be None, True or False, got {blend!r}")
     model = load_model(str(checkpoint), device)
-    if blend and model.blend_partner is None:
-        raise UsageError(f"blend: checkpoint {checkpoint} has no blend partner")
+    try:
+        check_blend(model, blend)
+    except ValueError as err:
+        raise UsageError(f"checkpoint {checkpoint}: {err}") from None
     dev = next(model.parameters()).device
     target_rgb = torch.from_numpy(as_rgb_array(target, "target")).permute(2, 0, 1)[None].to(dev)  # (1, 3, H, W)
     # (1, 3, H', W')

@@ -34,18 +34,23 @@ def predict_ab(model: Colorizer, target_l: torch.Tensor, reference: torch.Tensor
     partner's, run the same way at most PARTNER_MAX_SIDE px; False runs the network alone. `chroma_gain` (None: the
     model's ColorizerConfig.chroma_gain) multiplies the a*b* last.
     """
-    if blend not in (None, True, False):
-        raise ValueError(f"blend must be None, True or False, got {blend!r}")
+    check_blend(model, blend)
     flip = model.config.flip_average if flip_average is None else flip_average
     gain = model.config.chroma_gain if chroma_gain is None else check_chroma_gain(chroma_gain)
-    if blend and model.blend_partner is None:
-        raise ValueError("blend: this checkpoint has no blend partner (ColorizerConfig.blend_partner)")
     partner = model.blend_partner if blend is not False and reference is not None else None
     with torch.inference_mode():
         ab, intermediates = _network_ab(model, target_l, reference, slic_backend, flip)
         if partner is not None:
             ab = (ab + _partner_ab(partner, target_l, reference, slic_backend, flip)) / 2  # (B, 2, h, w)
     return ab * gain, intermediates
+
+
+def check_blend(model: Colorizer, blend: bool | None) -> None:
+    """A one-line ValueError for a `blend` that is not None, True or False, or True for a model without a partner."""
+    if blend not in (None, True, False):
+        raise ValueError(f"blend must be None, True or False, got {blend!r}")
+    if blend and model.blend_partner is None:
+        raise ValueError("blend: this checkpoint has no blend partner (ColorizerConfig.blend_partner)")
 
 
 def _partner_ab(partner: Colorizer, target_l: torch.Tensor, reference: torch.Tensor, slic_backend: str,
